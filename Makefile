@@ -1,0 +1,72 @@
+# One entry point for people and CI. Everything fetched or built goes under .tools/ (ignored).
+SHELL := /bin/bash
+ROOT := $(abspath .)
+TOOLS := $(ROOT)/.tools
+VENV := $(TOOLS)/venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+export PATH := $(TOOLS)/bin:$(VENV)/bin:$(PATH)
+include ci/versions.env
+export
+
+.PHONY: help venv tools kafka test test-unit test-chart test-integration lint demo demo-break demo-heal demo-stop bench docs clean
+
+help:
+	@echo "make demo   - run Kafka, a Connect worker and connect-health locally (127.0.0.1), no cluster needed"
+	@echo "make test   - install what the tests need (cached in .tools/) and run every suite"
+	@echo "make lint   - ruff + mypy on the sidecar, helm lint on the chart"
+	@echo "make bench  - benchmarks (probe latency, RSS, REST calls per poll, helm template time)"
+	@echo "make docs   - regenerate the chart README with helm-docs"
+
+# The venv is rebuilt when the pins change; the sidecar is installed editable so tests see the working tree.
+$(VENV)/.stamp: sidecar/pyproject.toml ci/requirements-test.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r ci/requirements-test.txt -e 'sidecar[dev]'
+	@touch $@
+venv: $(VENV)/.stamp
+
+tools:
+	@bash ci/tools.sh
+
+kafka: venv
+	@$(PY) ci/localstack.py fetch --kafka $(KAFKA_VERSION) --kafka $(KAFKA_LEGACY_VERSION) --debezium
+
+test: venv tools kafka
+	bash ci/system-deps.sh
+	$(PY) -m pytest tests
+
+test-unit: venv
+	$(PY) -m pytest tests/sidecar
+
+test-chart: venv tools
+	$(PY) -m pytest tests/chart
+
+test-integration: venv kafka
+	$(PY) -m pytest tests/integration
+
+lint: venv tools
+	$(VENV)/bin/ruff check sidecar tests bench ci
+	$(VENV)/bin/mypy sidecar/src
+	helm3 lint --strict charts/kafka-connect
+
+docs: tools
+	cd charts/kafka-connect && helm-docs --skip-version-footer
+
+demo: venv kafka
+	@$(PY) ci/demo.py up
+
+demo-break: venv
+	@$(PY) ci/demo.py break
+
+demo-heal: venv
+	@$(PY) ci/demo.py heal
+
+demo-stop: venv
+	@$(PY) ci/demo.py stop
+
+bench: venv tools kafka
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(TOOLS)

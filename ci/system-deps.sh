@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Debian packages the integration, CDC and browser tests need: PostgreSQL (server binaries) and Chromium.
+# Idempotent: installs only what is missing; apt-get update runs only when something is.
+set -euo pipefail
+need=()
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "system-deps: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2; exit 1
+fi
+echo "system-deps: installing ${need[*]} from Debian's packages"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Provides the pinned Helm 3, Helm 4 and helm-docs binaries in .tools/bin (helm3, helm4, helm-docs).
+# A binary already on PATH at the pinned version is linked; otherwise the pinned release is built from
+# source with the Go toolchain (modules come from the Go module proxy). Idempotent: a present binary of
+# the right version is kept.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=versions.env
+. "$root/ci/versions.env"
+bin="$root/.tools/bin"
+mkdir -p "$bin"
+
+have_version() { # path wanted-version
+  [ -x "$1" ] || return 1
+  "$1" version 2>/dev/null | grep -q "${2#v}"
+}
+
+provide_helm() { # name module version
+  local name=$1 module=$2 version=$3 target="$bin/$1"
+  if have_version "$target" "$version"; then return 0; fi
+  local onpath; onpath=$(command -v helm || true)
+  if [ -n "$onpath" ] && have_version "$onpath" "$version"; then
+    ln -sf "$onpath" "$target"; echo "tools: $name: using $onpath"; return 0
+  fi
+  command -v go >/dev/null || { echo "tools: $name: Go is needed to build Helm $version (install golang)" >&2; exit 1; }
+  echo "tools: building $name $version from source with Go (first run only)"
+  local tmp; tmp=$(mktemp -d)
+  GOBIN="$tmp" go install "$module/cmd/helm@$version"
+  mv "$tmp/helm" "$target"; rm -rf "$tmp"
+}
+
+provide_helm helm3 helm.sh/helm/v3 "$HELM3_VERSION"
+provide_helm helm4 helm.sh/helm/v4 "$HELM4_VERSION"
+
+# helm-docs built by `go install` prints no version, so a stamp file records the one built.
+if [ ! -x "$bin/helm-docs" ] || [ "$(cat "$bin/helm-docs.version" 2>/dev/null)" != "$HELM_DOCS_VERSION" ]; then
+  echo "tools: building helm-docs $HELM_DOCS_VERSION from source with Go (first run only)"
+  GOBIN="$bin" go install "github.com/norwoodj/helm-docs/cmd/helm-docs@$HELM_DOCS_VERSION"
+  echo "$HELM_DOCS_VERSION" > "$bin/helm-docs.version"
+fi
+ln -sf helm3 "$bin/helm"
+echo "tools: $("$bin/helm3" version --short) / $("$bin/helm4" version --short) / helm-docs $(cat "$bin/helm-docs.version")"

@@ -47,7 +47,7 @@ test-integration: venv kafka
 
 lint: venv tools
 	$(VENV)/bin/ruff check sidecar tests bench ci
-	$(VENV)/bin/mypy sidecar/src
+	$(VENV)/bin/mypy --config-file sidecar/pyproject.toml sidecar/src
 	helm3 lint --strict charts/kafka-connect
 
 docs: tools

@@ -1,0 +1,147 @@
+"""The Kafka Connect REST client: one requests.Session, explicit timeouts, bounded answers.
+
+Every call returns a :class:`Reply` or raises :class:`ConnectError` with a one-line reason that never contains
+credentials. Answers larger than ``MAX_BODY`` are refused rather than read into memory.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from .config import ConnectSettings
+
+MAX_BODY = 32 * 1024 * 1024  # a worker with thousands of connectors answers a few MiB with expand=info
+
+
+class ConnectError(Exception):
+    """The REST call failed: unreachable, timed out, oversized or unparsable answer."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: Any  # parsed JSON, or None for an empty body
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def error_message(self) -> str:
+        if isinstance(self.body, dict) and isinstance(self.body.get("message"), str):
+            return str(self.body["message"]).splitlines()[0][:300]
+        return f"HTTP {self.status}"
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+class ConnectClient:
+    def __init__(self, settings: ConnectSettings) -> None:
+        self.settings = settings
+        self.base = settings.url.rstrip("/")
+        self.session = requests.Session()
+        self.session.headers.update({"Accept": "application/json", "User-Agent": "connect-health"})
+        if settings.user is not None:
+            self.session.auth = (settings.user, settings.password or "")
+        if settings.ca_file:
+            self.session.verify = settings.ca_file
+        if settings.client_cert:
+            self.session.cert = (
+                (settings.client_cert, settings.client_key) if settings.client_key else settings.client_cert
+            )
+        self.timeout = (settings.request_timeout, settings.request_timeout)
+        self.calls = 0  # REST calls made, for metrics and the calls-per-poll benchmark
+
+    def close(self) -> None:
+        self.session.close()
+
+    def request(self, method: str, path: str, *, params: Any = None, body: Any = None) -> Reply:
+        self.calls += 1
+        where = f"{method} {path}"
+        try:
+            resp = self.session.request(
+                method, self.base + path, params=params,
+                json=body, timeout=self.timeout, stream=True,
+            )
+        except requests.Timeout:
+            raise ConnectError(f"{where}: timed out after {self.settings.request_timeout:g}s") from None
+        except requests.ConnectionError as exc:
+            raise ConnectError(f"{where}: cannot connect ({_short(exc)})") from None
+        except requests.RequestException as exc:
+            raise ConnectError(f"{where}: {_short(exc)}") from None
+        try:
+            raw = _read_bounded(resp, where)
+        finally:
+            resp.close()
+        if not raw.strip():
+            return Reply(resp.status_code, None)
+        try:
+            parsed = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            if resp.status_code >= 400:
+                return Reply(resp.status_code, None)
+            raise ConnectError(f"{where}: answer is not JSON (HTTP {resp.status_code})") from None
+        return Reply(resp.status_code, parsed)
+
+    # --- the calls the sidecar makes ------------------------------------------------------------------
+    def health(self) -> Reply:
+        return self.request("GET", "/health")
+
+    def root(self) -> Reply:
+        return self.request("GET", "/")
+
+    def connectors_expanded(self) -> Reply:
+        return self.request("GET", "/connectors", params=[("expand", "status"), ("expand", "info")])
+
+    def restart_connector(self, name: str, *, include_tasks: bool, only_failed: bool) -> Reply:
+        params = {"includeTasks": str(include_tasks).lower(), "onlyFailed": str(only_failed).lower()}
+        return self.request("POST", f"/connectors/{_segment(name)}/restart", params=params)
+
+    def restart_task(self, name: str, task: int) -> Reply:
+        return self.request("POST", f"/connectors/{_segment(name)}/tasks/{task}/restart")
+
+    def set_state(self, name: str, action: str) -> Reply:
+        assert action in ("pause", "resume", "stop")
+        return self.request("PUT", f"/connectors/{_segment(name)}/{action}")
+
+    def put_config(self, name: str, config: dict[str, str]) -> Reply:
+        return self.request("PUT", f"/connectors/{_segment(name)}/config", body=config)
+
+    def validate(self, connector_class: str, config: dict[str, str]) -> Reply:
+        return self.request("PUT", f"/connector-plugins/{_segment(connector_class)}/config/validate", body=config)
+
+    def delete(self, name: str) -> Reply:
+        return self.request("DELETE", f"/connectors/{_segment(name)}")
+
+
+def _read_bounded(resp: requests.Response, where: str) -> bytes:
+    declared = resp.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY:
+        raise ConnectError(f"{where}: answer of {declared} bytes exceeds the {MAX_BODY} byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in resp.iter_content(chunk_size=65536):
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise ConnectError(f"{where}: answer exceeds the {MAX_BODY} byte limit")
+            chunks.append(chunk)
+    except requests.RequestException as exc:
+        raise ConnectError(f"{where}: answer cut short ({_short(exc)})") from None
+    return b"".join(chunks)
+
+
+def _short(exc: BaseException) -> str:
+    """One line about a requests error, without URLs (which could carry credentials)."""
+    text = type(exc).__name__
+    inner = exc.args[0] if exc.args else None
+    reason = getattr(inner, "reason", None)
+    if reason is not None:
+        text = f"{text}: {type(reason).__name__}"
+    return text

@@ -1,0 +1,132 @@
+"""Connectors declared as code: loading the file, normalising configs, and drift against the worker.
+
+The file is a JSON or YAML map keyed by connector name::
+
+    my-sink:
+      config: {connector.class: FileStreamSink, topics: lines, file: /data/out.txt}
+      state: running        # running | paused | stopped   (default running)
+      policy: critical      # critical | best-effort       (default critical)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from .snapshot import Snapshot
+
+DESIRED_STATES = {"running": "RUNNING", "paused": "PAUSED", "stopped": "STOPPED"}
+POLICIES = ("critical", "best-effort")
+
+
+class DeclarationError(Exception):
+    """The connectors file is unreadable or malformed; the message names the connector and key."""
+
+
+@dataclass(frozen=True)
+class Declared:
+    name: str
+    config: dict[str, str]
+    state: str = "running"
+    policy: str = "critical"
+
+    @property
+    def connector_class(self) -> str:
+        return self.config["connector.class"]
+
+
+def config_value(value: Any) -> str:
+    """Connect stores every config value as a string; render YAML scalars the way Connect would read them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ",".join(config_value(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def parse(data: Any, source: str = "connectors file") -> dict[str, Declared]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise DeclarationError(f"{source}: expected a map keyed by connector name, got {type(data).__name__}")
+    out: dict[str, Declared] = {}
+    for name, entry in data.items():
+        where = f"{source}: connector {name!r}"
+        if not isinstance(name, str) or not name.strip():
+            raise DeclarationError(f"{source}: connector names must be non-empty strings, got {name!r}")
+        if not isinstance(entry, dict):
+            raise DeclarationError(f"{where}: expected a map with config/state/policy")
+        unknown = set(entry) - {"config", "state", "policy"}
+        if unknown:
+            raise DeclarationError(f"{where}: unknown key {sorted(unknown)[0]!r} (allowed: config, state, policy)")
+        config = entry.get("config")
+        if not isinstance(config, dict):
+            raise DeclarationError(f"{where}: config must be a map")
+        norm = {str(k): config_value(v) for k, v in config.items()}
+        if not norm.get("connector.class"):
+            raise DeclarationError(f"{where}: config.connector.class is required")
+        if "name" in norm and norm["name"] != name:
+            raise DeclarationError(f"{where}: config.name {norm['name']!r} differs from the connector's key")
+        norm.pop("name", None)
+        state = str(entry.get("state") or "running").lower()
+        if state not in DESIRED_STATES:
+            raise DeclarationError(f"{where}: state must be one of running, paused, stopped; got {state!r}")
+        policy = str(entry.get("policy") or "critical").lower()
+        if policy not in POLICIES:
+            raise DeclarationError(f"{where}: policy must be critical or best-effort; got {policy!r}")
+        out[name] = Declared(name=name, config=norm, state=state, policy=policy)
+    return out
+
+
+def load(path: str) -> dict[str, Declared]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise DeclarationError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DeclarationError(f"{path}: not valid {'JSON' if path.endswith('.json') else 'YAML'}: {first}") \
+            from None
+    return parse(data, path)
+
+
+def comparable(config: Mapping[str, str]) -> dict[str, str]:
+    """Config as the worker reports it, without the name key Connect adds."""
+    return {k: v for k, v in config.items() if k != "name"}
+
+
+def config_differs(declared: Declared, actual: Mapping[str, str] | None) -> bool:
+    return actual is None or comparable(actual) != declared.config
+
+
+def drift(declared: Mapping[str, Declared], snapshot: Snapshot | None) -> list[tuple[str, str, str]]:
+    """(connector, kind, detail) for each declared connector that is missing, differs, or is in another state."""
+    if snapshot is None:
+        return []
+    out: list[tuple[str, str, str]] = []
+    for name in sorted(declared):
+        want = declared[name]
+        have = snapshot.connectors.get(name)
+        if have is None:
+            out.append((name, "missing", f"declared connector {name} is missing from the worker"))
+            continue
+        if have.config is not None and config_differs(want, have.config):
+            keys = sorted(set(want.config) ^ set(comparable(have.config))
+                          | {k for k in want.config if have.config.get(k) != want.config[k]})
+            out.append((name, "config", f"connector {name} config differs from the declaration "
+                                        f"(keys: {', '.join(keys[:5])})"))
+        target = DESIRED_STATES[want.state]
+        if have.state in DESIRED_STATES.values() and have.state != target:
+            out.append((name, "state", f"connector {name} is {have.state}, declared {want.state}"))
+    return out

@@ -1,0 +1,98 @@
+"""Prometheus metrics, generated at scrape time from the poller's latest View.
+
+Gauges come from the View, so a deleted connector's series disappear with it; restart counts are kept by the
+poller and only grow. Each app has its own registry, so several apps (tests) never collide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from .poller import View
+from .snapshot import STATES
+
+PREFIX = "connect_health"
+PROBES = ("livez", "readyz", "startupz")
+
+
+class ViewCollector(Collector):
+    def __init__(self, get_view: Callable[[], View]) -> None:
+        self.get_view = get_view
+
+    def collect(self) -> Iterator[Metric]:
+        view = self.get_view()
+        obs, report = view.observation, view.report
+
+        reachable = GaugeMetricFamily(f"{PREFIX}_worker_reachable", "1 when the last poll of Connect succeeded")
+        reachable.add_metric([], 1.0 if obs.reachable and obs.started else 0.0)
+        yield reachable
+
+        probes = GaugeMetricFamily(f"{PREFIX}_probe_healthy", "Verdict per probe: 1 healthy, 0 unhealthy",
+                                   labels=["probe"])
+        for probe in PROBES:
+            probes.add_metric([probe], 1.0 if getattr(report, probe).ok else 0.0)
+        yield probes
+
+        conn_state = GaugeMetricFamily(f"{PREFIX}_connector_state", "Connector state (one-hot)",
+                                       labels=["connector", "state"])
+        task_state = GaugeMetricFamily(f"{PREFIX}_task_state", "Task state (one-hot)",
+                                       labels=["connector", "task", "state"])
+        tasks = GaugeMetricFamily(f"{PREFIX}_tasks", "Tasks in scope (this worker, or all with --scope cluster)",
+                                  labels=["state"])
+        counts = dict.fromkeys(STATES, 0)
+        for row in report.rows:
+            for state in STATES:
+                value = 1.0 if row.state == state else 0.0
+                if row.task is None:
+                    conn_state.add_metric([row.connector, state], value)
+                else:
+                    task_state.add_metric([row.connector, str(row.task), state], value)
+            if row.task is not None and row.local:
+                counts[row.state] = counts.get(row.state, 0) + 1
+        for state, n in counts.items():
+            tasks.add_metric([state], float(n))
+        yield conn_state
+        yield task_state
+        yield tasks
+
+        failed = GaugeMetricFamily(f"{PREFIX}_connector_failed",
+                                   "1 when a failure on this worker survived the restart ladder",
+                                   labels=["connector", "policy"])
+        policies = {r.connector: r.policy for r in report.rows}
+        for name in sorted(policies):
+            failed.add_metric([name, policies[name]], 1.0 if name in report.failed_connectors else 0.0)
+        yield failed
+
+        restarts = CounterMetricFamily(f"{PREFIX}_restarts", "Restart requests sent by the ladder",
+                                       labels=["connector", "outcome"])
+        for (name, outcome), n in sorted(view.restarts.items()):
+            restarts.add_metric([name, outcome], float(n))
+        yield restarts
+
+        drift = GaugeMetricFamily(f"{PREFIX}_drift", "Declared connectors that are missing or differ",
+                                  labels=["connector", "kind"])
+        for name, kind, _ in view.drift:
+            drift.add_metric([name, kind], 1.0)
+        yield drift
+
+        calls = GaugeMetricFamily(f"{PREFIX}_rest_calls_last_poll", "REST calls made by the last poll")
+        calls.add_metric([], float(view.rest_calls_last_poll))
+        yield calls
+
+
+class Metrics:
+    def __init__(self, get_view: Callable[[], View]) -> None:
+        self.registry = CollectorRegistry()
+        self.poll_duration = Histogram(
+            f"{PREFIX}_poll_duration_seconds", "Duration of one poll of Connect",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.registry.register(ViewCollector(get_view))
+
+    def observe(self, view: View) -> None:
+        self.poll_duration.observe(view.poll_seconds)

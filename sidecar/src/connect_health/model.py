@@ -1,0 +1,219 @@
+"""The health model: pure functions from what was observed to the three probe verdicts.
+
+Nothing here does I/O or reads the clock; the poller passes ``now`` in. See the README's health model table.
+
+| observed (on this worker, or anywhere with --scope cluster) | row verdict | liveness | readiness |
+|---|---|---|---|
+| RUNNING | ok | - | - |
+| PAUSED, STOPPED | intended | - | - |
+| UNASSIGNED, RESTARTING, unknown state, within --grace | transient | - | - |
+| the same, past --grace | stuck | - | warning |
+| FAILED, restart ladder not yet exhausted | restarting | - | warning |
+| FAILED past the ladder, critical | failed | fails (subject to --failure-threshold) | fails |
+| FAILED past the ladder, best-effort | failed | - | warning |
+| anything on another worker (worker scope) | remote | - | - |
+| REST calls failing for --unresponsive-after, after startup | - | fails | fails |
+| before startup completed | - | ok (the startup probe's window) | fails |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .config import HealthSettings
+from .ladder import Rung
+from .snapshot import ConnectorView, Snapshot
+
+TRANSIENT = ("UNASSIGNED", "RESTARTING")
+INTENDED = ("PAUSED", "STOPPED")
+
+Key = tuple[str, int]  # (connector, task id); -1 is the connector instance itself
+CONNECTOR = -1
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the poller knows at ``now``."""
+
+    now: float
+    started: bool = False
+    startup_detail: str = "no answer from the worker yet"
+    reachable: bool = False
+    unreachable_since: float | None = None
+    error: str | None = None
+    snapshot: Snapshot | None = None
+    transient_since: Mapping[Key, float] = field(default_factory=dict)
+    rungs: Mapping[str, Rung] = field(default_factory=dict)
+    declared_policies: Mapping[str, str] = field(default_factory=dict)
+    drift: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    reasons: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def body(self) -> dict[str, object]:
+        out: dict[str, object] = {"status": "ok" if self.ok else "unhealthy", "reasons": list(self.reasons)}
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
+
+
+@dataclass(frozen=True)
+class Row:
+    connector: str
+    task: int | None  # None: the connector instance
+    state: str
+    worker_id: str
+    local: bool
+    policy: str
+    verdict: str  # ok | intended | transient | stuck | restarting | failed | remote
+    reason: str
+    trace: str | None = None
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class Report:
+    livez: Verdict
+    readyz: Verdict
+    startupz: Verdict
+    rows: tuple[Row, ...] = ()
+    failed_connectors: tuple[str, ...] = ()  # connectors with a failure on this worker past the ladder
+
+
+def policy_of(name: str, settings: HealthSettings, declared: Mapping[str, str]) -> str:
+    if declared.get(name) == "best-effort":
+        return "best-effort"
+    if settings.best_effort is not None and settings.best_effort.search(name):
+        return "best-effort"
+    return "critical"
+
+
+def is_local(worker_id: str, settings: HealthSettings) -> bool:
+    return settings.scope == "cluster" or (settings.worker_id is not None and worker_id == settings.worker_id)
+
+
+def failing_connectors(snapshot: Snapshot, settings: HealthSettings) -> list[str]:
+    """Connectors with a FAILED instance or task on this worker: the ladder's work list."""
+    out = []
+    for conn in snapshot.connectors.values():
+        units = [(conn.state, conn.worker_id)] + [(t.state, t.worker_id) for t in conn.tasks]
+        if any(state == "FAILED" and is_local(wid, settings) for state, wid in units):
+            out.append(conn.name)
+    return out
+
+
+def track_transient(previous: Mapping[Key, float], snapshot: Snapshot, now: float) -> dict[Key, float]:
+    """When each UNASSIGNED/RESTARTING (or unknown-state) unit was first seen in its current state."""
+    out: dict[Key, float] = {}
+    for conn in snapshot.connectors.values():
+        units = [(CONNECTOR, conn.state)] + [(t.id, t.state) for t in conn.tasks]
+        for unit, state in units:
+            if _is_transient(state):
+                key = (conn.name, unit)
+                out[key] = previous.get(key, now)
+    return out
+
+
+def _is_transient(state: str) -> bool:
+    return state in TRANSIENT or state not in ("RUNNING", "FAILED") + INTENDED
+
+
+def _row(conn: ConnectorView, task: int | None, state: str, worker_id: str, trace: str | None,
+         obs: Observation, settings: HealthSettings) -> Row:
+    policy = policy_of(conn.name, settings, obs.declared_policies)
+    local = is_local(worker_id, settings)
+    rung = obs.rungs.get(conn.name, Rung())
+    where = "connector" if task is None else f"task {task}"
+    label = f"{conn.name} {where}"
+    if state == "RUNNING":
+        verdict, reason = "ok", "running"
+    elif state in INTENDED:
+        verdict, reason = "intended", f"{state.lower()} on purpose"
+    elif _is_transient(state):
+        since = obs.transient_since.get((conn.name, CONNECTOR if task is None else task), obs.now)
+        age = obs.now - since
+        if age >= settings.grace:
+            verdict, reason = "stuck", f"{label} {state} for {age:.0f}s (grace {settings.grace:g}s)"
+        else:
+            verdict, reason = "transient", f"{state} for {age:.0f}s, tolerated for {settings.grace:g}s"
+    elif not local:
+        verdict, reason = "remote", f"FAILED on worker {worker_id or 'unknown'}, not this one"
+    elif rung.exhausted:
+        if settings.restart_attempts == 0:
+            why = "restart ladder disabled"
+        else:
+            why = f"still FAILED after {rung.attempts} restart attempt{'s' if rung.attempts != 1 else ''}"
+        verdict, reason = "failed", f"{label} FAILED ({why})"
+    else:
+        verdict = "restarting"
+        reason = f"{label} FAILED; restart ladder attempt {rung.attempts}/{settings.restart_attempts}"
+    if verdict in ("ok", "intended", "transient", "stuck") and not local:
+        verdict = "remote" if verdict == "ok" else verdict
+        if verdict == "remote":
+            reason = f"running on worker {worker_id or 'unknown'}"
+    return Row(connector=conn.name, task=task, state=state, worker_id=worker_id, local=local, policy=policy,
+               verdict=verdict, reason=reason, trace=trace, attempts=rung.attempts)
+
+
+def rows_of(snapshot: Snapshot, obs: Observation, settings: HealthSettings) -> list[Row]:
+    rows: list[Row] = []
+    for name in sorted(snapshot.connectors):
+        conn = snapshot.connectors[name]
+        rows.append(_row(conn, None, conn.state, conn.worker_id, conn.trace, obs, settings))
+        for task in conn.tasks:
+            rows.append(_row(conn, task.id, task.state, task.worker_id, task.trace, obs, settings))
+    return rows
+
+
+def evaluate(obs: Observation, settings: HealthSettings) -> Report:
+    startupz = Verdict(True) if obs.started else Verdict(False, (f"worker starting: {obs.startup_detail}",))
+    rows = rows_of(obs.snapshot, obs, settings) if obs.snapshot is not None else []
+
+    live_reasons: list[str] = []
+    ready_reasons: list[str] = []
+    warnings: list[str] = []
+
+    if obs.started and not obs.reachable:
+        since = obs.unreachable_since if obs.unreachable_since is not None else obs.now
+        down_for = obs.now - since
+        detail = obs.error or "no answer"
+        ready_reasons.append(f"Connect REST API not answering for {down_for:.0f}s: {detail}")
+        if down_for >= settings.unresponsive_after:
+            live_reasons.append(
+                f"Connect REST API unresponsive for {down_for:.0f}s "
+                f"(limit {settings.unresponsive_after:g}s): {detail}")
+    if not obs.started:
+        ready_reasons.append(startupz.reasons[0])
+
+    failed_rows = [r for r in rows if r.verdict == "failed"]
+    critical_failed = [r for r in failed_rows if r.policy == "critical"]
+    fail_live = bool(critical_failed)
+    if critical_failed and settings.failure_threshold is not None:
+        local_units = [r for r in rows if r.local]
+        share = 100.0 * len(critical_failed) / max(1, len(local_units))
+        fail_live = share >= settings.failure_threshold
+        if not fail_live:
+            warnings.append(f"{len(critical_failed)} of {len(local_units)} tasks on this worker failed "
+                            f"({share:.0f}%, threshold {settings.failure_threshold:g}%)")
+    for r in failed_rows:
+        if r.policy == "critical" and fail_live:
+            live_reasons.append(r.reason)
+        else:
+            warnings.append(f"{r.reason} [{r.policy}]")
+    warnings += [r.reason for r in rows if r.verdict in ("stuck", "restarting")]
+    if obs.snapshot is not None and obs.snapshot.skipped:
+        warnings.append(f"{obs.snapshot.skipped} malformed connector entries in Connect's answer were skipped")
+    warnings += list(obs.drift)
+
+    # Liveness holds during startup: that window belongs to the startup probe.
+    livez = Verdict(not live_reasons, tuple(live_reasons), tuple(warnings) if not live_reasons else ())
+    ready_reasons += live_reasons
+    readyz = Verdict(not ready_reasons, tuple(dict.fromkeys(ready_reasons)), tuple(warnings))
+    failed_connectors = tuple(sorted({r.connector for r in failed_rows}))
+    return Report(livez=livez, readyz=readyz, startupz=startupz, rows=tuple(rows),
+                  failed_connectors=failed_connectors)

@@ -1,0 +1,59 @@
+"""NOTES.txt: how to reach the REST API and the status page.
+
+`helm template` does not print NOTES and `helm install --dry-run` has no --kube-version, so the test renders the
+NOTES text through a throw-away template in a copy of the chart: the same text, helpers and values helm install
+would use, and a template error in NOTES fails here instead of at install time.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .render import CHART, SCENARIOS, one, render_chart
+
+SCENARIO_IDS = [p.name.removesuffix("-values.yaml") for p in SCENARIOS]
+
+
+@pytest.fixture(scope="session")
+def notes_chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    copy = tmp_path_factory.mktemp("notes") / "kafka-connect"
+    shutil.copytree(CHART, copy)
+    notes = (copy / "templates" / "NOTES.txt").read_text()
+    (copy / "templates" / "zz-notes-under-test.yaml").write_text(
+        '{{- define "notes-under-test" }}' + notes + "{{ end }}\n"
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes-under-test\n"
+        'data:\n  notes: {{ include "notes-under-test" . | quote }}\n'
+    )
+    return copy
+
+
+def notes(helm: str, chart: Path, values=None, files=()) -> str:
+    objects = render_chart(
+        values, values_files=files, helm=helm, chart=chart, show_only=["templates/zz-notes-under-test.yaml"]
+    )
+    return one(objects, "ConfigMap")["data"]["notes"]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=SCENARIO_IDS)
+def test_notes_render_for_every_scenario(helm: str, notes_chart: Path, scenario) -> None:
+    text = notes(helm, notes_chart, files=[scenario])
+    assert "port-forward svc/" in text and "/connectors?expand=status" in text
+
+
+def test_notes_point_at_the_status_page_and_the_connectors_job(helm: str, notes_chart: Path) -> None:
+    text = notes(helm, notes_chart, files=[CHART / "ci" / "10-connectors-values.yaml"])
+    assert "kubectl --namespace team-a port-forward svc/rel-kafka-connect 8083:8083" in text
+    assert "kubectl --namespace team-a port-forward svc/rel-kafka-connect 8090:8090" in text
+    assert "http://127.0.0.1:8090/status" in text
+    assert "Declared connectors (3): file-sink, file-source, sandbox-sink" in text
+    assert "kubectl --namespace team-a logs job/rel-kafka-connect-connectors-apply" in text
+    assert "helm test rel --namespace team-a" in text
+
+
+def test_notes_without_sidecar(helm: str, notes_chart: Path) -> None:
+    text = notes(helm, notes_chart, {"bootstrapServers": "k:9092", "healthcheck": {"enabled": False}})
+    assert "/status" not in text
+    assert "the probes call Connect's /health on port 8083" in text

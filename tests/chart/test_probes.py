@@ -1,0 +1,126 @@
+"""Probe wiring: declared once in values, pointed at the sidecar (or at Connect without it) by the chart."""
+
+from __future__ import annotations
+
+from .render import CHART, container, one, pod_spec
+
+BOOT = {"bootstrapServers": "kafka:9092"}
+TIMING_KEYS = {"initialDelaySeconds", "periodSeconds", "timeoutSeconds", "failureThreshold", "successThreshold"}
+
+
+def deployment(render, values=None, files=()):
+    return one(
+        render({**BOOT, **(values or {})}, values_files=files, show_only=["templates/deployment.yaml"]), "Deployment"
+    )
+
+
+def handler(probe):
+    return probe["httpGet"]["path"], probe["httpGet"]["port"]
+
+
+def timings(probe):
+    return {k: v for k, v in probe.items() if k in TIMING_KEYS}
+
+
+def test_default_probes_call_the_sidecar(render) -> None:
+    d = deployment(render)
+    connect = container(d, "connect")
+    assert handler(connect["livenessProbe"]) == ("/livez", 8090)
+    assert handler(connect["readinessProbe"]) == ("/readyz", 8090)
+    assert handler(connect["startupProbe"]) == ("/startupz", 8090)
+    sidecar = container(d, "connect-health")
+    assert handler(sidecar["livenessProbe"]) == ("/ping", "health")
+    assert "readinessProbe" not in sidecar and "startupProbe" not in sidecar
+    assert [p["containerPort"] for p in sidecar["ports"] if p["name"] == "health"] == [8090]
+
+
+def test_timings_come_from_values_and_enabled_is_not_rendered(render) -> None:
+    values = {
+        "livenessProbe": {
+            "enabled": True,
+            "initialDelaySeconds": 7,
+            "periodSeconds": 11,
+            "timeoutSeconds": 2,
+            "failureThreshold": 9,
+        },
+        "readinessProbe": {"periodSeconds": 13, "successThreshold": 2},
+        "startupProbe": {"failureThreshold": 120},
+        "healthcheck": {"livenessProbe": {"periodSeconds": 17}},
+    }
+    d = deployment(render, values)
+    connect = container(d, "connect")
+    assert timings(connect["livenessProbe"]) == {
+        "initialDelaySeconds": 7,
+        "periodSeconds": 11,
+        "timeoutSeconds": 2,
+        "failureThreshold": 9,
+    }
+    assert connect["readinessProbe"]["periodSeconds"] == 13 and connect["readinessProbe"]["successThreshold"] == 2
+    assert connect["startupProbe"]["failureThreshold"] == 120
+    assert container(d, "connect-health")["livenessProbe"]["periodSeconds"] == 17
+    for c in pod_spec(d)["containers"]:
+        for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+            assert "enabled" not in c.get(kind, {}), f"{c['name']}.{kind} leaks `enabled`"
+
+
+def test_shared_fate_points_both_liveness_probes_at_livez(render) -> None:
+    d = deployment(render, {"healthcheck": {"sharedFate": True}, "livenessProbe": {"periodSeconds": 15}})
+    connect, sidecar = container(d, "connect"), container(d, "connect-health")
+    assert handler(connect["livenessProbe"]) == ("/livez", 8090)
+    assert handler(sidecar["livenessProbe"]) == ("/livez", "health")
+    # One declaration shared by both containers.
+    assert timings(sidecar["livenessProbe"]) == timings(connect["livenessProbe"])
+    assert sidecar["livenessProbe"]["periodSeconds"] == 15
+    assert handler(connect["readinessProbe"]) == ("/readyz", 8090)
+    assert handler(connect["startupProbe"]) == ("/startupz", 8090)
+
+
+def test_shared_fate_scenario(render) -> None:
+    d = deployment(render, files=[CHART / "ci" / "03-shared-fate-values.yaml"])
+    assert handler(container(d, "connect-health")["livenessProbe"]) == ("/livez", "health")
+
+
+def test_without_sidecar_probes_fall_back_to_connect(render) -> None:
+    for path in ("/health", "/"):
+        d = deployment(render, {"healthcheck": {"enabled": False}, "fallbackProbePath": path, "restPort": 8084})
+        assert [c["name"] for c in pod_spec(d)["containers"]] == ["connect"]
+        connect = container(d, "connect")
+        for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+            assert handler(connect[kind]) == (path, 8084), kind
+
+
+def test_optional_probes_can_be_left_out(render) -> None:
+    d = deployment(
+        render,
+        {
+            "startupProbe": {"enabled": False},
+            "readinessProbe": {"enabled": False},
+            "healthcheck": {"livenessProbe": {"enabled": False}},
+        },
+    )
+    connect, sidecar = container(d, "connect"), container(d, "connect-health")
+    assert "startupProbe" not in connect and "readinessProbe" not in connect
+    assert "livenessProbe" in connect
+    assert "livenessProbe" not in sidecar
+    d = deployment(render, {"livenessProbe": {"enabled": False}, "healthcheck": {"sharedFate": True}})
+    assert "livenessProbe" not in container(d, "connect") and "livenessProbe" not in container(d, "connect-health")
+
+
+def test_ports_follow_values(render) -> None:
+    objects = render({**BOOT, "restPort": 18083, "healthcheck": {"port": 18090}})
+    d = one(objects, "Deployment")
+    connect, sidecar = container(d, "connect"), container(d, "connect-health")
+    assert connect["ports"] == [{"name": "http", "containerPort": 18083, "protocol": "TCP"}]
+    assert handler(connect["livenessProbe"]) == ("/livez", 18090)
+    env = {e["name"]: e.get("value") for e in sidecar["env"]}
+    assert env["CONNECT_HEALTH_CONNECT_URL"] == "http://127.0.0.1:18083"
+    assert env["CONNECT_HEALTH_PORT"] == "18090"
+    svc = one(objects, "Service")
+    assert {(p["name"], p["port"], p["targetPort"]) for p in svc["spec"]["ports"]} == {
+        ("http", 18083, "http"),
+        ("health", 18090, "health"),
+    }
+    test_pod = one(objects, "Pod")
+    assert test_pod["spec"]["containers"][0]["command"][-1] == "http://rel-kafka-connect:18090/readyz"
+    props = one(objects, "ConfigMap", "rel-kafka-connect-worker")["data"]["connect-distributed.properties"]
+    assert "listeners=http://:18083\n" in props

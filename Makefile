@@ -48,7 +48,7 @@ test-integration: venv kafka
 lint: venv tools
 	$(VENV)/bin/ruff check sidecar tests bench ci
 	$(VENV)/bin/mypy --config-file sidecar/pyproject.toml sidecar/src
-	helm3 lint --strict charts/kafka-connect
+	helm3 lint --strict charts/kafka-connect -f charts/kafka-connect/ci/01-minimal-values.yaml
 
 docs: tools
 	cd charts/kafka-connect && helm-docs --skip-version-footer

@@ -10,9 +10,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/.tools/bin"
 mkdir -p "$bin"
 
-have_version() { # path wanted-version
+have_version() { # path wanted-version (exact, e.g. v3.22.0)
   [ -x "$1" ] || return 1
-  "$1" version 2>/dev/null | grep -q "${2#v}"
+  [ "$("$1" version --template '{{.Version}}' 2>/dev/null)" = "$2" ]
 }
 
 provide_helm() { # name module version
@@ -25,7 +25,15 @@ provide_helm() { # name module version
   command -v go >/dev/null || { echo "tools: $name: Go is needed to build Helm $version (install golang)" >&2; exit 1; }
   echo "tools: building $name $version from source with Go (first run only)"
   local tmp; tmp=$(mktemp -d)
-  GOBIN="$tmp" go install "$module/cmd/helm@$version"
+  # The same -X flags as Helm's own Makefile: the release version, and (Helm 3) the Kubernetes version it
+  # assumes for .Capabilities and lint when no cluster is reachable (client-go v0.37 -> Kubernetes 1.37).
+  local ldflags="-s -w -X $module/internal/version.version=$version"
+  if [ "$name" = helm3 ]; then
+    local k8s=( -X "$module/pkg/lint/rules.k8sVersionMajor=1" -X "$module/pkg/lint/rules.k8sVersionMinor=37"
+                -X "$module/pkg/chartutil.k8sVersionMajor=1" -X "$module/pkg/chartutil.k8sVersionMinor=37" )
+    ldflags="$ldflags ${k8s[*]}"
+  fi
+  GOBIN="$tmp" go install -trimpath -ldflags "$ldflags" "$module/cmd/helm@$version"
   mv "$tmp/helm" "$target"; rm -rf "$tmp"
 }
 

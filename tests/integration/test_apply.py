@@ -1,0 +1,180 @@
+"""Connectors as code: `connect-health apply` and drift reports against a REAL Connect worker (Kafka 4.x and 3.6).
+
+Writes are counted in the worker's own request log, so "no write" means the worker saw none.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import localstack
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+SOURCE = "org.apache.kafka.connect.file.FileStreamSourceConnector"
+SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"
+
+
+def writes(worker: localstack.Worker, prefix: str) -> list[str]:
+    """PUT/POST/DELETE requests the worker logged for this test's connectors (validation is not a write)."""
+    out = []
+    for method in ("PUT", "POST", "DELETE"):
+        out += worker.requests_matching(method, rf"/connectors/{prefix}[^/]*(/(config|pause|resume|stop|restart.*))?")
+    return out
+
+
+@pytest.fixture
+def prefix(connector_name: str, worker: localstack.Worker) -> Iterator[str]:
+    """A name prefix for this test's connectors; all of them are deleted at teardown."""
+    yield connector_name[:40]
+    status, names = worker.request("GET", "/connectors")
+    for name in names if status == 200 else []:
+        if name.startswith(connector_name[:40]):
+            worker.delete_connector(name)
+
+
+@pytest.fixture
+def apply(connect: str, workdir: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    def run(declared: dict[str, Any], *flags: str) -> subprocess.CompletedProcess[str]:
+        path = workdir / "connectors.json"
+        path.write_text(json.dumps(declared))
+        exe = str(localstack.TOOLS / "venv" / "bin" / "connect-health")
+        return subprocess.run([exe, "apply", "--connectors-file", str(path), "--connect-url", connect,
+                               "--wait", "60", *flags], capture_output=True, text=True, timeout=180)
+    return run
+
+
+def declaration(prefix: str, workdir: Path) -> dict[str, Any]:
+    src = workdir / "in.txt"
+    src.write_text("one\ntwo\n")
+    return {
+        f"{prefix}-src": {"config": {"connector.class": SOURCE, "tasks.max": 1, "file": str(src),
+                                     "topic": f"{prefix}-lines"}},
+        f"{prefix}-sink": {"config": {"connector.class": SINK, "tasks.max": 1, "topics": f"{prefix}-lines",
+                                      "file": str(workdir / "out.txt")}, "policy": "best-effort"},
+    }
+
+
+def test_apply_creates_then_second_apply_writes_nothing(apply: Any, worker: localstack.Worker, prefix: str,
+                                                        workdir: Path) -> None:
+    declared = declaration(prefix, workdir)
+    first = apply(declared)
+    assert first.returncode == 0, first.stdout + first.stderr
+    for name in declared:
+        worker.wait_connector_state(name, "RUNNING")
+        assert f"created {name}" in first.stdout
+    status, config = worker.request("GET", f"/connectors/{prefix}-src/config")
+    assert status == 200 and config["tasks.max"] == "1"  # YAML/JSON numbers arrive as Connect strings
+    localstack.wait_until(lambda: len(writes(worker, prefix)) >= 2, 10, "the request log to show the creates")
+    before = writes(worker, prefix)
+    assert len(before) == 2, before
+    reads = len(worker.requests_matching("GET", r"/connectors\?.*"))
+
+    second = apply(declared)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "0 write(s)" in second.stdout, second.stdout
+    # Jetty logs a request after answering it: wait until the second apply's read is logged, so anything it
+    # wrote after that read is logged too, then check the worker saw no write at all.
+    worker.wait_for_request("GET", r"/connectors\?.*", count=reads + 1)
+    assert writes(worker, prefix) == before
+
+
+def test_changed_config_is_updated(apply: Any, worker: localstack.Worker, prefix: str, workdir: Path) -> None:
+    declared = declaration(prefix, workdir)
+    assert apply(declared).returncode == 0
+    declared[f"{prefix}-sink"]["config"]["file"] = str(workdir / "elsewhere.txt")
+    result = apply(declared)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"updated {prefix}-sink" in result.stdout
+    assert f"unchanged {prefix}-src" in result.stdout
+    status, config = worker.request("GET", f"/connectors/{prefix}-sink/config")
+    assert status == 200 and config["file"] == str(workdir / "elsewhere.txt")
+
+
+def test_desired_states_paused_and_stopped(apply: Any, worker: localstack.Worker, prefix: str,
+                                           workdir: Path) -> None:
+    declared = declaration(prefix, workdir)
+    declared[f"{prefix}-src"]["state"] = "paused"
+    declared[f"{prefix}-sink"]["state"] = "stopped"
+    result = apply(declared)
+    assert result.returncode == 0, result.stdout + result.stderr
+    worker.wait_connector_state(f"{prefix}-src", "PAUSED", tasks=None)
+    localstack.wait_until(lambda: (worker.connector_status(f"{prefix}-sink") or {}).get("connector", {})
+                          .get("state") == "STOPPED", 30, "the sink to be STOPPED")
+    declared[f"{prefix}-src"]["state"] = "running"
+    result = apply(declared)
+    assert result.returncode == 0 and f"resumed {prefix}-src" in result.stdout, result.stdout
+    worker.wait_connector_state(f"{prefix}-src", "RUNNING")
+
+
+def test_prune_removes_undeclared_but_keeps_what_the_selector_protects(apply: Any, worker: localstack.Worker,
+                                                                      prefix: str, workdir: Path) -> None:
+    declared = declaration(prefix, workdir)
+    assert apply(declared).returncode == 0
+    extra = {"connector.class": SOURCE, "tasks.max": "1", "file": str(workdir / "in.txt"), "topic": "x"}
+    worker.put_connector(f"{prefix}-tmp-old", extra)
+    worker.put_connector(f"{prefix}-keep", extra)
+    result = apply(declared, "--prune", "--prune-selector", f"^{prefix}-tmp-")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"deleted {prefix}-tmp-old" in result.stdout
+    assert f"kept {prefix}-keep" in result.stdout
+    _, names = worker.request("GET", "/connectors")
+    assert f"{prefix}-tmp-old" not in names
+    assert f"{prefix}-keep" in names and f"{prefix}-src" in names
+
+
+def test_one_invalid_connector_applies_nothing(apply: Any, worker: localstack.Worker, prefix: str,
+                                               workdir: Path) -> None:
+    declared = declaration(prefix, workdir)
+    declared[f"{prefix}-bad"] = {"config": {"connector.class": SOURCE, "tasks.max": 1, "topic": "t",
+                                            "file": str(workdir / "in.txt"), "batch.size": "lots"}}
+    result = apply(declared)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"connector {prefix}-bad: batch.size:" in result.stdout, result.stdout
+    assert "nothing applied" in result.stdout
+    _, names = worker.request("GET", "/connectors")
+    assert not [n for n in names if n.startswith(prefix)], names
+    assert writes(worker, prefix) == []
+
+
+def test_drift_made_by_hand_shows_in_status_and_metrics(apply: Any, worker: localstack.Worker, connect: str,
+                                                        prefix: str, workdir: Path) -> None:
+    declared = declaration(prefix, workdir)
+    declared[f"{prefix}-gone"] = {"config": {"connector.class": SOURCE, "tasks.max": 1, "topic": "g",
+                                             "file": str(workdir / "in.txt")}}
+    assert apply(declared).returncode == 0
+    connectors_file = workdir / "declared.json"
+    connectors_file.write_text(json.dumps(declared))
+    sc = localstack.Sidecar(workdir, connect, ["--poll-interval", "0.5", "--connectors-file",
+                                               str(connectors_file)]).start()
+    try:
+        localstack.wait_until(lambda: sc.get("/status")[1]["polls"] >= 2, 20, "two polls")
+        assert sc.get("/status")[1]["drift"] == []
+        # By hand, behind the declaration's back: pause one, change another's config, delete a third.
+        assert worker.request("PUT", f"/connectors/{prefix}-src/pause")[0] == 202
+        changed = dict(declared[f"{prefix}-sink"]["config"], file=str(workdir / "by-hand.txt"))
+        worker.put_connector(f"{prefix}-sink", {k: str(v) for k, v in changed.items()})
+        worker.delete_connector(f"{prefix}-gone")
+        expected = {(f"{prefix}-src", "state"), (f"{prefix}-sink", "config"), (f"{prefix}-gone", "missing")}
+
+        def drift() -> set[tuple[str, str]] | None:
+            found = {(d["connector"], d["kind"]) for d in sc.get("/status")[1]["drift"]}
+            return found if found == expected else None
+
+        localstack.wait_until(drift, 30, f"drift {expected} on /status")
+        text = sc.get("/metrics")[1]
+        samples = {(s.labels.get("connector"), s.labels.get("kind")) for f in text_string_to_metric_families(text)
+                   if f.name == "connect_health_drift" for s in f.samples}
+        assert samples == expected
+        status, ready = sc.get("/readyz")
+        assert status == 200  # drift is a warning: readiness must not block the upgrade that fixes it
+        assert any(f"{prefix}-gone" in w for w in ready["warnings"]), ready
+        # The sink's declared policy (best-effort) reached the health model.
+        sink = next(c for c in sc.get("/status")[1]["connectors"] if c["name"] == f"{prefix}-sink")
+        assert sink["policy"] == "best-effort"
+    finally:
+        sc.stop()

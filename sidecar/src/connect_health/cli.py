@@ -112,6 +112,8 @@ def check(ns: argparse.Namespace) -> int:
     fmt = config.choice(ns.output, "--output", ("table", "json"))
     restart = config.boolean(ns.restart, "--restart")
     declared_file = config.readable_file(ns.connectors_file, "--connectors-file")
+    if declared_file:
+        load_declared(declared_file)  # one-shot: a malformed file is a usage error (exit 2), as for apply
     setup_logging(config.choice(ns.log_format, "--log-format", ("text", "json")))
     logging.getLogger().setLevel(logging.WARNING)
     client = ConnectClient(connect)

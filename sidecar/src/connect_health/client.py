@@ -83,7 +83,7 @@ class ConnectClient:
             return Reply(resp.status_code, None)
         try:
             parsed = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
             if resp.status_code >= 400:
                 return Reply(resp.status_code, None)
             raise ConnectError(f"{where}: answer is not JSON (HTTP {resp.status_code})") from None

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
+from .redact import redact
+
 ENV_PREFIX = "CONNECT_HEALTH_"
 
 
@@ -262,11 +264,11 @@ def url(value: Any, option: str) -> str:
     text = str(value).strip().rstrip("/")
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"{option}: expected an http:// or https:// URL with a host, got {value!r}")
+        raise UsageError(f"{option}: expected an http:// or https:// URL with a host, got {redact(str(value))!r}")
     try:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
-        raise UsageError(f"{option}: invalid port in {value!r}") from None
+        raise UsageError(f"{option}: invalid port in {redact(str(value))!r}") from None  # no user:password@
     return text
 
 

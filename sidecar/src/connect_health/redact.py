@@ -14,9 +14,13 @@ MAX_LINE = 300
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # user:password@host in any URL (jdbc:postgresql://u:p@h, http://u:p@h)
     (re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)[^@\s/]+(?=@)"), r"\g<pre>" + MASK),
+    # user/password@ in Oracle thin JDBC URLs (jdbc:oracle:thin:scott/tiger@//host:1521/svc)
+    (re.compile(r"(?i)(?P<pre>\bjdbc:oracle:\w+:[^/\s@:;]+/)[^@\s]+(?=@)"), r"\g<pre>" + MASK),
     # key=value and key: value pairs whose key names a secret
-    (re.compile(r"(?i)(?P<key>[\w.-]*(?:password|passwd|pwd|secret|token|apikey|api[_.-]key|credentials?)"
-                r"[\w.-]*\s*[=:]\s*)(?P<q>[\"']?)[^\s\"',;&)}\]]+"), r"\g<key>\g<q>" + MASK),
+    # (the key is one whole [\w.-]+ token that contains a keyword: linear time, no backtracking blow-up)
+    (re.compile(r"(?i)(?P<key>(?<![\w.-])(?=[\w.-]*?(?:password|passwd|pwd|secret|token|apikey|api[_.-]key"
+                r"|credential))[\w.-]+[\"']?\s*[=:]\s*)(?:(?P<q>[\"'])(?:(?!(?P=q)).)*|[^\s\"',;&)}\]]+)"),
+     r"\g<key>\g<q>" + MASK),  # a quoted value is masked up to its closing quote, spaces and all
     # Authorization headers
     (re.compile(r"(?i)(?P<pre>\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{6,}"), r"\g<pre>" + MASK),
 )

@@ -1,0 +1,339 @@
+"""The poller against a fake Connect worker served over real HTTP on 127.0.0.1.
+
+The fake (fakeconnect.py) stands in for cases a real worker cannot produce on demand: malformed, truncated and
+oversized JSON, 500s, hanging answers, a worker without GET /health (404 -> fallback to GET /), a worker answering
+204 to a KIP-745 restart (-> legacy per-task restarts) and 409 conflicts. Real-worker behaviour is covered by the
+integration suite.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+from connect_health import client as client_mod
+from connect_health.app import create_app
+
+from .conftest import OTHER, WORKER, MakePoller, health
+from .fakeconnect import STARTING, Answer, FakeClock, FakeConnect, Seen, fixture
+
+
+def many_connectors(n: int) -> dict[str, Any]:
+    """n RUNNING connectors, two tasks each, spread over two workers (shape of the expanded list answer)."""
+    out = {}
+    for i in range(n):
+        name = f"sink-{i:04d}"
+        worker = WORKER if i % 2 else OTHER
+        out[name] = {
+            "info": {"name": name, "config": {"connector.class": "FileStreamSink", "name": name, "topics": "t",
+                                              "file": f"/tmp/{name}.txt", "tasks.max": "2"},
+                     "tasks": [{"connector": name, "task": 0}, {"connector": name, "task": 1}], "type": "sink"},
+            "status": {"name": name, "connector": {"state": "RUNNING", "worker_id": worker},
+                       "tasks": [{"id": 0, "state": "RUNNING", "worker_id": WORKER},
+                                 {"id": 1, "state": "RUNNING", "worker_id": OTHER}], "type": "sink"},
+        }
+    return out
+
+
+# --- REST calls per poll -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [1, 500])
+def test_two_rest_calls_per_poll_whatever_the_number_of_connectors(fake: FakeConnect, make_poller: MakePoller,
+                                                                    n: int) -> None:
+    fake.healthy(many_connectors(n))
+    poller = make_poller()
+    for _ in range(3):
+        fake.clear()
+        view = poller.poll_once()
+        assert view.rest_calls_last_poll == 2
+        assert [(s.method, s.path) for s in fake.requests()] == [("GET", "/health"), ("GET", "/connectors")]
+    listing = fake.requests("GET", "/connectors")[0]
+    assert listing.query == (("expand", "status"), ("expand", "info"))
+    assert len(view.report.rows) == 3 * n
+    assert view.observation.reachable and view.report.livez.ok and view.report.startupz.ok
+
+
+def test_health_404_falls_back_to_get_root_and_remembers(fake: FakeConnect, make_poller: MakePoller) -> None:
+    fake.route("GET", "/health", Answer(404, {"error_code": 404, "message": "HTTP 404 Not Found"}))
+    poller = make_poller()
+    first = poller.poll_once()
+    assert [s.path for s in fake.requests()] == ["/health", "/", "/connectors"]
+    assert first.health_endpoint == "/" and first.report.startupz.ok and first.observation.reachable
+    fake.clear()
+    second = poller.poll_once()
+    assert [s.path for s in fake.requests()] == ["/", "/connectors"]  # /health is not asked again
+    assert second.rest_calls_last_poll == 2
+
+
+def test_health_503_means_starting_and_connectors_are_not_listed(fake: FakeConnect, make_poller: MakePoller,
+                                                                 clock: FakeClock) -> None:
+    fake.route("GET", "/health", Answer(503, STARTING))
+    poller = make_poller()
+    view = poller.poll_once()
+    assert fake.requests("GET", "/connectors") == []
+    assert not view.report.startupz.ok and view.report.livez.ok and not view.report.readyz.ok
+    assert "starting: Worker is still starting up." in view.report.startupz.reasons[0]
+    clock.advance(3600)  # however long startup takes, liveness is the startup probe's business
+    assert poller.poll_once().report.livez.ok
+    fake.healthy(fixture("healthy.json"))
+    view = poller.poll_once()
+    assert view.report.startupz.ok and view.report.readyz.ok and view.health_endpoint == "/health"
+
+
+# --- the restart ladder over REST ----------------------------------------------------------------------------
+
+RESTARTING_BODY = {"name": "jdbc-sink", "connector": {"state": "RUNNING", "worker_id": OTHER},
+                   "tasks": [{"id": 0, "state": "RESTARTING", "worker_id": WORKER}], "type": "sink"}
+
+
+def test_a_local_failure_is_restarted_with_kip745_then_fails_liveness_past_the_ladder(
+        fake: FakeConnect, make_poller: MakePoller, clock: FakeClock) -> None:
+    fake.healthy(fixture("failed_task_local.json"))
+    fake.route("POST", "/connectors/jdbc-sink/restart", Answer(202, RESTARTING_BODY))
+    poller = make_poller(health(restart_attempts=2, restart_backoff=10))
+    view = poller.poll_once()
+    posts = fake.requests("POST")
+    assert [(p.path, p.raw_query) for p in posts] == [
+        ("/connectors/jdbc-sink/restart", "includeTasks=true&onlyFailed=true")]
+    assert view.rest_calls_last_poll == 3
+    assert view.restarts == {("jdbc-sink", "requested"): 1}
+    assert view.report.livez.ok
+    clock.advance(10)
+    view = poller.poll_once()
+    assert len(fake.requests("POST")) == 2 and view.report.livez.ok
+    clock.advance(19.9)
+    assert poller.poll_once().report.livez.ok  # the last wait (20 s) is not over
+    clock.advance(0.1)
+    view = poller.poll_once()
+    assert not view.report.livez.ok
+    assert view.report.livez.reasons == ("jdbc-sink task 0 FAILED (still FAILED after 2 restart attempts)",)
+    assert len(fake.requests("POST")) == 2  # nothing more is sent once exhausted
+    # The task recovers: liveness comes back at the next poll.
+    fake.connectors(fixture("healthy.json"))
+    assert poller.poll_once().report.livez.ok
+
+
+def test_remote_failures_are_never_restarted_in_worker_scope(fake: FakeConnect, make_poller: MakePoller) -> None:
+    fake.healthy(fixture("failed_task_remote.json"))
+    view = make_poller().poll_once()
+    assert fake.requests("POST") == [] and view.restarts == {}
+
+
+def test_restart_path_is_percent_encoded(fake: FakeConnect, make_poller: MakePoller) -> None:
+    data = fixture("failed_task_local.json")
+    data["orders/eu sink"] = data.pop("jdbc-sink")
+    fake.healthy(data)
+    fake.route("POST", "/connectors/orders%2Feu%20sink/restart", Answer(202, RESTARTING_BODY))
+    view = make_poller().poll_once()
+    assert [p.path for p in fake.requests("POST")] == ["/connectors/orders%2Feu%20sink/restart"]
+    assert view.restarts == {("orders/eu sink", "requested"): 1}
+
+
+def test_a_204_to_kip745_switches_to_legacy_per_task_restarts(fake: FakeConnect, make_poller: MakePoller,
+                                                              clock: FakeClock) -> None:
+    data = fixture("failed_task_local.json")
+    # the connector instance failed here too, and a second task failed on another worker
+    data["jdbc-sink"]["status"]["connector"] = {"state": "FAILED", "worker_id": WORKER, "trace": "boom"}
+    data["jdbc-sink"]["status"]["tasks"][1]["state"] = "FAILED"
+    fake.healthy(data)
+    fake.route("POST", "/connectors/jdbc-sink/restart", Answer(204))  # Kafka < 3.0 ignores the parameters
+    fake.route("POST", "/connectors/jdbc-sink/tasks/0/restart", Answer(204))
+    poller = make_poller()
+    view = poller.poll_once()
+    posts = [(p.path, p.raw_query) for p in fake.requests("POST")]
+    assert posts == [
+        ("/connectors/jdbc-sink/restart", "includeTasks=true&onlyFailed=true"),
+        ("/connectors/jdbc-sink/restart", "includeTasks=false&onlyFailed=false"),
+        ("/connectors/jdbc-sink/tasks/0/restart", ""),  # task 1 failed on another worker: not ours
+    ]
+    assert poller.legacy_restart and view.restarts == {("jdbc-sink", "requested"): 1}
+    fake.clear()
+    clock.advance(30)
+    poller.poll_once()
+    assert [(p.path, p.raw_query) for p in fake.requests("POST")] == [
+        ("/connectors/jdbc-sink/restart", "includeTasks=false&onlyFailed=false"),
+        ("/connectors/jdbc-sink/tasks/0/restart", ""),
+    ]
+
+
+def test_409_conflicts_are_retried_every_poll_without_counting(fake: FakeConnect, make_poller: MakePoller,
+                                                               clock: FakeClock) -> None:
+    fake.healthy(fixture("failed_task_local.json"))
+    conflict = {"error_code": 409, "message": "Cannot complete request momentarily due to stale configuration "
+                                              "(typically caused by a concurrent config change)"}
+    fake.route("POST", "/connectors/jdbc-sink/restart", Answer(409, conflict))
+    poller = make_poller(health(restart_attempts=1, restart_backoff=5))
+    for _ in range(5):
+        view = poller.poll_once()
+        clock.advance(60)
+    assert len(fake.requests("POST")) == 5
+    assert view.restarts == {("jdbc-sink", "conflict"): 5}
+    assert poller._rungs["jdbc-sink"].attempts == 0
+    assert poller.poll_once().report.livez.ok  # a rebalance never exhausts the ladder
+
+
+def test_restart_errors_are_counted_and_do_not_break_the_poll(fake: FakeConnect, make_poller: MakePoller) -> None:
+    fake.healthy(fixture("failed_task_local.json"))
+    fake.route("POST", "/connectors/jdbc-sink/restart",
+               Answer(500, {"error_code": 500, "message": "Request timed out"}))
+    view = make_poller().poll_once()
+    assert view.restarts == {("jdbc-sink", "error"): 1}
+    assert view.observation.reachable
+
+
+def test_check_mode_poller_sends_no_restart(fake: FakeConnect, make_poller: MakePoller) -> None:
+    fake.healthy(fixture("failed_task_local.json"))
+    view = make_poller(restart=False).poll_once()
+    assert fake.requests("POST") == [] and view.restarts == {}
+
+
+# --- broken answers become an 'unresponsive' observation -------------------------------------------------------
+
+BROKEN = {
+    "not-json": (Answer(200, b"<html><body>502 Bad Gateway</body></html>"), "answer is not JSON"),
+    "truncated-json": (Answer(200, b'{"jdbc-sink": {"status": {"name": "jdbc-sink", "connector": {"st'),
+                       "answer is not JSON"),
+    "cut-short-by-the-peer": (Answer(200, json.dumps(fixture("healthy.json")).encode(), truncate_to=100),
+                              "answer cut short"),
+    "declared-oversized": (Answer(200, b"{}", headers={"Content-Length": str(client_mod.MAX_BODY + 1)}),
+                           "exceeds the"),
+    "json-list": (Answer(200, ["file-source", "jdbc-sink"]), "expected a JSON object of connectors, got list"),
+    "json-string": (Answer(200, "RUNNING"), "got str"),
+    "json-null-literal": (Answer(200, b"null"), "got NoneType"),
+    "http-500": (Answer(500, {"error_code": 500, "message": "Request timed out\nat org.apache..."}),
+                 "GET /connectors answered 500: Request timed out"),
+    "http-401": (Answer(401, b"Unauthorized"), "GET /connectors answered 401: HTTP 401"),
+    "deeply-nested-json": (Answer(200, b"[" * 200_000 + b"]" * 200_000), "GET /connectors"),
+}
+
+
+@pytest.mark.parametrize("answer,expected", BROKEN.values(), ids=BROKEN.keys())
+def test_broken_connectors_answers_become_unresponsive_observations(
+        fake: FakeConnect, make_poller: MakePoller, clock: FakeClock, answer: Answer, expected: str) -> None:
+    poller = make_poller()
+    good = poller.poll_once()
+    assert good.observation.reachable and good.report.startupz.ok
+    fake.connectors(answer)
+    clock.advance(1)
+    view = poller.poll_once()  # must not raise
+    obs = view.observation
+    assert not obs.reachable and obs.error is not None and expected in obs.error, obs.error
+    assert "\n" not in obs.error  # one line, fit for a probe reason
+    assert view.stale  # the last good snapshot is still shown
+    assert len(view.report.rows) == len(good.report.rows)
+    assert view.report.livez.ok and not view.report.readyz.ok
+    clock.advance(60)  # every poll keeps failing for --unresponsive-after
+    view = poller.poll_once()
+    assert not view.report.livez.ok
+    assert view.report.livez.reasons[0].startswith("Connect REST API unresponsive for 60s (limit 60s)")
+    fake.connectors(fixture("healthy.json"))
+    view = poller.poll_once()
+    assert view.report.livez.ok and view.observation.reachable and not view.stale
+
+
+def test_streamed_answer_beyond_the_body_limit_is_refused(fake: FakeConnect, make_poller: MakePoller,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(client_mod, "MAX_BODY", 64 * 1024)  # no Content-Length: the limit applies while reading
+    fake.connectors(Answer(200, many_connectors(400), stream_without_length=True))
+    view = make_poller().poll_once()
+    assert not view.observation.reachable
+    assert "exceeds the 65536 byte limit" in (view.observation.error or "")
+
+
+def test_health_500_is_an_unresponsive_worker(fake: FakeConnect, make_poller: MakePoller, clock: FakeClock) -> None:
+    poller = make_poller()
+    poller.poll_once()
+    fake.route("GET", "/health", Answer(500, {"status": "unhealthy", "message": "Worker was unable to handle this "
+                                              "request and may be unable to handle other requests."}))
+    view = poller.poll_once()
+    assert not view.observation.reachable
+    assert (view.observation.error or "").startswith("GET /health answered 500: unhealthy: Worker was unable")
+    assert fake.requests("GET", "/connectors")[-1].at < fake.requests("GET", "/health")[-1].at
+
+
+def test_unreachable_worker_before_startup_never_fails_liveness(make_poller: MakePoller, clock: FakeClock,
+                                                                fake: FakeConnect) -> None:
+    fake.route("GET", "/health", Answer(502, b"bad gateway"))
+    poller = make_poller()
+    for _ in range(5):
+        view = poller.poll_once()
+        clock.advance(600)
+    assert view.report.livez.ok and not view.report.startupz.ok and not view.report.readyz.ok
+    assert not view.observation.started
+
+
+def test_hanging_connect_times_out_into_an_observation(fake: FakeConnect, make_poller: MakePoller) -> None:
+    poller = make_poller(timeout=0.3)
+    poller.poll_once()
+    fake.connectors(Answer(200, {}, hang=True))
+    started = time.monotonic()
+    view = poller.poll_once()
+    assert time.monotonic() - started < 5
+    assert not view.observation.reachable and "timed out after 0.3s" in (view.observation.error or "")
+
+
+def test_probes_answer_from_the_cache_while_connect_hangs(fake: FakeConnect, make_poller: MakePoller) -> None:
+    settings = health()
+    poller = make_poller(settings, timeout=10, clock=time.monotonic)
+    app = create_app(poller, settings)
+    poller.poll_once()
+    fake.connectors(Answer(200, {}, hang=True))
+    in_flight = threading.Thread(target=poller.poll_once, daemon=True)
+    in_flight.start()
+    assert fake.hanging.wait(5), "the poll never reached the hanging fake"
+    seen_before = len(fake.requests())
+    client = app.test_client()
+    started = time.monotonic()
+    for path in ("/livez", "/health", "/readyz", "/startupz", "/ping", "/status", "/metrics") * 10:
+        t0 = time.monotonic()
+        resp = client.get(path)
+        assert resp.status_code == 200, (path, resp.get_data(as_text=True))
+        assert time.monotonic() - t0 < 1.0, path  # an inline call to Connect would block for 10 s
+    elapsed = time.monotonic() - started
+    seen_after = fake.requests()
+    assert len(seen_after) == seen_before, [(s.method, s.path) for s in seen_after[seen_before:]]
+    assert in_flight.is_alive()  # the poll is still stuck in Connect all along
+    assert elapsed < 5
+    fake.release.set()
+    in_flight.join(10)
+    assert not in_flight.is_alive()
+
+
+def test_the_poller_thread_keeps_polling_and_stops(fake: FakeConnect, make_poller: MakePoller) -> None:
+    poller = make_poller(clock=time.monotonic)
+    polled = threading.Event()
+    views: list[Any] = []
+
+    def on_poll(view: Any) -> None:
+        views.append(view)
+        if len(views) >= 3:
+            polled.set()
+
+    poller.on_poll = on_poll
+    poller.start(0.01)
+    try:
+        assert polled.wait(5)
+    finally:
+        poller.stop()
+    assert poller._thread is not None and not poller._thread.is_alive()
+    assert [v.polls for v in views[:3]] == [1, 2, 3]
+
+
+def test_basic_auth_is_sent_on_every_call(fake: FakeConnect) -> None:
+    from connect_health.client import ConnectClient
+    from connect_health.config import ConnectSettings
+    from connect_health.poller import Poller
+
+    client = ConnectClient(ConnectSettings(url=fake.url, user="admin", password="Sup3rS3cret"))
+    try:
+        Poller(client, health()).poll_once()
+    finally:
+        client.close()
+    import base64
+
+    token = base64.b64encode(b"admin:Sup3rS3cret").decode()
+    seen: list[Seen] = fake.requests()
+    assert seen and all(s.headers.get("Authorization") == f"Basic {token}" for s in seen)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, jsonify, render_template, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -14,6 +16,9 @@ from .metrics import Metrics
 from .model import Verdict
 from .poller import Poller, View
 from .redact import redact, trace_line
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication
 
 
 def create_app(poller: Poller, settings: HealthSettings, *, refresh_seconds: float = 3.0) -> Flask:
@@ -30,29 +35,7 @@ def create_app(poller: Poller, settings: HealthSettings, *, refresh_seconds: flo
     poller.on_poll = on_poll
     app.extensions["connect_health"] = {"poller": poller, "metrics": metrics}
 
-    def verdict(v: Verdict, extra: dict[str, Any] | None = None) -> tuple[Response, int]:
-        body = v.body()
-        if extra:
-            body.update(extra)
-        return jsonify(body), 200 if v.ok else 503
-
-    @app.get("/livez")
-    @app.get("/health")
-    def livez() -> tuple[Response, int]:
-        return verdict(poller.view.report.livez)
-
-    @app.get("/readyz")
-    def readyz() -> tuple[Response, int]:
-        return verdict(poller.view.report.readyz)
-
-    @app.get("/startupz")
-    def startupz() -> tuple[Response, int]:
-        view = poller.view
-        return verdict(view.report.startupz, {"health_endpoint": view.health_endpoint})
-
-    @app.get("/ping")
-    def ping() -> tuple[Response, int]:
-        return jsonify({"status": "ok"}), 200
+    app.wsgi_app = ProbeAnswers(poller, app.wsgi_app)  # type: ignore[method-assign]
 
     @app.get("/metrics")
     def metrics_endpoint() -> Response:
@@ -70,6 +53,50 @@ def create_app(poller: Poller, settings: HealthSettings, *, refresh_seconds: flo
         return jsonify(data)
 
     return app
+
+
+PROBE_PATHS = {"/livez": "livez", "/health": "livez", "/readyz": "readyz", "/startupz": "startupz", "/ping": None}
+
+
+class ProbeAnswers:
+    """WSGI middleware answering the probe paths before Flask's routing.
+
+    The answers are rendered once per View (after each poll) and then served as bytes, so a probe costs a dict
+    lookup and never touches Connect. Every other path goes to the Flask app.
+    """
+
+    def __init__(self, poller: Poller, app: WSGIApplication) -> None:
+        self.poller = poller
+        self.app = app
+        self._cache: tuple[View, dict[str, tuple[str, bytes]]] | None = None
+
+    def answers(self, view: View) -> dict[str, tuple[str, bytes]]:
+        cached = self._cache
+        if cached is not None and cached[0] is view:
+            return cached[1]
+        rendered: dict[str, tuple[str, bytes]] = {}
+        for path, probe in PROBE_PATHS.items():
+            body: dict[str, Any] = {"status": "ok"}
+            ok = True
+            if probe is not None:
+                verdict: Verdict = getattr(view.report, probe)
+                body, ok = verdict.body(), verdict.ok
+                if probe == "startupz":
+                    body["health_endpoint"] = view.health_endpoint
+            rendered[path] = ("200 OK" if ok else "503 SERVICE UNAVAILABLE", json.dumps(body).encode())
+        self._cache = (view, rendered)
+        return rendered
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD")
+        if method in ("GET", "HEAD"):
+            hit = self.answers(self.poller.view).get(environ.get("PATH_INFO", ""))
+            if hit is not None:
+                status, body = hit
+                start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                                         ("Cache-Control", "no-store")])
+                return [body] if method == "GET" else []
+        return self.app(environ, start_response)
 
 
 def status_document(view: View, settings: HealthSettings) -> dict[str, Any]:

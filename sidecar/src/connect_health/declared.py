@@ -15,8 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from .snapshot import Snapshot
 
 DESIRED_STATES = {"running": "RUNNING", "paused": "PAUSED", "stopped": "STOPPED"}
@@ -92,12 +90,19 @@ def load(path: str) -> dict[str, Declared]:
             text = fh.read()
     except OSError as exc:
         raise DeclarationError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DeclarationError(f"{path}: not valid {'JSON' if path.endswith('.json') else 'YAML'}: {first}") \
-            from None
+    if path.endswith(".json"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise DeclarationError(f"{path}: not valid JSON: {exc}") from None
+    else:
+        import yaml  # only for YAML files: the chart mounts JSON, and PyYAML costs the sidecar ~1 MB of RSS
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DeclarationError(f"{path}: not valid YAML: {first}") from None
     return parse(data, path)
 
 

@@ -1,0 +1,366 @@
+"""Change data capture, for real: PostgreSQL -> Debezium -> Kafka, watched by connect-health, on Kafka 4.x and 3.6.
+
+PostgreSQL is Debian's server started by the `postgres` fixture (127.0.0.1, a fresh data dir, wal_level=logical).
+The Debezium PostgreSQL connector (pinned in ci/versions.env, on the session worker's plugin.path) captures one
+table through pgoutput into `<prefix>.public.items`, with `errors.max.retries=0` so that losing the database fails
+its running task instead of retrying forever. What reached the topic is read back independently of Debezium: a
+FileStreamSink on that topic with the StringConverter writes each record's value, Debezium's JSON envelope exactly
+as it is stored in Kafka, as one line of a file.
+
+What Debezium 3.6.1 does when its task is restarted while the database is still down shapes part 2. Its
+PostgresConnectorTask.start() wraps any failure to reach the database ("Couldn't obtain encoding for database") in a
+RetriableException, whatever errors.max.retries says. BaseSourceTask then keeps the task alive and tries start()
+again from poll() every `retriable.restart.connector.wait.ms`, indefinitely. Connect treats a RetriableException
+from poll() as "retry", so the REST API reports the restarted task RUNNING for the whole outage. The sidecar sees
+only what Connect reports, so its first restart is also its last: the ladder never runs out, and /livez stays 200
+while the database stays down. Issue 5 asks for "the sidecar runs its ladder and, as long as the database stays down,
+/livez turns 503", which is impossible with this Debezium. The test therefore proves the two halves that are real,
+and pins the gap so that a change on either side shows up here:
+
+- `test_rows_reach_topic_then_db_down`: rows (snapshot and streamed) all arrive in the topic. PostgreSQL stops and
+  the task FAILS. With nothing restarting it, the task stays FAILED and /livez is 503 naming the connector for as
+  long as the database is down (a sidecar with `--restart-attempts 0`). Then a sidecar with a ladder (2 attempts,
+  1 s backoff) sends its KIP-745 restart to the real worker. Connect reports the task RUNNING although PostgreSQL
+  is still down (Debezium's internal retries are in the worker log), and both sidecars answer 200: the outage
+  becomes invisible over REST.
+- `test_db_back_within_ladder_recovers_without_losing_rows`: PostgreSQL stops and comes back (same data, same port,
+  same replication slot) well within a longer ladder (5 attempts, 2 s backoff: a 2+4+8+16+32 s window). The slot is
+  active again, the task is RUNNING, /livez never left 200 (sampled all along), and every row is in the topic:
+  the rows inserted just before the stop and those inserted before the task had reconnected.
+
+Delivery is at least once (a restarted task replays from its last committed offset), so duplicates are allowed and a
+missing row is not. Connectors are deleted at teardown because the worker is shared. Each test has its own
+PostgreSQL, and so its own replication slot and publication. Waits are bounded and generous, because other stacks
+may share the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import localstack
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"
+STRING_CONVERTER = "org.apache.kafka.connect.storage.StringConverter"
+TABLE = "items"
+RESTART_PATH = r"/connectors/{name}/restart\?(?=.*includeTasks=true)(?=.*onlyFailed=true).*"
+
+# Bounds, not expectations: a Debezium task starts (and snapshots) in seconds, but this machine may be busy.
+START_TIMEOUT = 180.0
+ARRIVAL_TIMEOUT = 180.0
+FAIL_TIMEOUT = 120.0
+RETRY_WAIT_MS = 3000
+# What Debezium logs (once, as the top of the stack trace) each time a task fails to start with the database down.
+START_FAILED = "RetriableException: Couldn't obtain encoding for database"
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+
+@pytest.fixture
+def connectors(worker: localstack.Worker) -> Iterator[Callable[[str, dict[str, Any]], None]]:
+    """create(name, config): PUT a connector on the shared worker; every one is deleted at teardown."""
+    made: list[str] = []
+
+    def create(name: str, config: dict[str, Any]) -> None:
+        made.append(name)
+        worker.put_connector(name, config, timeout=60)
+
+    yield create
+    for name in reversed(made):
+        worker.delete_connector(name, timeout=60)
+
+
+@pytest.fixture
+def sidecar(connect: str, workdir: Path) -> Iterator[Callable[..., localstack.Sidecar]]:
+    """start(*flags) -> a running `connect-health serve` against the session's worker; stopped at teardown."""
+    started: list[localstack.Sidecar] = []
+
+    def start(*flags: str) -> localstack.Sidecar:
+        sc = localstack.Sidecar(workdir, connect, ["--poll-interval", "0.5", "--request-timeout", "5", *flags],
+                                name=f"sidecar-{len(started)}")
+        started.append(sc)
+        return sc.start(timeout=60)
+
+    yield start
+    for sc in started:
+        sc.stop()
+
+
+# ------------------------------------------------------------------------------------------------- helpers
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    return localstack.wait_until(predicate, timeout, what, interval=0.25)
+
+
+class Topic:
+    """What reached a Kafka topic, as written by a FileStreamSink (StringConverter: one record value a line)."""
+
+    def __init__(self, path: Path, topic: str) -> None:
+        self.path = path
+        self.topic = topic
+
+    def records(self) -> list[dict[str, Any]]:
+        try:
+            text = self.path.read_text(errors="replace")
+        except OSError:
+            return []
+        out = []
+        for line in text.splitlines():
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue  # a line still being written
+            if isinstance(value, dict):
+                out.append(value)
+        return out
+
+    def ops_by_id(self) -> dict[int, set[str]]:
+        """id of each captured row -> the Debezium operations seen for it ('r' snapshot read, 'c' insert)."""
+        out: dict[int, set[str]] = {}
+        for rec in self.records():
+            after = rec.get("after")
+            if isinstance(after, dict) and isinstance(after.get("id"), int):
+                out.setdefault(after["id"], set()).add(str(rec.get("op")))
+        return out
+
+    def wait_for_ids(self, ids: Iterable[int], timeout: float = ARRIVAL_TIMEOUT) -> dict[int, set[str]]:
+        wanted = set(ids)
+        last: dict[int, set[str]] = {}
+
+        def arrived() -> dict[int, set[str]] | None:
+            nonlocal last
+            last = self.ops_by_id()
+            return last if wanted <= last.keys() else None
+
+        try:
+            result: dict[int, set[str]] = wait_for(arrived, timeout, f"rows {sorted(wanted)} in topic {self.topic}")
+        except localstack.StackError as e:
+            raise AssertionError(f"{e}; missing: {sorted(wanted - last.keys())}") from None
+        return result
+
+
+def insert(pg: localstack.Postgres, ids: Iterable[int]) -> None:
+    values = ", ".join(f"({i}, 'row {i}')" for i in ids)
+    pg.sql(f"insert into {TABLE} (id, name) values {values}")
+
+
+def task_state(worker: localstack.Worker, name: str) -> str | None:
+    status = worker.connector_status(name)
+    tasks = (status or {}).get("tasks") or []
+    return tasks[0].get("state") if tasks else None
+
+
+def connector_entry(sc: localstack.Sidecar, name: str) -> dict[str, Any] | None:
+    status, body = sc.get("/status")
+    assert status == 200, body
+    return next((c for c in body["connectors"] if c["name"] == name), None)
+
+
+def sidecar_sees_running(sc: localstack.Sidecar, name: str) -> dict[str, Any] | None:
+    entry = connector_entry(sc, name)
+    if entry and entry["connector"]["state"] == "RUNNING" and entry["tasks"] \
+            and all(t["state"] == "RUNNING" and t["verdict"] == "ok" for t in entry["tasks"]):
+        return entry
+    return None
+
+
+def metric(sc: localstack.Sidecar, name: str, **labels: str) -> float | None:
+    status, text = sc.get("/metrics")
+    assert status == 200
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and s.labels == labels:
+                return float(s.value)
+    return None
+
+
+@dataclass(frozen=True)
+class Capture:
+    name: str  # the Debezium connector
+    slot: str  # its replication slot
+    topic: Topic
+
+
+def capture(pg: localstack.Postgres, worker: localstack.Worker, connectors: Callable[[str, dict[str, Any]], None],
+            workdir: Path, name: str) -> Capture:
+    """The Debezium connector `name` on pg's table, and a FileStreamSink copying its topic to a file; both RUNNING."""
+    prefix = f"cdc{uuid.uuid4().hex[:10]}"  # topics live in the session's broker: unique per test
+    topic = Topic(workdir / f"{prefix}.jsonl", f"{prefix}.public.{TABLE}")
+    config = pg.debezium_config(prefix, f"public.{TABLE}", **{
+        # Losing the database fails the running task (the sidecar's business) instead of retrying forever.
+        "errors.max.retries": "0",
+        # How often a task restarted while the database is down tries to start again (default 10 s; see above).
+        "retriable.restart.connector.wait.ms": str(RETRY_WAIT_MS),
+    })
+    connectors(name, config)
+    worker.wait_connector_state(name, "RUNNING", timeout=START_TIMEOUT)
+    sink = f"{name}-topic-copy"
+    connectors(sink, {"connector.class": SINK, "tasks.max": "1", "topics": topic.topic, "file": str(topic.path),
+                      "key.converter": STRING_CONVERTER, "value.converter": STRING_CONVERTER})
+    worker.wait_connector_state(sink, "RUNNING", timeout=START_TIMEOUT)
+    return Capture(name=name, slot=config["slot.name"], topic=topic)
+
+
+def log_size(worker: localstack.Worker) -> int:
+    try:
+        return worker.log.stat().st_size
+    except OSError:
+        return 0
+
+
+def log_since(worker: localstack.Worker, offset: int) -> str:
+    with open(worker.log, "rb") as f:
+        f.seek(offset)
+        return f.read().decode("utf-8", "replace")
+
+
+def slot_active(pg: localstack.Postgres, slot: str) -> bool:
+    return pg.sql(f"select active from pg_replication_slots where slot_name = '{slot}'", timeout=10) == "t"
+
+
+class Sampler:
+    """Polls /livez in the background and remembers every answer (a status code, or the error of a failed call)."""
+
+    def __init__(self, sc: localstack.Sidecar, limit: float = 600.0) -> None:
+        self.sc = sc
+        self.limit = limit
+        self.seen: list[int | str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="livez-sampler")
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.limit
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                self.seen.append(self.sc.get("/livez", timeout=10)[0])
+            except Exception as e:  # noqa: BLE001 - recorded, and the assertion shows it
+                self.seen.append(f"{type(e).__name__}: {e}")
+            self._stop.wait(0.1)
+
+    def not_ok(self) -> list[int | str]:
+        return [s for s in self.seen if s != 200]
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(15)
+
+
+# --------------------------------------------------------------------------------------------------- tests
+
+def test_rows_reach_topic_then_db_down(
+        postgres: localstack.Postgres, worker: localstack.Worker, connectors: Any,
+        sidecar: Callable[..., localstack.Sidecar], workdir: Path, connector_name: str) -> None:
+    # Part 1: rows that exist before the connector (its initial snapshot) and rows inserted afterwards (streamed
+    # from the WAL through the replication slot) all arrive in the topic.
+    postgres.sql(f"create table {TABLE} (id int primary key, name text not null)")
+    insert(postgres, range(1, 6))
+    cdc = capture(postgres, worker, connectors, workdir, connector_name)
+    insert(postgres, range(6, 11))
+    for i in range(11, 21):
+        insert(postgres, [i])  # one transaction each
+    ops = cdc.topic.wait_for_ids(range(1, 21))
+    assert all(ops[i] == {"r"} for i in range(1, 6)), ops
+    assert all("c" in ops[i] for i in range(6, 21)), ops
+
+    # Part 2a: the database goes away and stays away. Nothing restarts the task (Connect never does by itself):
+    # it stays FAILED, and liveness says so, naming the connector, for as long as the database is down.
+    restart_rx = RESTART_PATH.format(name=cdc.name)
+    watcher = sidecar("--restart-attempts", "0")
+    wait_for(lambda: sidecar_sees_running(watcher, cdc.name), 60, "the sidecar to see the connector running")
+    assert watcher.get("/livez")[0] == 200
+    postgres.stop()
+
+    def livez_503() -> dict[str, Any] | None:
+        status, body = watcher.get("/livez")
+        return body if status == 503 else None
+
+    body = wait_for(livez_503, FAIL_TIMEOUT, "/livez to turn 503 with PostgreSQL down")
+    assert body["status"] == "unhealthy"
+    assert any(cdc.name in reason and "FAILED" in reason for reason in body["reasons"]), body
+    assert task_state(worker, cdc.name) == "FAILED"
+    for _ in range(6):
+        time.sleep(0.5)
+        status, body = watcher.get("/livez")
+        assert status == 503 and any(cdc.name in r for r in body["reasons"]), (status, body)
+    assert task_state(worker, cdc.name) == "FAILED"
+    assert worker.requests_matching("POST", restart_rx) == []
+
+    # Part 2b: a sidecar with a ladder restarts the failed task over KIP-745 while the database is still down.
+    # Debezium's restarted task does not fail again: it retries its start inside the task, and Connect reports it
+    # RUNNING. The ladder stops after its first rung, and the outage disappears from the REST API and from /livez.
+    mark = log_size(worker)
+    laddered = sidecar("--restart-attempts", "2", "--restart-backoff", "1")
+    restarts = worker.wait_for_request("POST", restart_rx, count=1, timeout=60)
+    assert '" 202 ' in restarts[0], restarts
+    wait_for(lambda: task_state(worker, cdc.name) == "RUNNING", 60,
+             "Connect to report the restarted task RUNNING (PostgreSQL still down)")
+    wait_for(lambda: watcher.get("/livez")[0] == 200 and laddered.get("/livez")[0] == 200, 30,
+             "both sidecars to see the task RUNNING")
+    with Sampler(laddered) as seen_laddered, Sampler(watcher) as seen_watcher:
+        # Longer than the whole ladder (1 + 2 s) and than a few of Debezium's in-task retries (RETRY_WAIT_MS).
+        wait_for(lambda: log_since(worker, mark).count(START_FAILED) >= 3, 60,
+                 "the restarted task to fail its start three times, retrying inside the task each time")
+    assert not localstack.is_listening(postgres.port), "PostgreSQL must still be down"
+    assert task_state(worker, cdc.name) == "RUNNING"
+    assert seen_laddered.seen and seen_laddered.not_ok() == [], seen_laddered.seen
+    assert seen_watcher.seen and seen_watcher.not_ok() == [], seen_watcher.seen
+    assert len(worker.requests_matching("POST", restart_rx)) == 1
+    entry = connector_entry(laddered, cdc.name)
+    assert entry is not None and entry["failed_past_ladder"] is False and entry["restart_attempts"] == 1, entry
+    assert entry["tasks"][0]["state"] == "RUNNING" and entry["tasks"][0]["verdict"] == "ok", entry
+    assert metric(laddered, "connect_health_restarts_total", connector=cdc.name, outcome="requested") == 1
+
+
+def test_db_back_within_ladder_recovers_without_losing_rows(
+        postgres: localstack.Postgres, worker: localstack.Worker, connectors: Any,
+        sidecar: Callable[..., localstack.Sidecar], workdir: Path, connector_name: str) -> None:
+    postgres.sql(f"create table {TABLE} (id int primary key, name text not null)")
+    insert(postgres, range(1, 6))
+    cdc = capture(postgres, worker, connectors, workdir, connector_name)
+    insert(postgres, range(6, 11))
+    cdc.topic.wait_for_ids(range(1, 11))
+    port = postgres.port
+    restart_rx = RESTART_PATH.format(name=cdc.name)
+
+    # A window of 2+4+8+16+32 s after the first restart: the database is back long before it closes.
+    sc = sidecar("--restart-attempts", "5", "--restart-backoff", "2")
+    wait_for(lambda: sidecar_sees_running(sc, cdc.name), 60, "the sidecar to see the connector running")
+    with Sampler(sc) as sampler:
+        # Rows committed right before the stop: they may or may not have been streamed when the server goes.
+        insert(postgres, range(11, 21))
+        postgres.stop()
+        # The task fails, and the sidecar's first rung restarts it while the database is still down.
+        wait_for(lambda: worker.requests_matching("POST", restart_rx), FAIL_TIMEOUT,
+                 "the sidecar's first restart of the failed task")
+        postgres.start()  # same data dir and port: the replication slot and its position survived
+        assert postgres.port == port
+        # Rows committed before the task has reconnected to the database.
+        insert(postgres, range(21, 31))
+        wait_for(lambda: slot_active(postgres, cdc.slot), START_TIMEOUT,
+                 f"the task to stream from replication slot {cdc.slot} again")
+        wait_for(lambda: task_state(worker, cdc.name) == "RUNNING", START_TIMEOUT, "the task to be RUNNING")
+        entry = wait_for(lambda: sidecar_sees_running(sc, cdc.name), 60, "the sidecar to see the task running")
+        insert(postgres, range(31, 41))
+        ops = cdc.topic.wait_for_ids(range(1, 41))
+        time.sleep(1.0)  # a few more /livez samples after the recovery
+    assert sampler.seen and sampler.not_ok() == [], sampler.not_ok()
+    assert all("c" in ops[i] for i in range(11, 41)), ops
+    restarts = worker.requests_matching("POST", restart_rx)
+    assert 1 <= len(restarts) <= 5, restarts
+    assert all('" 202 ' in line for line in restarts), restarts
+    assert entry["failed_past_ladder"] is False and entry["restart_attempts"] >= 1, entry
+    assert metric(sc, "connect_health_connector_failed", connector=cdc.name, policy="critical") == 0
+    assert sc.get("/livez")[0] == 200

@@ -83,6 +83,20 @@ def test_health_503_means_starting_and_connectors_are_not_listed(fake: FakeConne
     assert view.report.startupz.ok and view.report.readyz.ok and view.health_endpoint == "/health"
 
 
+def test_health_503_after_startup_means_connect_restarted_and_reopens_the_startup_window(
+        fake: FakeConnect, make_poller: MakePoller, clock: FakeClock) -> None:
+    fake.healthy(fixture("healthy.json"))
+    poller = make_poller(health(unresponsive_after=5))
+    assert poller.poll_once().report.startupz.ok
+    fake.route("GET", "/health", Answer(503, STARTING))  # the kubelet restarted the Connect container
+    view = poller.poll_once()
+    assert not view.report.startupz.ok and view.report.livez.ok
+    clock.advance(60)  # a slow start is the startup probe's business, not the unresponsive budget's
+    assert poller.poll_once().report.livez.ok
+    fake.healthy(fixture("healthy.json"))
+    assert poller.poll_once().report.startupz.ok
+
+
 # --- the restart ladder over REST ----------------------------------------------------------------------------
 
 RESTARTING_BODY = {"name": "jdbc-sink", "connector": {"state": "RUNNING", "worker_id": OTHER},

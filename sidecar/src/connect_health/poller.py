@@ -110,6 +110,11 @@ class Poller:
                 detail = _health_detail(reply)
                 if reply.status == 503:
                     self._startup_detail = detail
+                    if self._started:
+                        # The Connect container restarted under us (the kubelet re-runs the startup probe):
+                        # its startup window belongs to /startupz again, not to the unresponsive budget.
+                        log.warning("worker is starting again: %s", detail)
+                        self._started = False
                     return False
                 raise _Failure(f"GET /health answered {reply.status}: {detail}")
         reply = self.client.root()

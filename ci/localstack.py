@@ -367,7 +367,9 @@ def _fetch_lock() -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _mvn_copy(pom: Path, props: Sequence[str], dest: Path, log: Path, what: str, timeout: float = 1200) -> None:
+def _mvn_copy(pom: Path, props: Sequence[str], dest: Path, log: Path, what: str, timeout: float = 1200,
+              progress: Callable[[str], None] = lambda s: None, tick: float = 5.0) -> None:
+    """Maven's dependency:copy-dependencies into dest; every `tick` seconds a progress line (never a silent wait)."""
     mvn = require_mvn()
     require_java()
     cmd = [mvn, "-B", "-ntp", "-Dstyle.color=never", "-f", str(pom), *props, "dependency:copy-dependencies",
@@ -376,8 +378,18 @@ def _mvn_copy(pom: Path, props: Sequence[str], dest: Path, log: Path, what: str,
     log.write_text("$ " + " ".join(cmd) + "\n")
     # A _Proc, like the JVMs: an interrupted fetch never leaves Maven running on (writing into the next try).
     proc = _Proc("mvn", cmd, log, cwd=ROOT)
+    t0 = _now()
     try:
-        rc = proc.popen.wait(timeout=timeout)
+        while True:
+            try:
+                rc = proc.popen.wait(timeout=max(0.1, min(tick, t0 + timeout - _now())))
+                break
+            except subprocess.TimeoutExpired:
+                if _now() - t0 >= timeout:
+                    raise
+                jars = len(list(dest.glob("*.jar"))) if dest.is_dir() else 0
+                progress(f"  ... still resolving {what} ({_now() - t0:.0f}s so far, {jars} jars copied; "
+                         f"log: {_rel(log)})")
     except subprocess.TimeoutExpired:
         proc.stop(timeout=5)
         raise StackError(f"fetching {what} with Maven timed out after {timeout:.0f}s: check access to "
@@ -433,7 +445,8 @@ def fetch_kafka(version: str, force: bool = False, progress: Callable[[str], Non
         if tmp.exists():
             shutil.rmtree(tmp)  # a half-finished earlier fetch
         props = [f"-Dkafka.version={version}", *(LEGACY_LOG_BINDING if vtuple(version) < (4,) else ())]
-        _mvn_copy(KAFKA_POM, props, tmp, TOOLS / "logs" / f"fetch-kafka-{version}.log", f"Kafka {version}")
+        _mvn_copy(KAFKA_POM, props, tmp, TOOLS / "logs" / f"fetch-kafka-{version}.log", f"Kafka {version}",
+                  progress=progress)
         missing = [p.name for p in _kafka_required_jars(version, tmp) if not p.exists()]
         if missing:
             raise StackError(f"fetching Kafka {version}: Maven did not deliver {', '.join(missing)}; "
@@ -456,7 +469,8 @@ def fetch_debezium(version: str = DEBEZIUM_VERSION, force: bool = False,
         if tmp.exists():
             shutil.rmtree(tmp)
         _mvn_copy(DEBEZIUM_POM, [f"-Ddebezium.version={version}"], tmp,
-                  TOOLS / "logs" / "fetch-debezium-postgres.log", f"Debezium PostgreSQL connector {version}")
+                  TOOLS / "logs" / "fetch-debezium-postgres.log", f"Debezium PostgreSQL connector {version}",
+                  progress=progress)
         if not (tmp / f"debezium-connector-postgres-{version}.jar").exists():
             raise StackError(f"fetching Debezium {version}: the connector jar is missing; check DEBEZIUM_VERSION "
                              "in ci/versions.env")
@@ -1334,6 +1348,15 @@ class Sidecar(_Service):
             self.proc = None
         _wait_closed([self.port])
 
+    def marker(self) -> str:
+        """A piece of this process's command line that no other process has (for `down` to recognise it)."""
+        return f"serve --host {HOST} --port {self.port}"
+
+    def state(self) -> dict[str, Any]:
+        """For a state file's "sidecars" list: `down` stops these too."""
+        return {"name": self.name, "pid": self.pid, "port": self.port, "url": self.url, "marker": self.marker(),
+                "log": str(self.log), "dir": str(self.dir)}
+
 
 def _sidecar_executable() -> str:
     """The venv's connect-health (make venv installs the sidecar there), else one on PATH."""
@@ -1389,23 +1412,38 @@ def _state_pids(state: Mapping[str, Any]) -> list[tuple[str, int, str]]:
     pg = state.get("postgres") or {}
     if pg:
         out.append(("postgres", pg.get("pid"), pg.get("data_dir", "")))
+    for sc in state.get("sidecars") or []:
+        out.append((sc.get("name", "sidecar"), sc.get("pid"), sc.get("marker", "")))
     return [(str(n), int(p), str(m)) for n, p, m in out if p and m]
+
+
+def state_ports(state: Mapping[str, Any]) -> list[int]:
+    """Every TCP port a state file records (broker, controller, workers' REST, PostgreSQL, sidecars)."""
+    b = state.get("broker") or {}
+    ports = [b.get("port"), b.get("controller_port"), *[w.get("rest_port") for w in state.get("workers", [])],
+             (state.get("postgres") or {}).get("port"), *[sc.get("port") for sc in state.get("sidecars") or []]]
+    return [int(p) for p in ports if p]
 
 
 def down(workdir: str | os.PathLike[str] = DEFAULT_WORKDIR, timeout: float = 30.0,
          progress: Callable[[str], None] = lambda s: None) -> bool:
-    """Stop a stack started by `up` in workdir: the `up` process, then any of its children still alive."""
+    """Stop a stack started by `up` in workdir: the `up` process, then any of its children still alive.
+
+    The `up` process is recognised by its pid and the "up_marker" of the state file (default "localstack"),
+    so another launcher that writes the same state file (ci/demo.py) is stopped the same way.
+    """
     state = load_state(workdir)
     if state is None:
         progress(f"nothing to stop: no state file in {workdir}")
         return False
     up_pid = state.get("up_pid")
-    if up_pid and _pid_matches(up_pid, "localstack") and up_pid != os.getpid():
+    up_marker = str(state.get("up_marker") or "localstack")
+    if up_pid and _pid_matches(up_pid, up_marker) and up_pid != os.getpid():
         progress(f"stopping the `up` process (pid {up_pid})")
         with contextlib.suppress(ProcessLookupError):
             os.kill(up_pid, signal.SIGTERM)
         deadline = _now() + timeout
-        while _now() < deadline and _pid_matches(up_pid, "localstack"):
+        while _now() < deadline and _pid_matches(up_pid, up_marker):
             time.sleep(0.2)
     for name, pid, marker in _state_pids(state):
         if _pid_matches(pid, marker):
@@ -1421,9 +1459,7 @@ def down(workdir: str | os.PathLike[str] = DEFAULT_WORKDIR, timeout: float = 30.
     pg_dir = Path((state.get("postgres") or {}).get("data_dir") or "/nonexistent").parent
     if pg_dir.name.startswith("localstack-") and pg_dir.parent == Path(tempfile.gettempdir()):
         shutil.rmtree(pg_dir, ignore_errors=True)  # the private data dir of a Postgres run as root
-    ports = [p for p in [(state.get("broker") or {}).get("port"), (state.get("broker") or {}).get("controller_port"),
-                         *[w.get("rest_port") for w in state.get("workers", [])],
-                         (state.get("postgres") or {}).get("port")] if p]
+    ports = state_ports(state)
     with contextlib.suppress(StackError):
         wait_until(lambda: not any(is_listening(p) for p in ports), 15, "the stack's ports to close")
     state_file(workdir).unlink(missing_ok=True)

@@ -1,0 +1,112 @@
+"""Fixtures for the end-to-end tests: a real Kafka broker + Connect worker, real `connect-health serve` processes and
+a real headless Chromium (Debian's package, driven by the `playwright` Python package; never `playwright install`).
+
+- `e2e_stack`: one broker + worker (Kafka KAFKA_VERSION) for the session, from ci/localstack.py (the same launcher
+  as `make demo` and tests/integration; the integration conftest's `stack` runs every test on two Kafka versions
+  with the Debezium plugin, which a status page check does not need).
+- `sidecar`: start(*flags) -> a running `connect-health serve` against that worker; stopped at teardown.
+- `browser` / `page`: Chromium (/usr/bin/chromium, or $CHROMIUM) and a fresh page per test.
+- `artifacts`: .tools/artifacts/ (screenshots a person can look at).
+
+A missing JDK, Kafka jars or chromium make these fixtures fail (never skip), with one line saying what to run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "ci"))
+
+import localstack  # noqa: E402
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = ROOT / ".tools" / "artifacts"
+
+
+def _fail_on_stack_error(what: str, fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except localstack.StackError as e:
+        problem = f"{what}: {e}"
+    pytest.fail(problem, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def e2e_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localstack.Stack]:
+    version = localstack.KAFKA_VERSION
+
+    def make() -> localstack.Stack:
+        localstack.require_java(version)
+        localstack.require_fetched(version)
+        return localstack.Stack(tmp_path_factory.mktemp("e2e-stack"), version).start()
+
+    stack: localstack.Stack = _fail_on_stack_error(f"Kafka {version} stack", make)
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("work")
+
+
+@pytest.fixture
+def sidecar(e2e_stack: localstack.Stack, workdir: Path) -> Iterator[Callable[..., localstack.Sidecar]]:
+    started: list[localstack.Sidecar] = []
+
+    def start(*flags: str) -> localstack.Sidecar:
+        sc = localstack.Sidecar(workdir, e2e_stack.connect_url, list(flags), name=f"sidecar-{len(started)}")
+        started.append(sc)
+        result: localstack.Sidecar = _fail_on_stack_error("connect-health serve", sc.start)
+        return result
+
+    yield start
+    for sc in started:
+        sc.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).is_file():
+        pytest.fail(f"chromium not found at {path}: run `bash ci/system-deps.sh` (installs Debian's chromium "
+                    "package), or set CHROMIUM=/path/to/chromium", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser(chromium: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright  # a missing package is an error, not a skip
+
+    pw = sync_playwright().start()
+    try:
+        b = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+    except Exception as e:  # noqa: BLE001 - one line, no playwright traceback
+        pw.stop()
+        pytest.fail(f"could not start {chromium} through playwright: {str(e).splitlines()[0]}", pytrace=False)
+    yield b
+    b.close()
+    pw.stop()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    p = context.new_page()
+    yield p
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,232 @@
+"""`make demo` end to end: ci/demo.py as a user runs it (a subprocess, on free ports and its own workdir so that it
+never meets a demo someone runs by hand), with its break/heal/stop commands, and nothing left listening after.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import demo
+import localstack
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "ci" / "demo.py"
+
+
+def listening(ports: list[int]) -> list[int]:
+    """Which of these ports something listens on, according to ss (what a person would run)."""
+    out = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True, check=True).stdout
+    local = {int(cols[3].rsplit(":", 1)[1]) for cols in (line.split() for line in out.splitlines()) if len(cols) > 3}
+    return [p for p in ports if p in local]
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("DEMO_", "CONNECT_HEALTH_"))}
+
+
+class Up:
+    """`ci/demo.py up` in the background, its output collected line by line."""
+
+    def __init__(self, workdir: Path, ports: dict[str, int]) -> None:
+        self.workdir = workdir
+        self.ports = ports
+        cmd = [sys.executable, str(DEMO), "up", "--workdir", str(workdir)]
+        for attr, flag, *_ in demo.PORTS:
+            cmd += [flag, str(ports[attr])]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     stdin=subprocess.DEVNULL, cwd=ROOT, env=clean_env())
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float) -> str:
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            hit = next((line for line in list(self.lines) if rx.search(line)), None)
+            if hit is not None:
+                return hit
+            if self.proc.poll() is not None:
+                self._reader.join(5)
+                pytest.fail(f"demo up exited ({self.proc.returncode}) before {pattern!r}:\n{self.output}")
+            time.sleep(0.2)
+        pytest.fail(f"no {pattern!r} within {timeout:.0f}s; output so far:\n{self.output}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._reader.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+@pytest.fixture
+def ports() -> dict[str, int]:
+    return {attr: localstack.free_port() for attr, *_ in demo.PORTS}
+
+
+@pytest.fixture
+def start_demo(workdir: Path, ports: dict[str, int]) -> Iterator[Any]:
+    started: list[Up] = []
+
+    def start() -> Up:
+        up = Up(workdir, ports)
+        started.append(up)
+        return up
+
+    yield start
+    for up in started:
+        up.stop()
+    localstack.down(workdir)  # whatever a failed test left behind
+
+
+def run_demo(*args: str, workdir: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(DEMO), *args, "--workdir", str(workdir)], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT, env=clean_env())
+
+
+def sidecar_status(port: int) -> dict[str, Any]:
+    status, body = localstack.http("GET", f"http://127.0.0.1:{port}/status?format=json")
+    assert status == 200 and isinstance(body, dict), (status, body)
+    return body
+
+
+def sink_task(port: int) -> dict[str, Any]:
+    doc = sidecar_status(port)
+    sink = next(c for c in doc["connectors"] if c["name"] == demo.SINK)
+    return dict(sink["tasks"][0])
+
+
+def test_demo_constants_match_the_declared_connectors() -> None:
+    declared = yaml.safe_load((ROOT / "examples" / "demo-connectors.yaml").read_text())
+    assert set(declared) == {demo.SOURCE, demo.SINK}
+    source, sink = declared[demo.SOURCE]["config"], declared[demo.SINK]["config"]
+    assert source["connector.class"].endswith("FileStreamSourceConnector")
+    assert sink["connector.class"].endswith("FileStreamSinkConnector")
+    assert source["file"] == demo.INPUT_FILE and sink["file"] == demo.OUTPUT_FILE
+    assert source["topic"] == sink["topics"] == demo.TOPIC
+
+
+def test_demo_up_break_heal_then_ctrl_c_leaves_nothing_listening(start_demo: Any, ports: dict[str, int],
+                                                                  workdir: Path) -> None:
+    up = start_demo()
+    up.wait_for(r"\] ready in [0-9.]+s$", 180)
+    # Progress by stage, each with its elapsed time.
+    for stage in ("starting Kafka", "starting Connect worker", "starting connect-health", "applying connectors",
+                  "apply: created demo-sink"):
+        assert re.search(rf"^\[demo +[0-9.]+s\] +{stage}", up.output, re.M), (stage, up.output)
+    sidecar = ports["sidecar_port"]
+    assert f"http://127.0.0.1:{sidecar}/status" in up.output and f"http://127.0.0.1:{sidecar}/metrics" in up.output
+    for command in ("make demo-break", "make demo-heal", "make demo-stop", "curl "):
+        assert command in up.output
+
+    status, html = localstack.http("GET", f"http://127.0.0.1:{sidecar}/status", headers={"Accept": "text/html"})
+    assert status == 200 and isinstance(html, str) and 'http-equiv="refresh"' in html
+    for name in (demo.SOURCE, demo.SINK):
+        assert re.search(rf'<tr class="ok" data-connector="{name}" data-task="0" data-state="RUNNING">', html), html
+    status, metrics = localstack.http("GET", f"http://127.0.0.1:{sidecar}/metrics")
+    assert status == 200 and 'connect_health_task_state{connector="demo-sink",state="RUNNING",task="0"} 1.0' \
+        in metrics
+
+    state = localstack.load_state(workdir)
+    assert state is not None
+    output_file = Path(state["demo"]["output"])
+    localstack.wait_until(lambda: output_file.exists() and output_file.read_text(), 30, "the sink's first lines")
+
+    # demo-break: the sink's task fails for real, and the sidecar's ladder takes it on.
+    broke = run_demo("break", workdir=workdir)
+    assert broke.returncode == 0, broke.stderr
+    assert "Couldn't find or create file" in broke.stdout and not output_file.parent.exists()
+    localstack.wait_until(lambda: sink_task(sidecar)["verdict"] in ("restarting", "failed"), 20,
+                          "the sidecar to see the sink fail")
+    assert sink_task(sidecar)["state"] == "FAILED"
+    up.wait_for(r"demo-sink task 0: FAILED, verdict restarting \(.*restart ladder attempt 1/3", 20)
+    time.sleep(2 * demo.LINE_EVERY)  # lines keep arriving in the topic while the sink is down
+
+    # demo-heal: the directory comes back and the sink runs again; no line written meanwhile is lost.
+    healed = run_demo("heal", workdir=workdir)
+    assert healed.returncode == 0, healed.stdout + healed.stderr
+    assert "RUNNING again" in healed.stdout
+    assert sink_task(sidecar)["verdict"] == "ok"
+    up.wait_for(r"demo-sink task 0: RUNNING, verdict ok", 20)
+    input_file = Path(state["demo"]["input"])
+
+    def caught_up() -> bool:
+        return input_file.read_text().splitlines()[-1] in output_file.read_text().splitlines()
+
+    localstack.wait_until(caught_up, 30, "the sink to catch up")
+    numbers = [int(line.split()[1]) for line in output_file.read_text().splitlines()]
+    assert numbers == list(range(numbers[0], numbers[-1] + 1)), numbers  # contiguous: nothing lost
+    assert len(numbers) >= 2
+
+    # Ctrl-C: everything stops, nothing listens any more.
+    all_ports = localstack.state_ports(state)
+    assert sorted(all_ports) == sorted(ports.values())
+    t0 = time.monotonic()
+    up.stop()
+    assert up.proc.returncode == 0, up.output
+    assert "stopped; nothing left listening" in up.output
+    assert time.monotonic() - t0 < 30
+    assert listening(all_ports) == []
+    assert localstack.load_state(workdir) is None
+    for _name, pid, marker in localstack._state_pids(state):
+        assert not localstack._pid_matches(pid, marker), f"{marker} (pid {pid}) still alive"
+
+
+def test_demo_stop_from_another_terminal(start_demo: Any, ports: dict[str, int], workdir: Path) -> None:
+    up = start_demo()
+    up.wait_for(r"\] ready in [0-9.]+s$", 180)
+    state = localstack.load_state(workdir)
+    assert state is not None
+    stopped = run_demo("stop", workdir=workdir)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert "nothing left listening" in stopped.stdout
+    up.proc.wait(30)
+    assert up.proc.returncode == 0
+    assert listening(localstack.state_ports(state)) == []
+    assert localstack.load_state(workdir) is None
+    # Once stopped, the other commands say there is nothing to act on, in one line.
+    for command in ("break", "heal"):
+        r = run_demo(command, workdir=workdir)
+        assert r.returncode == 1 and r.stderr.count("\n") == 1 and "no demo is running" in r.stderr, r.stderr
+
+
+def test_demo_port_in_use_is_one_line(ports: dict[str, int], workdir: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run([sys.executable, str(DEMO), "up", "--workdir", str(workdir), "--rest-port", str(port),
+                            "--sidecar-port", str(ports["sidecar_port"]), "--broker-port", str(ports["broker_port"])],
+                           capture_output=True, text=True, timeout=60, cwd=ROOT, env=clean_env())
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+    assert f"port {port} on 127.0.0.1 (the Connect REST API) is in use" in r.stderr
+    assert "DEMO_REST_PORT" in r.stderr
+    assert listening([ports["broker_port"], ports["sidecar_port"]]) == []

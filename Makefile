@@ -32,7 +32,7 @@ tools:
 kafka: venv
 	@$(PY) ci/localstack.py fetch --kafka $(KAFKA_VERSION) --kafka $(KAFKA_LEGACY_VERSION) --debezium
 
-test: venv tools kafka
+test: venv tools kafka lint
 	bash ci/system-deps.sh
 	$(PY) -m pytest tests
 

@@ -120,3 +120,34 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localstack.Po
         pytest.fail(problem, pytrace=False)
     yield pg
     pg.stop()
+
+
+@pytest.fixture
+def connectors(worker: localstack.Worker) -> Iterator[Callable[[str, dict[str, Any]], None]]:
+    """create(name, config): PUT a connector on the shared worker; every one is deleted at teardown."""
+    made: list[str] = []
+
+    def create(name: str, config: dict[str, Any]) -> None:
+        made.append(name)
+        worker.put_connector(name, config, timeout=60)
+
+    yield create
+    for name in reversed(made):
+        worker.delete_connector(name, timeout=60)
+
+
+@pytest.fixture
+def sidecar(connect: str, workdir: Path) -> Iterator[Callable[..., localstack.Sidecar]]:
+    """start(*flags) -> a running `connect-health serve` against the session's worker (polling every 0.5 s; later
+    flags win); every one is stopped at teardown."""
+    started: list[localstack.Sidecar] = []
+
+    def start(*flags: str) -> localstack.Sidecar:
+        sc = localstack.Sidecar(workdir, connect, ["--poll-interval", "0.5", "--request-timeout", "5", *flags],
+                                name=f"sidecar-{len(started)}")
+        started.append(sc)
+        return sc.start(timeout=60)
+
+    yield start
+    for sc in started:
+        sc.stop()

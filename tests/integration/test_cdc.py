@@ -37,17 +37,15 @@ may share the machine.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import localstack
-import pytest
-from prometheus_client.parser import text_string_to_metric_families
+from probing import Sampler, connector_entry, metric, wait_for
 
 SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"
 STRING_CONVERTER = "org.apache.kafka.connect.storage.StringConverter"
@@ -65,41 +63,7 @@ START_FAILED = "RetriableException: Couldn't obtain encoding for database"
 
 # ------------------------------------------------------------------------------------------------ fixtures
 
-@pytest.fixture
-def connectors(worker: localstack.Worker) -> Iterator[Callable[[str, dict[str, Any]], None]]:
-    """create(name, config): PUT a connector on the shared worker; every one is deleted at teardown."""
-    made: list[str] = []
-
-    def create(name: str, config: dict[str, Any]) -> None:
-        made.append(name)
-        worker.put_connector(name, config, timeout=60)
-
-    yield create
-    for name in reversed(made):
-        worker.delete_connector(name, timeout=60)
-
-
-@pytest.fixture
-def sidecar(connect: str, workdir: Path) -> Iterator[Callable[..., localstack.Sidecar]]:
-    """start(*flags) -> a running `connect-health serve` against the session's worker; stopped at teardown."""
-    started: list[localstack.Sidecar] = []
-
-    def start(*flags: str) -> localstack.Sidecar:
-        sc = localstack.Sidecar(workdir, connect, ["--poll-interval", "0.5", "--request-timeout", "5", *flags],
-                                name=f"sidecar-{len(started)}")
-        started.append(sc)
-        return sc.start(timeout=60)
-
-    yield start
-    for sc in started:
-        sc.stop()
-
-
 # ------------------------------------------------------------------------------------------------- helpers
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    return localstack.wait_until(predicate, timeout, what, interval=0.25)
-
 
 class Topic:
     """What reached a Kafka topic, as written by a FileStreamSink (StringConverter: one record value a line)."""
@@ -159,27 +123,11 @@ def task_state(worker: localstack.Worker, name: str) -> str | None:
     return tasks[0].get("state") if tasks else None
 
 
-def connector_entry(sc: localstack.Sidecar, name: str) -> dict[str, Any] | None:
-    status, body = sc.get("/status")
-    assert status == 200, body
-    return next((c for c in body["connectors"] if c["name"] == name), None)
-
-
 def sidecar_sees_running(sc: localstack.Sidecar, name: str) -> dict[str, Any] | None:
     entry = connector_entry(sc, name)
     if entry and entry["connector"]["state"] == "RUNNING" and entry["tasks"] \
             and all(t["state"] == "RUNNING" and t["verdict"] == "ok" for t in entry["tasks"]):
         return entry
-    return None
-
-
-def metric(sc: localstack.Sidecar, name: str, **labels: str) -> float | None:
-    status, text = sc.get("/metrics")
-    assert status == 200
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name and s.labels == labels:
-                return float(s.value)
     return None
 
 
@@ -225,37 +173,6 @@ def log_since(worker: localstack.Worker, offset: int) -> str:
 
 def slot_active(pg: localstack.Postgres, slot: str) -> bool:
     return pg.sql(f"select active from pg_replication_slots where slot_name = '{slot}'", timeout=10) == "t"
-
-
-class Sampler:
-    """Polls /livez in the background and remembers every answer (a status code, or the error of a failed call)."""
-
-    def __init__(self, sc: localstack.Sidecar, limit: float = 600.0) -> None:
-        self.sc = sc
-        self.limit = limit
-        self.seen: list[int | str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="livez-sampler")
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + self.limit
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                self.seen.append(self.sc.get("/livez", timeout=10)[0])
-            except Exception as e:  # noqa: BLE001 - recorded, and the assertion shows it
-                self.seen.append(f"{type(e).__name__}: {e}")
-            self._stop.wait(0.1)
-
-    def not_ok(self) -> list[int | str]:
-        return [s for s in self.seen if s != 200]
-
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(15)
 
 
 # --------------------------------------------------------------------------------------------------- tests

@@ -8,97 +8,21 @@ does not exist fails its task at start ("Couldn't find or create file") while ev
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import localstack
-import pytest
-from prometheus_client.parser import text_string_to_metric_families
+from probing import Sampler, connector_entry, metric, wait_for
 
 SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"
 SOURCE = "org.apache.kafka.connect.file.FileStreamSourceConnector"
 
 
-@pytest.fixture
-def connectors(worker: localstack.Worker) -> Iterator[Callable[[str, dict[str, Any]], None]]:
-    """create(name, config): PUT a connector on the shared worker; every one is deleted at teardown."""
-    made: list[str] = []
-
-    def create(name: str, config: dict[str, Any]) -> None:
-        made.append(name)
-        worker.put_connector(name, config)
-
-    yield create
-    for name in made:
-        worker.delete_connector(name)
-
-
-@pytest.fixture
-def sidecar(connect: str, workdir: Path) -> Iterator[Callable[..., localstack.Sidecar]]:
-    """start(*flags) -> a running `connect-health serve` against the session's worker; stopped at teardown."""
-    started: list[localstack.Sidecar] = []
-
-    def start(*flags: str) -> localstack.Sidecar:
-        sc = localstack.Sidecar(workdir, connect, ["--poll-interval", "0.5", "--request-timeout", "2", *flags],
-                                name=f"sidecar-{len(started)}")
-        started.append(sc)
-        return sc.start()
-
-    yield start
-    for sc in started:
-        sc.stop()
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    return localstack.wait_until(predicate, timeout, what, interval=0.25)
-
-
-def metrics(sc: localstack.Sidecar) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    status, text = sc.get("/metrics")
-    assert status == 200
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
-
-
-def connector_entry(sc: localstack.Sidecar, name: str) -> dict[str, Any] | None:
-    status, body = sc.get("/status")
-    assert status == 200, body
-    return next((c for c in body["connectors"] if c["name"] == name), None)
-
-
 def failing_sink(name: str, workdir: Path) -> dict[str, Any]:
     return {"connector.class": SINK, "tasks.max": "1", "topics": f"{name}-topic",
             "file": str(workdir / "missing-dir" / "out.txt")}
-
-
-class Sampler:
-    """Polls /livez in the background and remembers every status it saw (to prove it never flipped)."""
-
-    def __init__(self, sc: localstack.Sidecar) -> None:
-        self.sc = sc
-        self.seen: list[int] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + 120
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            self.seen.append(self.sc.get("/livez")[0])
-            self._stop.wait(0.1)
-
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
 
 def test_healthy_source_all_probes_ok(sidecar: Callable[..., localstack.Sidecar], connectors: Any,
@@ -125,12 +49,11 @@ def test_healthy_source_all_probes_ok(sidecar: Callable[..., localstack.Sidecar]
     assert status_doc["worker"]["health_endpoint"] == expected_endpoint
     # The first poll on a worker without GET /health makes one extra call to find that out; later ones do not.
     wait_for(lambda: sc.get("/status")[1]["polls"] >= 3, 20, "three polls")
-    m = metrics(sc)
-    assert m[("connect_health_connector_state", (("connector", connector_name), ("state", "RUNNING")))] == 1
-    assert m[("connect_health_task_state", (("connector", connector_name), ("state", "RUNNING"), ("task", "0")))] == 1
-    assert m[("connect_health_worker_reachable", ())] == 1
+    assert metric(sc, "connect_health_connector_state", connector=connector_name, state="RUNNING") == 1
+    assert metric(sc, "connect_health_task_state", connector=connector_name, state="RUNNING", task="0") == 1
+    assert metric(sc, "connect_health_worker_reachable") == 1
     # The poll is two REST calls (health or root, plus the expanded list), whatever the connector count.
-    assert m[("connect_health_rest_calls_last_poll", ())] == 2
+    assert metric(sc, "connect_health_rest_calls_last_poll") == 2
 
 
 def test_failed_sink_runs_ladder_then_fails_liveness(sidecar: Callable[..., localstack.Sidecar], connectors: Any,
@@ -150,10 +73,9 @@ def test_failed_sink_runs_ladder_then_fails_liveness(sidecar: Callable[..., loca
     assert entry is not None and entry["failed_past_ladder"] is True
     assert entry["tasks"][0]["state"] == "FAILED"
     assert "Couldn't find or create file" in (entry["tasks"][0]["trace"] or "")
-    m = metrics(sc)
-    assert m[("connect_health_connector_failed", (("connector", connector_name), ("policy", "critical")))] == 1
-    assert m[("connect_health_restarts_total", (("connector", connector_name), ("outcome", "requested")))] == 2
-    assert m[("connect_health_probe_healthy", (("probe", "livez"),))] == 0
+    assert metric(sc, "connect_health_connector_failed", connector=connector_name, policy="critical") == 1
+    assert metric(sc, "connect_health_restarts_total", connector=connector_name, outcome="requested") == 2
+    assert metric(sc, "connect_health_probe_healthy", probe="livez") == 0
     assert sc.get("/readyz")[0] == 503
 
 
@@ -169,8 +91,7 @@ def test_best_effort_failure_never_fails_liveness(sidecar: Callable[..., localst
     assert entry["tasks"][0]["verdict"] == "failed"
     ready = sc.get("/readyz")[1]
     assert any(connector_name in w for w in ready.get("warnings", [])), ready
-    m = metrics(sc)
-    assert m[("connect_health_connector_failed", (("connector", connector_name), ("policy", "best-effort")))] == 1
+    assert metric(sc, "connect_health_connector_failed", connector=connector_name, policy="best-effort") == 1
 
 
 def test_cause_fixed_before_ladder_runs_out_recovers(sidecar: Callable[..., localstack.Sidecar], connectors: Any,
@@ -186,9 +107,8 @@ def test_cause_fixed_before_ladder_runs_out_recovers(sidecar: Callable[..., loca
         wait_for(lambda: (lambda e: e if e and e["tasks"] and e["tasks"][0]["verdict"] == "ok" else None)(
             connector_entry(sc, connector_name)), 20, "the sidecar to see the task running")
     assert sampler.seen and set(sampler.seen) == {200}, sampler.seen
-    m = metrics(sc)
-    assert m[("connect_health_restarts_total", (("connector", connector_name), ("outcome", "requested")))] >= 1
-    assert m[("connect_health_connector_failed", (("connector", connector_name), ("policy", "critical")))] == 0
+    assert metric(sc, "connect_health_restarts_total", connector=connector_name, outcome="requested") >= 1
+    assert metric(sc, "connect_health_connector_failed", connector=connector_name, policy="critical") == 0
 
 
 def test_frozen_worker_fails_liveness_then_recovers(stack_factory: Callable[..., localstack.Stack],

@@ -198,3 +198,11 @@ def test_apply_job_runs_without_the_sidecar(render) -> None:
 def test_config_values_pass_through_untouched(render, value: str) -> None:
     doc = declared(render({**BOOT, "connectors": {"c": {"config": {"connector.class": SINK, "x": value}}}}))
     assert doc["c"]["config"]["x"] == value
+
+
+def test_a_per_connector_restart_ladder_reaches_the_sidecar_only_where_declared(render) -> None:
+    debezium = "io.debezium.connector.postgresql.PostgresConnector"
+    connectors = {**CONNECTORS, "cdc": {"config": {"connector.class": debezium}, "restartAttempts": 0}}
+    doc = declared(render({**BOOT, "connectors": connectors}))
+    assert doc["cdc"]["restartAttempts"] == 0
+    assert "restartAttempts" not in doc["lines-sink"] and "restartAttempts" not in doc["lines-source"]

@@ -19,10 +19,11 @@ and pins the gap so that a change on either side shows up here:
 
 - `test_rows_reach_topic_then_db_down`: rows (snapshot and streamed) all arrive in the topic. PostgreSQL stops and
   the task FAILS. With nothing restarting it, the task stays FAILED and /livez is 503 naming the connector for as
-  long as the database is down (a sidecar with `--restart-attempts 0`). Then a sidecar with a ladder (2 attempts,
-  1 s backoff) sends its KIP-745 restart to the real worker. Connect reports the task RUNNING although PostgreSQL
-  is still down (Debezium's internal retries are in the worker log), and both sidecars answer 200: the outage
-  becomes invisible over REST.
+  long as the database is down: a sidecar whose ladder is on, with the Debezium connector declared with
+  `restartAttempts: 0` in its connectors file, the per-connector way out of this gap. Then a sidecar with a ladder
+  (2 attempts, 1 s backoff) sends its KIP-745 restart to the real worker. Connect reports the task RUNNING although
+  PostgreSQL is still down (Debezium's internal retries are in the worker log), and both sidecars answer 200: the
+  outage becomes invisible over REST.
 - `test_db_back_within_ladder_recovers_without_losing_rows`: PostgreSQL stops and comes back (same data, same port,
   same replication slot) well within a longer ladder (5 attempts, 2 s backoff: a 2+4+8+16+32 s window). The slot is
   active again, the task is RUNNING, /livez never left 200 (sampled all along), and every row is in the topic:
@@ -136,6 +137,7 @@ class Capture:
     name: str  # the Debezium connector
     slot: str  # its replication slot
     topic: Topic
+    config: dict[str, str]  # as created on the worker
 
 
 def capture(pg: localstack.Postgres, worker: localstack.Worker, connectors: Callable[[str, dict[str, Any]], None],
@@ -155,7 +157,7 @@ def capture(pg: localstack.Postgres, worker: localstack.Worker, connectors: Call
     connectors(sink, {"connector.class": SINK, "tasks.max": "1", "topics": topic.topic, "file": str(topic.path),
                       "key.converter": STRING_CONVERTER, "value.converter": STRING_CONVERTER})
     worker.wait_connector_state(sink, "RUNNING", timeout=START_TIMEOUT)
-    return Capture(name=name, slot=config["slot.name"], topic=topic)
+    return Capture(name=name, slot=config["slot.name"], topic=topic, config=dict(config))
 
 
 def log_size(worker: localstack.Worker) -> int:
@@ -192,10 +194,14 @@ def test_rows_reach_topic_then_db_down(
     assert all(ops[i] == {"r"} for i in range(1, 6)), ops
     assert all("c" in ops[i] for i in range(6, 21)), ops
 
-    # Part 2a: the database goes away and stays away. Nothing restarts the task (Connect never does by itself):
-    # it stays FAILED, and liveness says so, naming the connector, for as long as the database is down.
+    # Part 2a: the database goes away and stays away. The sidecar runs a restart ladder, but the Debezium connector
+    # is declared with `restartAttempts: 0` (what the README advises for Debezium, see above): nothing restarts its
+    # task (Connect never does by itself), it stays FAILED, and liveness says so, naming the connector, for as long
+    # as the database is down.
     restart_rx = RESTART_PATH.format(name=cdc.name)
-    watcher = sidecar("--restart-attempts", "0")
+    declared = workdir / "declared.json"
+    declared.write_text(json.dumps({cdc.name: {"config": cdc.config, "restartAttempts": 0}}))
+    watcher = sidecar("--restart-attempts", "3", "--restart-backoff", "1", "--connectors-file", str(declared))
     wait_for(lambda: sidecar_sees_running(watcher, cdc.name), 60, "the sidecar to see the connector running")
     assert watcher.get("/livez")[0] == 200
     postgres.stop()
@@ -214,6 +220,7 @@ def test_rows_reach_topic_then_db_down(
         assert status == 503 and any(cdc.name in r for r in body["reasons"]), (status, body)
     assert task_state(worker, cdc.name) == "FAILED"
     assert worker.requests_matching("POST", restart_rx) == []
+    assert "restart ladder disabled" in " ".join(watcher.get("/livez")[1]["reasons"])
 
     # Part 2b: a sidecar with a ladder restarts the failed task over KIP-745 while the database is still down.
     # Debezium's restarted task does not fail again: it retries its start inside the task, and Connect reports it

@@ -200,3 +200,13 @@ def test_undeclared_connectors_are_not_drift() -> None:
     decl = declared_from_worker()
     del decl["file-sink"]
     assert drift(decl, parse_expanded(fixture("healthy.json"))) == []
+
+
+def test_restart_attempts_override_is_parsed_and_checked() -> None:
+    out = parse({"cdc": {"config": {"connector.class": "X"}, "restartAttempts": 0},
+                 "plain": {"config": {"connector.class": "X"}}})
+    assert out["cdc"].restart_attempts == 0 and out["plain"].restart_attempts is None
+    for bad in (-1, 101, "3", True, 1.5):
+        with pytest.raises(DeclarationError, match=r"connector 'cdc': restartAttempts"):
+            parse({"cdc": {"config": {"connector.class": "X"}, "restartAttempts": bad}})
+

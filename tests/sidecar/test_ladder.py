@@ -118,3 +118,15 @@ def test_plan_does_not_mutate_its_input() -> None:
     snapshot = dict(before)
     plan(before, ["x"], ["x"], 100, S)
     assert before == snapshot
+
+
+def test_a_declared_per_connector_limit_overrides_restart_attempts() -> None:
+    limits = {"cdc": 0, "short": 1}
+    rungs, todo = plan({}, ("cdc", "short", "x"), ("cdc", "short", "x"), 0, S, limits)
+    assert sorted(todo) == ["short", "x"]  # cdc's ladder is off: never restarted
+    assert rungs["cdc"].exhausted and not rungs["short"].exhausted and not rungs["x"].exhausted
+    for name in todo:
+        rungs[name] = record(rungs[name], "requested", 0, S)
+    rungs, todo = plan(rungs, ("cdc", "short", "x"), ("cdc", "short", "x"), 30, S, limits)
+    assert todo == ["x"]  # short had its one attempt; x (default limit 3) gets its second
+    assert rungs["short"].exhausted and not rungs["x"].exhausted

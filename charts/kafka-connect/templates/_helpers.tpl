@@ -250,7 +250,11 @@ status.storage.partitions: internalTopics.status.partitions
 {{- range $key, $value := $connector.config }}
 {{- $_ := set $config $key (include "kafka-connect.scalar" $value) }}
 {{- end }}
-{{- $_ := set $out $name (dict "config" $config "state" (get $connector "state" | default "running") "policy" (get $connector "policy" | default "critical")) }}
+{{- $entry := dict "config" $config "state" (get $connector "state" | default "running") "policy" (get $connector "policy" | default "critical") }}
+{{- if hasKey $connector "restartAttempts" }}
+{{- $_ := set $entry "restartAttempts" (int $connector.restartAttempts) }}
+{{- end }}
+{{- $_ := set $out $name $entry }}
 {{- end }}
 {{- toJson $out }}
 {{- end }}

@@ -106,6 +106,7 @@ def status_document(view: View, settings: HealthSettings) -> dict[str, Any]:
     for row in report.rows:
         entry = connectors.setdefault(row.connector, {
             "name": row.connector, "policy": row.policy, "restart_attempts": row.attempts,
+            "restart_limit": obs.restart_limits.get(row.connector, settings.restart_attempts),
             "failed_past_ladder": row.connector in report.failed_connectors, "tasks": [],
         })
         if obs.snapshot is not None and row.connector in obs.snapshot.connectors:

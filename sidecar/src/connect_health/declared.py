@@ -6,6 +6,7 @@ The file is a JSON or YAML map keyed by connector name::
       config: {connector.class: FileStreamSink, topics: lines, file: /data/out.txt}
       state: running        # running | paused | stopped   (default running)
       policy: critical      # critical | best-effort       (default critical)
+      restartAttempts: 0    # optional: this connector's restart ladder (default: --restart-attempts)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Declared:
     config: dict[str, str]
     state: str = "running"
     policy: str = "critical"
+    restart_attempts: int | None = None  # overrides --restart-attempts for this connector
 
     @property
     def connector_class(self) -> str:
@@ -62,9 +64,10 @@ def parse(data: Any, source: str = "connectors file") -> dict[str, Declared]:
             raise DeclarationError(f"{source}: connector names must be non-empty strings, got {name!r}")
         if not isinstance(entry, dict):
             raise DeclarationError(f"{where}: expected a map with config/state/policy")
-        unknown = set(entry) - {"config", "state", "policy"}
+        unknown = set(entry) - {"config", "state", "policy", "restartAttempts"}
         if unknown:
-            raise DeclarationError(f"{where}: unknown key {sorted(unknown)[0]!r} (allowed: config, state, policy)")
+            raise DeclarationError(f"{where}: unknown key {sorted(unknown)[0]!r} "
+                                   "(allowed: config, state, policy, restartAttempts)")
         config = entry.get("config")
         if not isinstance(config, dict):
             raise DeclarationError(f"{where}: config must be a map")
@@ -80,7 +83,11 @@ def parse(data: Any, source: str = "connectors file") -> dict[str, Declared]:
         policy = str(entry.get("policy") or "critical").lower()
         if policy not in POLICIES:
             raise DeclarationError(f"{where}: policy must be critical or best-effort; got {policy!r}")
-        out[name] = Declared(name=name, config=norm, state=state, policy=policy)
+        attempts = entry.get("restartAttempts")
+        if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int)
+                                     or not 0 <= attempts <= 100):
+            raise DeclarationError(f"{where}: restartAttempts must be a whole number from 0 to 100; got {attempts!r}")
+        out[name] = Declared(name=name, config=norm, state=state, policy=policy, restart_attempts=attempts)
     return out
 
 

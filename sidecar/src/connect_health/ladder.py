@@ -27,20 +27,24 @@ class Rung:
 
 
 def plan(rungs: Mapping[str, Rung], failing: Iterable[str], present: Iterable[str], now: float,
-         settings: HealthSettings) -> tuple[dict[str, Rung], list[str]]:
-    """Advance every connector's rung; return the new rungs and the connectors to restart now."""
+         settings: HealthSettings, limits: Mapping[str, int] | None = None) -> tuple[dict[str, Rung], list[str]]:
+    """Advance every connector's rung; return the new rungs and the connectors to restart now.
+
+    ``limits`` overrides ``restart_attempts`` per connector (declared ``restartAttempts``).
+    """
     failing_set = set(failing)
     present_set = set(present) | failing_set
     out: dict[str, Rung] = {}
     restart: list[str] = []
     for name in sorted(present_set):
         rung = rungs.get(name, Rung())
+        limit = (limits or {}).get(name, settings.restart_attempts)
         if name in failing_set:
             rung = replace(rung, healthy_since=None)
             if not rung.exhausted:
-                if settings.restart_attempts == 0:
+                if limit == 0:
                     rung = replace(rung, exhausted=True)
-                elif rung.attempts >= settings.restart_attempts:
+                elif rung.attempts >= limit:
                     if now >= rung.next_at:
                         rung = replace(rung, exhausted=True)
                 elif now >= rung.next_at:

@@ -46,6 +46,7 @@ class Observation:
     transient_since: Mapping[Key, float] = field(default_factory=dict)
     rungs: Mapping[str, Rung] = field(default_factory=dict)
     declared_policies: Mapping[str, str] = field(default_factory=dict)
+    restart_limits: Mapping[str, int] = field(default_factory=dict)  # declared per-connector restartAttempts
     drift: tuple[str, ...] = ()
 
 
@@ -128,6 +129,7 @@ def _row(conn: ConnectorView, task: int | None, state: str, worker_id: str, trac
     policy = policy_of(conn.name, settings, obs.declared_policies)
     local = is_local(worker_id, settings)
     rung = obs.rungs.get(conn.name, Rung())
+    limit = obs.restart_limits.get(conn.name, settings.restart_attempts)
     where = "connector" if task is None else f"task {task}"
     label = f"{conn.name} {where}"
     if state == "RUNNING":
@@ -144,14 +146,14 @@ def _row(conn: ConnectorView, task: int | None, state: str, worker_id: str, trac
     elif not local:
         verdict, reason = "remote", f"FAILED on worker {worker_id or 'unknown'}, not this one"
     elif rung.exhausted:
-        if settings.restart_attempts == 0:
+        if limit == 0:
             why = "restart ladder disabled"
         else:
             why = f"still FAILED after {rung.attempts} restart attempt{'s' if rung.attempts != 1 else ''}"
         verdict, reason = "failed", f"{label} FAILED ({why})"
     else:
         verdict = "restarting"
-        reason = f"{label} FAILED; restart ladder attempt {rung.attempts}/{settings.restart_attempts}"
+        reason = f"{label} FAILED; restart ladder attempt {rung.attempts}/{limit}"
     if verdict in ("ok", "intended", "transient", "stuck") and not local:
         verdict = "remote" if verdict == "ok" else verdict
         if verdict == "remote":

@@ -165,6 +165,7 @@ class Poller:
             unreachable_since=self._unreachable_since, error=error, snapshot=self._snapshot,
             transient_since=dict(self._transient), rungs=dict(self._rungs),
             declared_policies={n: d.policy for n, d in self._declared.items()}, drift=drift_reasons,
+            restart_limits=self._restart_limits(),
         )
         report = model.evaluate(obs, self.settings)
         self._log_transitions(self.view.report, report)
@@ -181,18 +182,22 @@ class Poller:
     # --- the restart ladder ------------------------------------------------------------------------------
     def _run_ladder(self, snapshot: Snapshot, now: float) -> None:
         failing = model.failing_connectors(snapshot, self.settings)
-        rungs, todo = ladder.plan(self._rungs, failing, snapshot.connectors, now, self.settings)
+        limits = self._restart_limits()
+        rungs, todo = ladder.plan(self._rungs, failing, snapshot.connectors, now, self.settings, limits)
         for name in todo if self.restart_enabled else ():
             outcome = self._restart(snapshot, name)
             self._restarts[(name, outcome)] += 1
             rungs[name] = ladder.record(rungs[name], outcome, self.clock(), self.settings)
             attempt = rungs[name].attempts
             log.warning("restart of connector %s: %s (attempt %d/%d)", name, outcome, attempt,
-                        self.settings.restart_attempts)
+                        limits.get(name, self.settings.restart_attempts))
         for name, rung in rungs.items():
             if rung.exhausted and not self._rungs.get(name, ladder.Rung()).exhausted:
                 log.error("connector %s still FAILED after the restart ladder (%d attempts)", name, rung.attempts)
         self._rungs = rungs
+
+    def _restart_limits(self) -> dict[str, int]:
+        return {n: d.restart_attempts for n, d in self._declared.items() if d.restart_attempts is not None}
 
     def _restart(self, snapshot: Snapshot, name: str) -> str:
         try:

@@ -7,6 +7,7 @@ credentials. Answers larger than ``MAX_BODY`` are refused rather than read into 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -49,12 +50,12 @@ class ConnectClient:
         self.session.headers.update({"Accept": "application/json", "User-Agent": "connect-health"})
         if settings.user is not None:
             self.session.auth = (settings.user, settings.password or "")
-        if settings.ca_file:
-            self.session.verify = settings.ca_file
+        # Passed on every request, not set on the Session: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE from
+        # the environment override a Session's verify (psf/requests#3829), which would ignore --connect-ca-file.
+        self.verify: bool | str = settings.ca_file or True
+        self.cert: str | tuple[str, str] | None = None
         if settings.client_cert:
-            self.session.cert = (
-                (settings.client_cert, settings.client_key) if settings.client_key else settings.client_cert
-            )
+            self.cert = (settings.client_cert, settings.client_key) if settings.client_key else settings.client_cert
         self.timeout = (settings.request_timeout, settings.request_timeout)
         self.calls = 0  # REST calls made, for metrics and the calls-per-poll benchmark
 
@@ -66,8 +67,8 @@ class ConnectClient:
         where = f"{method} {path}"
         try:
             resp = self.session.request(
-                method, self.base + path, params=params,
-                json=body, timeout=self.timeout, stream=True,
+                method, self.base + path, params=params, json=body, timeout=self.timeout, stream=True,
+                verify=self.verify, cert=self.cert,
             )
         except requests.Timeout:
             raise ConnectError(f"{where}: timed out after {self.settings.request_timeout:g}s") from None
@@ -137,9 +138,15 @@ def _read_bounded(resp: requests.Response, where: str) -> bytes:
     return b"".join(chunks)
 
 
+_TLS_REASON = re.compile(r"\[SSL: [A-Z0-9_]+\][^'\")(]{0,200}")
+
+
 def _short(exc: BaseException) -> str:
     """One line about a requests error, without URLs (which could carry credentials)."""
     text = type(exc).__name__
+    tls = _TLS_REASON.search(str(exc))
+    if tls:  # e.g. [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local issuer certificate
+        return f"{text}: {tls.group(0).strip()}"
     inner = exc.args[0] if exc.args else None
     reason = getattr(inner, "reason", None)
     if reason is not None:

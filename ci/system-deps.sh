@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Debian packages the integration, CDC and browser tests need: PostgreSQL (server binaries) and Chromium.
+# Debian packages the integration, CDC and browser tests need: PostgreSQL (server binaries), Chromium, and the
+# openssl and ss commands (TLS test certificates; the demo's nothing-left-listening checks).
 # Idempotent: installs only what is missing; apt-get update runs only when something is.
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v ss >/dev/null 2>&1 || need+=(iproute2)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "system-deps: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2; exit 1

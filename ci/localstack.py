@@ -177,12 +177,17 @@ def is_listening(port: int, host: str = HOST, timeout: float = 0.5) -> bool:
         return False
 
 
-def _claim_port(port: int | None, what: str, flag: str) -> int:
-    if port is None or port == 0:
-        return free_port()
+def require_free(port: int, what: str, flag: str) -> None:
+    """Raise PortInUse, one line saying what to do, when something listens on 127.0.0.1:port."""
     if not port_is_free(port):
         raise PortInUse(f"port {port} on 127.0.0.1 ({what}) is in use: stop whatever listens there "
                         f"(ss -ltnp 'sport = :{port}') or choose another port ({flag})")
+
+
+def _claim_port(port: int | None, what: str, flag: str) -> int:
+    if port is None or port == 0:
+        return free_port()
+    require_free(port, what, flag)
     _HANDED_OUT.add(port)
     return port
 
@@ -780,11 +785,8 @@ class Broker(_Service):
         if self.alive():
             return self
         t0 = _now()
-        for port, what, flag in ((self.port, "Kafka broker listener", "--broker-port"),
-                                 (self.controller_port, "Kafka controller listener", "--controller-port")):
-            if not port_is_free(port):
-                raise PortInUse(f"port {port} on 127.0.0.1 ({what}) is in use: stop whatever listens there "
-                                f"(ss -ltnp 'sport = :{port}') or choose another port ({flag})")
+        require_free(self.port, "Kafka broker listener", "--broker-port")
+        require_free(self.controller_port, "Kafka controller listener", "--controller-port")
         self.dir.mkdir(parents=True, exist_ok=True)
         _write_props(self.config, self.properties())
         self._format()
@@ -910,9 +912,7 @@ class Worker(_Service):
         if self.alive():
             return self
         t0 = _now()
-        if not port_is_free(self.rest_port):
-            raise PortInUse(f"port {self.rest_port} on 127.0.0.1 (Connect REST listener) is in use: stop whatever "
-                            f"listens there (ss -ltnp 'sport = :{self.rest_port}') or choose another (--rest-port)")
+        require_free(self.rest_port, "Connect REST listener", "--rest-port")
         for p in self.plugin_path:
             if not p.exists():
                 raise NotFetched(f"plugin path {p} does not exist: run `make kafka` "
@@ -1209,9 +1209,7 @@ class Postgres(_Service):
         if self.alive():
             return self
         t0 = _now()
-        if not port_is_free(self.port):
-            raise PortInUse(f"port {self.port} on 127.0.0.1 (PostgreSQL) is in use: stop whatever listens there "
-                            f"(ss -ltnp 'sport = :{self.port}') or choose another port (--pg-port)")
+        require_free(self.port, "PostgreSQL", "--pg-port")
         self._initdb()
         settings: dict[str, Any] = {
             "listen_addresses": HOST, "port": self.port, "unix_socket_directories": str(self.socket_dir),
@@ -1323,9 +1321,7 @@ class Sidecar(_Service):
         if self.alive():
             return self
         t0 = _now()
-        if not port_is_free(self.port):
-            raise PortInUse(f"port {self.port} on 127.0.0.1 (connect-health) is in use: stop whatever listens "
-                            f"there (ss -ltnp 'sport = :{self.port}') or choose another (--sidecar-port)")
+        require_free(self.port, "connect-health", "--sidecar-port")
         self.dir.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECT_HEALTH_") and k != "POD_IP"}
         env.update(self.extra_env)

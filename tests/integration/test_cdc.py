@@ -160,6 +160,16 @@ def capture(pg: localstack.Postgres, worker: localstack.Worker, connectors: Call
     return Capture(name=name, slot=config["slot.name"], topic=topic, config=dict(config))
 
 
+def seeded_capture(pg: localstack.Postgres, worker: localstack.Worker,
+                   connectors: Callable[[str, dict[str, Any]], None], workdir: Path, name: str) -> Capture:
+    """The table with rows 1-5 before the connector exists (its snapshot) and rows 6-10 inserted after (streamed)."""
+    pg.sql(f"create table {TABLE} (id int primary key, name text not null)")
+    insert(pg, range(1, 6))
+    cdc = capture(pg, worker, connectors, workdir, name)
+    insert(pg, range(6, 11))
+    return cdc
+
+
 def log_size(worker: localstack.Worker) -> int:
     try:
         return worker.log.stat().st_size
@@ -184,10 +194,7 @@ def test_rows_reach_topic_then_db_down(
         sidecar: Callable[..., localstack.Sidecar], workdir: Path, connector_name: str) -> None:
     # Part 1: rows that exist before the connector (its initial snapshot) and rows inserted afterwards (streamed
     # from the WAL through the replication slot) all arrive in the topic.
-    postgres.sql(f"create table {TABLE} (id int primary key, name text not null)")
-    insert(postgres, range(1, 6))
-    cdc = capture(postgres, worker, connectors, workdir, connector_name)
-    insert(postgres, range(6, 11))
+    cdc = seeded_capture(postgres, worker, connectors, workdir, connector_name)
     for i in range(11, 21):
         insert(postgres, [i])  # one transaction each
     ops = cdc.topic.wait_for_ids(range(1, 21))
@@ -251,10 +258,7 @@ def test_rows_reach_topic_then_db_down(
 def test_db_back_within_ladder_recovers_without_losing_rows(
         postgres: localstack.Postgres, worker: localstack.Worker, connectors: Any,
         sidecar: Callable[..., localstack.Sidecar], workdir: Path, connector_name: str) -> None:
-    postgres.sql(f"create table {TABLE} (id int primary key, name text not null)")
-    insert(postgres, range(1, 6))
-    cdc = capture(postgres, worker, connectors, workdir, connector_name)
-    insert(postgres, range(6, 11))
+    cdc = seeded_capture(postgres, worker, connectors, workdir, connector_name)
     cdc.topic.wait_for_ids(range(1, 11))
     port = postgres.port
     restart_rx = RESTART_PATH.format(name=cdc.name)

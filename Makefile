@@ -9,7 +9,7 @@ export PATH := $(TOOLS)/bin:$(VENV)/bin:$(PATH)
 include ci/versions.env
 export
 
-.PHONY: help venv tools kafka test test-unit test-chart test-integration lint demo demo-break demo-heal demo-stop bench docs clean
+.PHONY: help venv tools kafka image release test test-unit test-chart test-integration lint demo demo-break demo-heal demo-stop bench docs clean
 
 help:
 	@echo "make demo   - run Kafka, a Connect worker and connect-health locally (127.0.0.1), no cluster needed"
@@ -17,6 +17,8 @@ help:
 	@echo "make lint   - ruff + mypy on the sidecar, helm lint on the chart"
 	@echo "make bench  - benchmarks (probe latency, RSS, REST calls per poll, helm template time)"
 	@echo "make docs   - regenerate the chart README with helm-docs"
+	@echo "make image  - build the sidecar image with buildah on a local Debian base (IMAGE=..., VERSION=...)"
+	@echo "make release REGISTRY=host[:port]/org VERSION=x.y.z - push image + chart (digest-pinned), sign both"
 
 # The venv is rebuilt when the pins change; the sidecar is installed editable so tests see the working tree.
 $(VENV)/.stamp: sidecar/pyproject.toml ci/requirements-test.txt
@@ -31,6 +33,17 @@ tools:
 
 kafka: venv
 	@$(PY) ci/localstack.py fetch --kafka $(KAFKA_VERSION) --kafka $(KAFKA_LEGACY_VERSION) --debezium
+
+# The sidecar image: sidecar/Dockerfile built by buildah on a local Debian bookworm base whose python3 is 3.11
+# (no public registry is reachable here; the Dockerfile's default base stays python:3.11-slim). See ci/image/.
+VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' sidecar/pyproject.toml)
+IMAGE ?= localhost/connect-health:$(VERSION)
+SIDECAR_BASE_PACKAGES := python3 python3-venv python-is-python3 ca-certificates
+image:
+	@bash ci/system-deps.sh
+	@bash ci/image/build.sh --tag $(IMAGE) --dockerfile sidecar/Dockerfile --context sidecar \
+	  --base connect-health-python --base-arg PYTHON_IMAGE $(addprefix --package ,$(SIDECAR_BASE_PACKAGES)) \
+	  --build-arg VERSION=$(VERSION)
 
 test: venv tools kafka lint
 	bash ci/system-deps.sh

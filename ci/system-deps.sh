@@ -8,6 +8,9 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v ss >/dev/null 2>&1 || need+=(iproute2)
+# make image / make release and their tests: buildah (the builder), debootstrap (the local Debian base), podman with
+# runc (runs the built image), skopeo (copies and inspects images in registries).
+for c in buildah debootstrap podman runc skopeo; do command -v $c >/dev/null 2>&1 || need+=($c); done
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "system-deps: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2; exit 1

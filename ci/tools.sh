@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Provides the pinned Helm 3, Helm 4 and helm-docs binaries in .tools/bin (helm3, helm4, helm-docs).
+# Provides the pinned Helm 3, Helm 4 and helm-docs binaries in .tools/bin (helm3, helm4, helm-docs), and the release
+# tooling: registry (CNCF Distribution), cosign, crane, actionlint.
 # A binary already on PATH at the pinned version is linked; otherwise the pinned release is built from
 # source with the Go toolchain (modules come from the Go module proxy). Idempotent: a present binary of
 # the right version is kept.
@@ -47,4 +48,25 @@ if [ ! -x "$bin/helm-docs" ] || [ "$(cat "$bin/helm-docs.version" 2>/dev/null)" 
   echo "$HELM_DOCS_VERSION" > "$bin/helm-docs.version"
 fi
 ln -sf helm3 "$bin/helm"
+
+# Release tooling: the CNCF Distribution registry, cosign, crane and actionlint (pins in versions.env). None of their
+# go.mod files has replace lines, so `go install module/cmd@version` builds exactly the pinned release. A stamp
+# file records the version built (not all of them print it); the build time is printed (cosign is the big one).
+provide_go() { # name package version [ldflags]
+  local name=$1 pkg=$2 version=$3 ldflags="-s -w ${4:-}" target="$bin/$1"
+  if [ -x "$target" ] && [ "$(cat "$target.version" 2>/dev/null)" = "$version" ]; then return 0; fi
+  command -v go >/dev/null || { echo "tools: $name: Go is needed to build $pkg $version (install golang)" >&2; exit 1; }
+  echo "tools: building $name $version from source with Go (first run only)"
+  local tmp start; tmp=$(mktemp -d); start=$(date +%s)
+  GOBIN="$tmp" nice go install -trimpath -ldflags "$ldflags" "$pkg@$version"
+  mv "$tmp/$(basename "$pkg")" "$target"; rm -rf "$tmp"
+  echo "$version" > "$target.version"
+  echo "tools: $name $version built in $(( $(date +%s) - start )) s"
+}
+provide_go registry github.com/distribution/distribution/v3/cmd/registry "$DISTRIBUTION_VERSION" \
+  "-X github.com/distribution/distribution/v3/version.version=$DISTRIBUTION_VERSION"
+provide_go crane github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION"
+provide_go actionlint github.com/rhysd/actionlint/cmd/actionlint "$ACTIONLINT_VERSION"
+provide_go cosign github.com/sigstore/cosign/v2/cmd/cosign "$COSIGN_VERSION" \
+  "-X sigs.k8s.io/release-utils/version.gitVersion=$COSIGN_VERSION"
 echo "tools: $("$bin/helm3" version --short) / $("$bin/helm4" version --short) / helm-docs $(cat "$bin/helm-docs.version")"

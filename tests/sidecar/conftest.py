@@ -8,9 +8,9 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from connect_health.app import create_app
+from connect_health.app import Sidecar, build
 from connect_health.client import ConnectClient
-from connect_health.config import ConnectSettings, HealthSettings
+from connect_health.config import ConnectSettings, HealthSettings, ServeSettings
 from connect_health.poller import Poller
 from flask import Flask
 
@@ -71,12 +71,28 @@ def make_poller(fake: FakeConnect, clock: FakeClock) -> Iterator[MakePoller]:
 
 
 @pytest.fixture
-def make_app(make_poller: MakePoller) -> Callable[..., tuple[Flask, Poller]]:
+def make_sidecar(fake: FakeConnect, clock: FakeClock) -> Iterator[Callable[..., Sidecar]]:
+    """What `serve` builds (connect_health.app.build), pointed at the fake worker, on the hand-moved clock."""
+    built: list[Sidecar] = []
+
+    def make(settings: HealthSettings | None = None, *, timeout: float = 2.0, connectors_file: str | None = None,
+             clock_fn: Callable[[], float] | None = None) -> Sidecar:
+        serve = ServeSettings(connect=ConnectSettings(url=fake.url, request_timeout=timeout),
+                              health=settings or health(), connectors_file=connectors_file)
+        sidecar = build(serve, clock=clock_fn or clock)
+        sidecar.app.config["TESTING"] = True
+        built.append(sidecar)
+        return sidecar
+
+    yield make
+    for sidecar in built:
+        sidecar.stop()
+
+
+@pytest.fixture
+def make_app(make_sidecar: Callable[..., Sidecar]) -> Callable[..., tuple[Flask, Poller]]:
     def make(settings: HealthSettings | None = None, **kwargs: Any) -> tuple[Flask, Poller]:
-        settings = settings or health()
-        poller = make_poller(settings, **kwargs)
-        app = create_app(poller, settings)
-        app.config["TESTING"] = True
-        return app, poller
+        sidecar = make_sidecar(settings, **kwargs)
+        return sidecar.app, sidecar.poller
 
     return make

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import requests
-from connect_health import config
+from connect_health import config, options
 
 from .conftest import SECRETS, WORKER
 from .fakeconnect import DATA, Answer, FakeConnect, fixture
@@ -136,7 +136,7 @@ def test_every_flag_has_an_environment_twin() -> None:
         for action in sub._actions:
             flags = [o for o in action.option_strings if o.startswith("--") and o != "--help"]
             for flag in flags:
-                assert f"[env {config.env_name(flag)}]" in (action.help or ""), (name, flag)
+                assert f"[env {options.env_name(flag)}]" in (action.help or ""), (name, flag)
                 checked += 1
     assert checked >= 40
 

@@ -55,10 +55,24 @@ def test_secret_references_pass_through_untouched() -> None:
     assert drift({"jdbc-sink": Declared("jdbc-sink", cfg)}, parse_expanded(data)) == []
 
 
-def test_state_and_policy_are_case_insensitive_and_name_key_is_accepted_when_equal() -> None:
-    decl = parse({"a": {"config": {"connector.class": "X", "name": "a"}, "state": "PAUSED", "policy": "Best-Effort"}})
+def test_name_key_is_accepted_when_equal() -> None:
+    decl = parse({"a": {"config": {"connector.class": "X", "name": "a"}, "state": "paused", "policy": "best-effort"}})
     assert (decl["a"].state, decl["a"].policy) == ("paused", "best-effort")
     assert "name" not in decl["a"].config
+
+
+@pytest.mark.parametrize(("key", "value"), [("state", "PAUSED"), ("policy", "Best-Effort"), ("state", ""),
+                                            ("state", None), ("policy", None), ("restartAttempts", None)])
+def test_state_policy_and_restart_attempts_are_exact_as_in_the_chart_schema(key: str, value: Any) -> None:
+    """The chart's schema takes the exact lowercase words and no null; the sidecar reads the file the same way
+    (tests/chart/test_settings_agree.py sweeps every boundary against the schema)."""
+    with pytest.raises(DeclarationError, match=rf"connector 'a': {key}: "):
+        parse({"a": {"config": {"connector.class": "X"}, key: value}})
+
+
+def test_a_whole_float_is_a_whole_number_as_in_json_schema() -> None:
+    decl = parse({"a": {"config": {"connector.class": "X"}, "restartAttempts": 3.0}})
+    assert decl["a"].restart_attempts == 3 and isinstance(decl["a"].restart_attempts, int)
 
 
 def test_empty_file_declares_nothing() -> None:
@@ -74,9 +88,9 @@ BAD = {
     "empty-class": ({"jdbc-sink": {"config": {"connector.class": ""}}},
                     "connector 'jdbc-sink': config.connector.class"),
     "bad-state": ({"jdbc-sink": {"config": {"connector.class": "X"}, "state": "sleeping"}},
-                  "connector 'jdbc-sink': state must be one of running, paused, stopped; got 'sleeping'"),
+                  "connector 'jdbc-sink': state: expected one of running, paused, stopped, got 'sleeping'"),
     "bad-policy": ({"jdbc-sink": {"config": {"connector.class": "X"}, "policy": "optional"}},
-                   "connector 'jdbc-sink': policy must be critical or best-effort; got 'optional'"),
+                   "connector 'jdbc-sink': policy: expected one of critical, best-effort, got 'optional'"),
     "unknown-key": ({"jdbc-sink": {"config": {"connector.class": "X"}, "polcy": "critical"}},
                     "connector 'jdbc-sink': unknown key 'polcy'"),
     "name-mismatch": ({"jdbc-sink": {"config": {"connector.class": "X", "name": "other"}}},
@@ -206,7 +220,7 @@ def test_restart_attempts_override_is_parsed_and_checked() -> None:
     out = parse({"cdc": {"config": {"connector.class": "X"}, "restartAttempts": 0},
                  "plain": {"config": {"connector.class": "X"}}})
     assert out["cdc"].restart_attempts == 0 and out["plain"].restart_attempts is None
-    for bad in (-1, 101, "3", True, 1.5):
-        with pytest.raises(DeclarationError, match=r"connector 'cdc': restartAttempts"):
+    for bad in (-1, 101, "3", True, 1.5, float("nan"), [3]):
+        with pytest.raises(DeclarationError, match=r"connector 'cdc': restartAttempts: "):
             parse({"cdc": {"config": {"connector.class": "X"}, "restartAttempts": bad}})
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from connect_health import client as client_mod
-from connect_health.app import create_app
 
 from .conftest import OTHER, WORKER, MakePoller, health
 from .fakeconnect import STARTING, Answer, FakeClock, FakeConnect, Seen, fixture
@@ -289,10 +288,9 @@ def test_hanging_connect_times_out_into_an_observation(fake: FakeConnect, make_p
     assert not view.observation.reachable and "timed out after 0.3s" in (view.observation.error or "")
 
 
-def test_probes_answer_from_the_cache_while_connect_hangs(fake: FakeConnect, make_poller: MakePoller) -> None:
-    settings = health()
-    poller = make_poller(settings, timeout=10, clock=time.monotonic)
-    app = create_app(poller, settings)
+def test_probes_answer_from_the_cache_while_connect_hangs(fake: FakeConnect, make_sidecar: Any) -> None:
+    sidecar = make_sidecar(health(), timeout=10, clock_fn=time.monotonic)
+    poller, app = sidecar.poller, sidecar.app
     poller.poll_once()
     fake.connectors(Answer(200, {}, hang=True))
     in_flight = threading.Thread(target=poller.poll_once, daemon=True)
@@ -317,16 +315,16 @@ def test_probes_answer_from_the_cache_while_connect_hangs(fake: FakeConnect, mak
 
 
 def test_the_poller_thread_keeps_polling_and_stops(fake: FakeConnect, make_poller: MakePoller) -> None:
-    poller = make_poller(clock=time.monotonic)
     polled = threading.Event()
     views: list[Any] = []
+    seen_by_second: list[int] = []
 
     def on_poll(view: Any) -> None:
         views.append(view)
         if len(views) >= 3:
             polled.set()
 
-    poller.on_poll = on_poll
+    poller = make_poller(clock=time.monotonic, observers=[on_poll, lambda view: seen_by_second.append(view.polls)])
     poller.start(0.01)
     try:
         assert polled.wait(5)
@@ -334,6 +332,7 @@ def test_the_poller_thread_keeps_polling_and_stops(fake: FakeConnect, make_polle
         poller.stop()
     assert poller._thread is not None and not poller._thread.is_alive()
     assert [v.polls for v in views[:3]] == [1, 2, 3]
+    assert seen_by_second[:3] == [1, 2, 3]  # every observer sees every View
 
 
 def test_basic_auth_is_sent_on_every_call(fake: FakeConnect) -> None:

@@ -1,38 +1,66 @@
-"""The Flask app: probe endpoints, /status (JSON or HTML), /metrics. Handlers only read the poller's View."""
+"""The Flask app: probe endpoints, /status (JSON or HTML), /metrics. Handlers only read the poller's View.
+
+:func:`build` wires what ``serve`` runs (client -> poller -> app, metrics observing the poller); ``serve`` and the
+gunicorn comparison in bench/ both use it.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, jsonify, render_template, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from . import __version__
-from .config import HealthSettings
+from .client import ConnectClient
+from .config import HealthSettings, ServeSettings
 from .metrics import Metrics
 from .model import Verdict
 from .poller import Poller, View
-from .redact import redact, trace_line
+from .status import status_document
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication
 
 
-def create_app(poller: Poller, settings: HealthSettings, *, refresh_seconds: float = 3.0) -> Flask:
+@dataclass
+class Sidecar:
+    """What ``serve`` runs: one client, one poller observed by the metrics, one WSGI app."""
+
+    client: ConnectClient
+    poller: Poller
+    metrics: Metrics
+    app: Flask
+    poll_interval: float
+
+    def start(self) -> None:
+        """Start the polling thread (its first poll runs at once)."""
+        self.poller.start(self.poll_interval)
+
+    def stop(self) -> None:
+        self.poller.stop()
+        self.client.close()
+
+
+def build(settings: ServeSettings, *, clock: Callable[[], float] = time.monotonic) -> Sidecar:
+    """Wire the sidecar for ``settings``; nothing runs until ``start()``."""
+    client = ConnectClient(settings.connect)
+    # The metrics read the poller's latest View at scrape time and observe each poll's duration: the lambda
+    # names the poller created on the next line.
+    metrics = Metrics(lambda: poller.view)
+    poller = Poller(client, settings.health, connectors_file=settings.connectors_file, clock=clock,
+                    observers=(metrics.observe,))
+    app = create_app(poller, settings.health, metrics, refresh_seconds=settings.refresh_seconds)
+    return Sidecar(client=client, poller=poller, metrics=metrics, app=app, poll_interval=settings.poll_interval)
+
+
+def create_app(poller: Poller, settings: HealthSettings, metrics: Metrics, *, refresh_seconds: float = 3.0) -> Flask:
+    """The Flask app over ``poller``'s View; ``metrics`` must be one of the poller's observers."""
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    metrics = Metrics(lambda: poller.view)
-    previous_hook = poller.on_poll
-
-    def on_poll(view: View) -> None:
-        metrics.observe(view)
-        if previous_hook is not None:
-            previous_hook(view)
-
-    poller.on_poll = on_poll
     app.extensions["connect_health"] = {"poller": poller, "metrics": metrics}
 
     app.wsgi_app = ProbeAnswers(poller, app.wsgi_app)  # type: ignore[method-assign]
@@ -97,47 +125,3 @@ class ProbeAnswers:
                                          ("Cache-Control", "no-store")])
                 return [body] if method == "GET" else []
         return self.app(environ, start_response)
-
-
-def status_document(view: View, settings: HealthSettings) -> dict[str, Any]:
-    """The /status JSON: every connector and task with its verdict. Traces are first lines, redacted."""
-    obs, report = view.observation, view.report
-    connectors: dict[str, dict[str, Any]] = {}
-    for row in report.rows:
-        entry = connectors.setdefault(row.connector, {
-            "name": row.connector, "policy": row.policy, "restart_attempts": row.attempts,
-            "restart_limit": obs.restart_limits.get(row.connector, settings.restart_attempts),
-            "failed_past_ladder": row.connector in report.failed_connectors, "tasks": [],
-        })
-        if obs.snapshot is not None and row.connector in obs.snapshot.connectors:
-            entry["type"] = obs.snapshot.connectors[row.connector].type
-        item = {
-            "state": row.state, "worker_id": row.worker_id, "on_this_worker": row.local,
-            "verdict": row.verdict, "reason": redact(row.reason), "trace": trace_line(row.trace, settings.traces),
-        }
-        if row.task is None:
-            entry["connector"] = item
-        else:
-            entry["tasks"].append({"id": row.task, **item})
-    age = max(0.0, time.time() - view.wall_time) if view.polls else None
-    return {
-        "version": __version__,
-        "worker_id": settings.worker_id,
-        "scope": settings.scope,
-        "worker": {
-            "started": obs.started, "reachable": obs.reachable, "error": redact(obs.error) if obs.error else None,
-            "health_endpoint": view.health_endpoint, "stale": view.stale,
-        },
-        "probes": {p: getattr(report, p).body() for p in ("livez", "readyz", "startupz")},
-        "polls": view.polls,
-        "last_poll_age_seconds": round(age, 3) if age is not None else None,
-        "poll_seconds": round(view.poll_seconds, 4),
-        "connectors": list(connectors.values()),
-        "drift": [{"connector": n, "kind": k, "detail": d} for n, k, d in view.drift],
-        "settings": {
-            "grace": settings.grace, "restart_attempts": settings.restart_attempts,
-            "restart_backoff": settings.restart_backoff, "unresponsive_after": settings.unresponsive_after,
-            "failure_threshold": settings.failure_threshold,
-            "best_effort": settings.best_effort.pattern if settings.best_effort else None,
-        },
-    }

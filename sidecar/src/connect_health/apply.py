@@ -23,7 +23,6 @@ PAST = {"pause": "paused", "resume": "resumed", "stop": "stopped"}
 
 @dataclass
 class Result:
-    lines: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     writes: int = 0
 

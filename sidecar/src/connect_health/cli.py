@@ -1,8 +1,8 @@
-"""``connect-health serve | check | apply``. Usage errors exit 2 with one line; never a traceback."""
+"""``connect-health serve | check | apply``: parse the settings, run the command. Usage errors exit 2 with one
+line; never a traceback."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import signal
@@ -53,18 +53,14 @@ def _usage_exit(message: str) -> NoReturn:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = config.build_parser()
     try:
-        ns = parser.parse_args(argv)
-        command = ns.command
-        if command == "serve":
-            return serve(config.serve_settings(ns))
-        if command == "check":
-            return check(ns)
-        return apply_command(ns)
-    except config.UsageError as exc:
-        _usage_exit(str(exc))
-    except DeclarationError as exc:
+        settings = config.parse(argv)
+        if isinstance(settings, config.ServeSettings):
+            return serve(settings)
+        if isinstance(settings, config.CheckSettings):
+            return check(settings)
+        return apply_command(settings)
+    except (config.UsageError, DeclarationError) as exc:
         _usage_exit(str(exc))
     except KeyboardInterrupt:
         return 130
@@ -75,24 +71,22 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def serve(settings: config.ServeSettings) -> int:
-    from .app import create_app
+    from .app import build
 
     setup_logging(settings.log_format)
     log = logging.getLogger("connect_health")
-    client = ConnectClient(settings.connect)
-    poller = Poller(client, settings.health, connectors_file=settings.connectors_file)
-    app = create_app(poller, settings.health, refresh_seconds=max(2.0, min(settings.poll_interval, 10.0)))
-    poller.start(settings.poll_interval)
+    sidecar = build(settings)
+    sidecar.start()
     log.info("connect-health serving on %s:%d, watching %s as worker %s (scope %s)", settings.host,
              settings.port, settings.connect.safe_url, settings.health.worker_id or "-", settings.health.scope)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         if settings.server == "flask":
-            app.run(host=settings.host, port=settings.port, threaded=True)
+            sidecar.app.run(host=settings.host, port=settings.port, threaded=True)
         else:
             from waitress import serve as waitress_serve
 
-            waitress_serve(app, host=settings.host, port=settings.port, threads=8, ident="connect-health",
+            waitress_serve(sidecar.app, host=settings.host, port=settings.port, threads=8, ident="connect-health",
                            _quiet=True)
     except OSError as exc:
         print(f"connect-health: error: --port: cannot listen on {settings.host}:{settings.port}: "
@@ -101,33 +95,28 @@ def serve(settings: config.ServeSettings) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        poller.stop()
-        client.close()
+        sidecar.stop()
     return 0
 
 
-def check(ns: argparse.Namespace) -> int:
-    connect = config.connect_settings(ns)
-    health = config.health_settings(ns, connect)
-    fmt = config.choice(ns.output, "--output", ("table", "json"))
-    restart = config.boolean(ns.restart, "--restart")
-    declared_file = config.readable_file(ns.connectors_file, "--connectors-file")
-    if declared_file:
-        load_declared(declared_file)  # one-shot: a malformed file is a usage error (exit 2), as for apply
-    setup_logging(config.choice(ns.log_format, "--log-format", ("text", "json")))
-    logging.getLogger().setLevel(logging.WARNING)
-    client = ConnectClient(connect)
-    # One look, no history: a failure counts at once, as if the ladder were spent; --restart sends one rung.
-    poller = Poller(client, replace(health, restart_attempts=0), connectors_file=declared_file, restart=False)
-    view = poller.poll_once()
-    restarted: list[str] = []
-    if restart and view.observation.snapshot is not None:
-        from .model import failing_connectors
+def check(settings: config.CheckSettings) -> int:
+    from . import status
 
-        for name in failing_connectors(view.observation.snapshot, health):
-            outcome = poller._restart(view.observation.snapshot, name)
-            restarted.append(f"restart {name}: {outcome}")
-    client.close()
+    if settings.connectors_file:
+        load_declared(settings.connectors_file)  # one-shot: a malformed file is a usage error (exit 2), as for apply
+    setup_logging(settings.log_format)
+    logging.getLogger().setLevel(logging.WARNING)
+    health = settings.health
+    client = ConnectClient(settings.connect)
+    # One look, no history: a failure counts at once, as if the ladder were spent; --restart sends one rung.
+    poller = Poller(client, replace(health, restart_attempts=0), connectors_file=settings.connectors_file,
+                    restart=False)
+    try:
+        view = poller.poll_once()
+        restarted = [f"restart {name}: {outcome}" for name, outcome in poller.restart_failing()] \
+            if settings.restart else []
+    finally:
+        client.close()
     report = view.report
     obs = view.observation
     healthy = report.livez.ok and obs.reachable and obs.started
@@ -136,15 +125,13 @@ def check(ns: argparse.Namespace) -> int:
         reasons.insert(0, f"Connect not reachable: {obs.error}")
     elif not obs.started:
         reasons.insert(0, f"worker not started: {obs.startup_detail}")
-    if fmt == "json":
-        from .app import status_document
-
-        doc = status_document(view, health)
+    if settings.output == "json":
+        doc = status.status_document(view, health)
         doc["healthy"] = healthy
         doc["restarts"] = restarted
         print(json.dumps(doc, indent=2))
     else:
-        print(_table(view, health))
+        print(status.table(view, health))
         for line in restarted:
             print(line)
         print("HEALTHY" if healthy else "UNHEALTHY: " + "; ".join(reasons))
@@ -153,42 +140,15 @@ def check(ns: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
-def _table(view: Any, health: config.HealthSettings) -> str:
-    from .redact import trace_line
-
-    header = ("CONNECTOR", "TASK", "STATE", "WORKER", "POLICY", "VERDICT", "REASON")
-    rows = [header]
-    for r in view.report.rows:
-        reason = redact(r.reason)
-        trace = trace_line(r.trace, health.traces)
-        if trace and r.verdict in ("failed", "restarting"):
-            reason += f" | {trace}"
-        rows.append((r.connector, "-" if r.task is None else str(r.task), r.state,
-                     r.worker_id + (" *" if r.local else ""), r.policy, r.verdict, reason))
-    if len(rows) == 1:
-        return "no connectors"
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])) + "  " + row[-1] for row in rows]
-    return "\n".join(lines)
-
-
-def apply_command(ns: argparse.Namespace) -> int:
+def apply_command(settings: config.ApplySettings) -> int:
     from . import apply as apply_mod
 
-    connect = config.connect_settings(ns)
-    path = config.readable_file(ns.connectors_file, "--connectors-file")
-    assert path is not None
-    declared = load_declared(path)
-    selector = config.regex(ns.prune_selector, "--prune-selector")
-    prune = config.boolean(ns.prune, "--prune")
-    if selector is not None and not prune:
-        raise config.UsageError("--prune-selector: only meaningful with --prune")
-    wait = config.seconds(ns.wait, "--wait")
-    dry_run = config.boolean(ns.dry_run, "--dry-run")
-    setup_logging(config.choice(ns.log_format, "--log-format", ("text", "json")))
-    client = ConnectClient(connect)
+    declared = load_declared(settings.connectors_file)
+    setup_logging(settings.log_format)
+    client = ConnectClient(settings.connect)
     try:
-        return apply_mod.run(client, declared, wait=wait, prune=prune, prune_selector=selector, dry_run=dry_run,
+        return apply_mod.run(client, declared, wait=settings.wait, prune=settings.prune,
+                             prune_selector=settings.prune_selector, dry_run=settings.dry_run,
                              out=lambda line: print(line, flush=True))
     finally:
         client.close()

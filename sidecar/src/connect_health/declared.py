@@ -7,6 +7,9 @@ The file is a JSON or YAML map keyed by connector name::
       state: running        # running | paused | stopped   (default running)
       policy: critical      # critical | best-effort       (default critical)
       restartAttempts: 0    # optional: this connector's restart ladder (default: --restart-attempts)
+
+``FIELDS`` is the one place the rules of state, policy and restartAttempts are written (restartAttempts takes
+the bounds of ``--restart-attempts``); the chart's schema for ``connectors`` is checked against it.
 """
 
 from __future__ import annotations
@@ -16,10 +19,32 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .options import RESTART_ATTEMPTS, Choice, Invalid, Number
 from .snapshot import Snapshot
 
 DESIRED_STATES = {"running": "RUNNING", "paused": "PAUSED", "stopped": "STOPPED"}
 POLICIES = ("critical", "best-effort")
+
+
+@dataclass(frozen=True)
+class Field:
+    """A key of a declared connector besides ``config``: its kind, its default when absent, what it means."""
+
+    kind: Choice | Number
+    default: Any
+    help: str
+
+    def schema(self) -> dict[str, Any]:
+        return {**self.kind.schema(), "description": self.help}
+
+
+FIELDS = {
+    "state": Field(Choice(tuple(DESIRED_STATES)), "running", "Desired state, set by the apply Job"),
+    "policy": Field(Choice(POLICIES), "critical",
+                    "critical: a failure past the restart ladder fails liveness; best-effort: only a warning"),
+    "restartAttempts": Field(RESTART_ATTEMPTS, None, "This connector's restart ladder, overriding "
+                             "healthcheck.restartAttempts (0: a failure counts at once)"),
+}
 
 
 class DeclarationError(Exception):
@@ -64,10 +89,10 @@ def parse(data: Any, source: str = "connectors file") -> dict[str, Declared]:
             raise DeclarationError(f"{source}: connector names must be non-empty strings, got {name!r}")
         if not isinstance(entry, dict):
             raise DeclarationError(f"{where}: expected a map with config/state/policy")
-        unknown = set(entry) - {"config", "state", "policy", "restartAttempts"}
+        unknown = set(entry) - {"config", *FIELDS}
         if unknown:
             raise DeclarationError(f"{where}: unknown key {sorted(unknown)[0]!r} "
-                                   "(allowed: config, state, policy, restartAttempts)")
+                                   f"(allowed: config, {', '.join(FIELDS)})")
         config = entry.get("config")
         if not isinstance(config, dict):
             raise DeclarationError(f"{where}: config must be a map")
@@ -77,18 +102,21 @@ def parse(data: Any, source: str = "connectors file") -> dict[str, Declared]:
         if "name" in norm and norm["name"] != name:
             raise DeclarationError(f"{where}: config.name {norm['name']!r} differs from the connector's key")
         norm.pop("name", None)
-        state = str(entry.get("state") or "running").lower()
-        if state not in DESIRED_STATES:
-            raise DeclarationError(f"{where}: state must be one of running, paused, stopped; got {state!r}")
-        policy = str(entry.get("policy") or "critical").lower()
-        if policy not in POLICIES:
-            raise DeclarationError(f"{where}: policy must be critical or best-effort; got {policy!r}")
-        attempts = entry.get("restartAttempts")
-        if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int)
-                                     or not 0 <= attempts <= 100):
-            raise DeclarationError(f"{where}: restartAttempts must be a whole number from 0 to 100; got {attempts!r}")
-        out[name] = Declared(name=name, config=norm, state=state, policy=policy, restart_attempts=attempts)
+        fields = {key: field_value(entry, key, where) for key in FIELDS}
+        out[name] = Declared(name=name, config=norm, state=fields["state"], policy=fields["policy"],
+                             restart_attempts=fields["restartAttempts"])
     return out
+
+
+def field_value(entry: Mapping[str, Any], key: str, where: str) -> Any:
+    """The value of ``key`` in one declared connector: its default when absent, else checked by its kind."""
+    field = FIELDS[key]
+    if key not in entry:
+        return field.default
+    try:
+        return field.kind.from_json(entry[key])
+    except Invalid as exc:
+        raise DeclarationError(f"{where}: {key}: {exc}") from None
 
 
 def load(path: str) -> dict[str, Declared]:

@@ -13,8 +13,6 @@ from dataclasses import dataclass, replace
 
 from .config import HealthSettings
 
-OUTCOMES = ("requested", "conflict", "error", "gone")
-
 
 @dataclass(frozen=True)
 class Rung:

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from . import declared as declared_mod
@@ -45,15 +45,25 @@ class _Failure(Exception):
     pass
 
 
+Observer = Callable[[View], None]
+
+
 class Poller:
+    """Polls Connect (``poll_once``, or ``start`` a thread doing it every interval) and publishes ``view``.
+
+    ``observers`` are called with each new View, in the polling thread, after it is published (the metrics' poll
+    duration histogram is one). ``restart=False`` never sends a restart from a poll (``check``); ``restart_failing``
+    sends one rung on demand.
+    """
+
     def __init__(self, client: ConnectClient, settings: HealthSettings, *, connectors_file: str | None = None,
                  restart: bool = True, clock: Callable[[], float] = time.monotonic,
-                 on_poll: Callable[[View], None] | None = None) -> None:
+                 observers: Iterable[Observer] = ()) -> None:
         self.client = client
         self.settings = settings
         self.restart_enabled = restart
         self.clock = clock
-        self.on_poll = on_poll
+        self.observers = tuple(observers)
         self.connectors_file = connectors_file
         self._declared: dict[str, declared_mod.Declared] = {}
         self._declared_mtime: float | None = None
@@ -175,8 +185,8 @@ class Poller:
                     health_endpoint=self.health_endpoint, drift=drift, restarts=dict(self._restarts),
                     stale=not reachable and self._snapshot is not None)
         self.view = view
-        if self.on_poll is not None:
-            self.on_poll(view)
+        for observe in self.observers:
+            observe(view)
         return view
 
     # --- the restart ladder ------------------------------------------------------------------------------
@@ -186,7 +196,6 @@ class Poller:
         rungs, todo = ladder.plan(self._rungs, failing, snapshot.connectors, now, self.settings, limits)
         for name in todo if self.restart_enabled else ():
             outcome = self._restart(snapshot, name)
-            self._restarts[(name, outcome)] += 1
             rungs[name] = ladder.record(rungs[name], outcome, self.clock(), self.settings)
             attempt = rungs[name].attempts
             log.warning("restart of connector %s: %s (attempt %d/%d)", name, outcome, attempt,
@@ -199,7 +208,21 @@ class Poller:
     def _restart_limits(self) -> dict[str, int]:
         return {n: d.restart_attempts for n, d in self._declared.items() if d.restart_attempts is not None}
 
+    def restart_failing(self) -> list[tuple[str, str]]:
+        """One rung of restarts now: every connector failing on this worker in the last snapshot gets one restart
+        request, whatever its ladder says. Returns (connector, outcome) pairs; ``check --restart`` uses it."""
+        snapshot = self._snapshot
+        if snapshot is None:
+            return []
+        return [(name, self._restart(snapshot, name)) for name in model.failing_connectors(snapshot, self.settings)]
+
     def _restart(self, snapshot: Snapshot, name: str) -> str:
+        """Send the restart of one connector; returns and counts its outcome (requested, conflict, error, gone)."""
+        outcome = self._send_restart(snapshot, name)
+        self._restarts[(name, outcome)] += 1
+        return outcome
+
+    def _send_restart(self, snapshot: Snapshot, name: str) -> str:
         try:
             if not self.legacy_restart:
                 reply = self.client.restart_connector(name, include_tasks=True, only_failed=True)

@@ -81,6 +81,20 @@ CASES = [
     Case("unassigned-restarting-past-grace", fixture="transient.json", transient_age=300, livez=True, readyz=True,
          warning=r"jdbc-sink task 0 UNASSIGNED for 300s \(grace 300s\)",
          verdicts={("jdbc-sink", 0): "stuck", ("file-source", 0): "stuck"}),
+    # UNASSIGNED belongs to no worker (its worker_id names the one that last ran it) and RESTARTING is in passage:
+    # judged on every pod, so a unit stuck for good is seen even when the worker it names left the group. Seen
+    # from a third worker, RUNNING units are remote, the stuck ones stay stuck: a warning, never a failure.
+    Case("stuck-units-named-after-other-workers-are-warnings-here-too", fixture="transient.json",
+         settings={"worker_id": "10.0.0.9:8083"}, transient_age=300, livez=True, readyz=True,
+         warning=r"jdbc-sink task 0 UNASSIGNED for 300s",
+         verdicts={("jdbc-sink", 0): "stuck", ("file-source", 0): "stuck", ("jdbc-sink", 1): "remote",
+                   ("file-source", None): "remote"}),
+    Case("transient-units-named-after-other-workers-within-grace", fixture="transient.json",
+         settings={"worker_id": "10.0.0.9:8083"}, transient_age=10, no_warnings=True,
+         verdicts={("jdbc-sink", 0): "transient", ("file-source", 0): "transient"}),
+    Case("paused-and-stopped-on-other-workers-are-intended", fixture="paused_stopped.json",
+         settings={"worker_id": "10.0.0.9:8083"}, no_warnings=True,
+         verdicts={("file-source", None): "intended", ("jdbc-sink", None): "intended"}),
     Case("unassigned-long-past-grace-short-grace", fixture="transient.json", settings={"grace": 5},
          transient_age=86_400, livez=True, readyz=True, warning=r"file-source task 0 RESTARTING",
          verdicts={("jdbc-sink", 0): "stuck"}),

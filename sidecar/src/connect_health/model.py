@@ -2,18 +2,25 @@
 
 Nothing here does I/O or reads the clock; the poller passes ``now`` in. See the README's health model table.
 
-| observed (on this worker, or anywhere with --scope cluster) | row verdict | liveness | readiness |
+| observed | row verdict | liveness | readiness |
 |---|---|---|---|
-| RUNNING | ok | - | - |
-| PAUSED, STOPPED | intended | - | - |
-| UNASSIGNED, RESTARTING, unknown state, within --grace | transient | - | - |
+| RUNNING on this worker | ok | - | - |
+| PAUSED, STOPPED, on any worker | intended | - | - |
+| UNASSIGNED, RESTARTING, unknown state, on any worker, within --grace | transient | - | - |
 | the same, past --grace | stuck | - | warning |
-| FAILED, restart ladder not yet exhausted | restarting | - | warning |
-| FAILED past the ladder, critical | failed | fails (subject to --failure-threshold) | fails |
-| FAILED past the ladder, best-effort | failed | - | warning |
-| anything on another worker (worker scope) | remote | - | - |
+| FAILED on this worker, restart ladder not yet exhausted | restarting | - | warning |
+| FAILED on this worker past the ladder, critical | failed | fails (subject to --failure-threshold) | fails |
+| FAILED on this worker past the ladder, best-effort | failed | - | warning |
+| RUNNING or FAILED on another worker (worker scope) | remote | - | - |
 | REST calls failing for --unresponsive-after, after startup | - | fails | fails |
 | before startup completed | - | ok (the startup probe's window) | fails |
+
+"This worker" is every worker with ``--scope cluster``. Only RUNNING and FAILED units belong to the worker that
+reports them: a FAILED unit elsewhere is that pod's to restart and judge. UNASSIGNED belongs to no worker (during a
+rebalance, or when a worker left the group, its ``worker_id`` only names the worker that last ran it, possibly a
+dead one), and RESTARTING is a unit in passage; judging them only on the pod they name would hide a unit stuck for
+good from every pod. So they are judged on every pod, and since a stuck unit is never a liveness or readiness
+failure (restarting a pod does not assign a task), it is a readiness warning on each pod that sees it.
 """
 
 from __future__ import annotations
@@ -154,10 +161,8 @@ def _row(conn: ConnectorView, task: int | None, state: str, worker_id: str, trac
     else:
         verdict = "restarting"
         reason = f"{label} FAILED; restart ladder attempt {rung.attempts}/{limit}"
-    if verdict in ("ok", "intended", "transient", "stuck") and not local:
-        verdict = "remote" if verdict == "ok" else verdict
-        if verdict == "remote":
-            reason = f"running on worker {worker_id or 'unknown'}"
+    if verdict == "ok" and not local:
+        verdict, reason = "remote", f"running on worker {worker_id or 'unknown'}"
     return Row(connector=conn.name, task=task, state=state, worker_id=worker_id, local=local, policy=policy,
                verdict=verdict, reason=reason, trace=trace, attempts=rung.attempts)
 

@@ -57,6 +57,8 @@ def values(connectors: int) -> dict:
         "workerConfig": {"offset.flush.interval.ms": 10000, "scheduled.rebalance.max.delay.ms": 120000},
         "podDisruptionBudget": {"enabled": True},
         "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
+        # The source chart names no connect-health image: the one a team built with `make image` and pushed.
+        "healthcheck": {"image": {"repository": "registry.example.com/connect-health/connect-health"}},
         "connectors": declared,
     }
 

@@ -26,6 +26,12 @@ CHART = ROOT / "charts" / "kafka-connect"
 SCENARIOS = sorted((CHART / "ci").glob("*-values.yaml"))
 BAD_VALUES = sorted((Path(__file__).parent / "bad-values").glob("*.yaml"))
 UMBRELLA = ROOT / "examples" / "umbrella"
+# The sidecar image every render gets unless told otherwise (the source chart names none), and what it renders as:
+# the tag defaults to the chart version.
+SIDECAR_IMAGE_VALUES = Path(__file__).parent / "sidecar-image-values.yaml"
+SIDECAR_REPOSITORY = yaml.safe_load(SIDECAR_IMAGE_VALUES.read_text())["healthcheck"]["image"]["repository"]
+CHART_VERSION = str(yaml.safe_load((CHART / "Chart.yaml").read_text())["version"])
+SIDECAR_IMAGE = f"{SIDECAR_REPOSITORY}:{CHART_VERSION}"
 
 # The helm binaries the suite runs under (ci/tools.sh provides them). Missing ones fail the tests, never skip them.
 HELMS = {"helm3": ROOT / ".tools" / "bin" / "helm3", "helm4": ROOT / ".tools" / "bin" / "helm4"}
@@ -91,16 +97,20 @@ def render_chart(
     namespace: str = NAMESPACE,
     kube_version: str = NEWEST_KUBE,
     extra_args: Iterable[str] = (),
+    sidecar_image: bool = True,
 ) -> list[dict[str, Any]]:
     """`helm template` -> parsed objects (empty documents dropped), in helm's order.
 
-    `values` is applied after `values_files`; `show_only` takes template paths like "templates/deployment.yaml".
+    `values` is applied after `values_files`, and both after SIDECAR_IMAGE_VALUES unless `sidecar_image` is false
+    (pass false for a chart other than kafka-connect, e.g. the umbrella, which sets its own);
+    `show_only` takes template paths like "templates/deployment.yaml".
     Results are cached per arguments (helm is deterministic here) and handed out as deep copies.
     """
+    files = [SIDECAR_IMAGE_VALUES, *values_files] if sidecar_image else list(values_files)
     key = json.dumps(
         {
             "values": values,
-            "files": [str(Path(f).resolve()) for f in values_files],
+            "files": [str(Path(f).resolve()) for f in files],
             "show_only": list(show_only),
             "helm": str(helm),
             "chart": str(chart),

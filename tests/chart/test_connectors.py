@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .render import CHART, by_kind, container, env_of, one, pod_spec
+from .render import CHART, SIDECAR_IMAGE, by_kind, container, env_of, one, pod_spec
 
 BOOT = {"bootstrapServers": "kafka:9092"}
 SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"
@@ -95,7 +95,7 @@ def test_apply_job_is_a_post_install_and_post_upgrade_hook(render) -> None:
     pod = pod_spec(job)
     assert pod["restartPolicy"] == "Never"
     apply = container(job, "apply")
-    assert apply["image"] == "ghcr.io/connect-health/connect-health:0.1.0"
+    assert apply["image"] == SIDECAR_IMAGE
     assert apply["command"] == [
         "connect-health",
         "apply",

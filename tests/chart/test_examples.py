@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .render import KUBE_VERSIONS, ROOT, container, lint_chart, one, render_chart
+from .render import KUBE_VERSIONS, ROOT, SIDECAR_IMAGE_VALUES, container, lint_chart, one, render_chart
 from .test_scenarios import validate_object
 
 EXAMPLE = ROOT / "examples" / "values-connectors.yaml"
@@ -22,7 +22,7 @@ def test_example_renders_valid_objects(helm: str, kube_version: str) -> None:
 def test_example_lints(helm: str, tmp_path) -> None:
     boot = tmp_path / "boot.yaml"
     boot.write_text(json.dumps(BOOT))
-    lint_chart(helm, [EXAMPLE, boot])
+    lint_chart(helm, [SIDECAR_IMAGE_VALUES, EXAMPLE, boot])
 
 
 def test_example_declares_the_filestream_pair(helm: str) -> None:

@@ -57,3 +57,20 @@ def test_notes_without_sidecar(helm: str, notes_chart: Path) -> None:
     text = notes(helm, notes_chart, {"bootstrapServers": "k:9092", "healthcheck": {"enabled": False}})
     assert "/status" not in text
     assert "the probes call Connect's /health on port 8083" in text
+
+
+def test_notes_name_the_apply_job_as_it_is_really_named_for_long_release_names(helm: str, notes_chart: Path) -> None:
+    release = "orders-connect-cluster-in-eu-west-1-prod"  # fullname + "-connectors-apply" is 71 characters
+    objects = render_chart(
+        {"connectors": {"c": {"config": {"connector.class": "org.example.Sink"}}}},
+        values_files=[CHART / "ci" / "01-minimal-values.yaml"],
+        helm=helm,
+        chart=notes_chart,
+        release=release,
+        show_only=["templates/zz-notes-under-test.yaml", "templates/connectors-apply-job.yaml"],
+    )
+    job = one(objects, "Job")["metadata"]["name"]
+    assert len(job) == 63 and job.startswith(f"{release}-kafka-connect-conn")
+    text = one(objects, "ConfigMap")["data"]["notes"]
+    assert f"Applied by the hook Job {job} after" in text
+    assert f"logs job/{job}\n" in text

@@ -64,8 +64,9 @@ def test_required_scenarios_exist() -> None:
     have = {re.sub(r"^\d+-", "", name) for name in SCENARIO_IDS}
     assert wanted <= have, f"missing scenarios: {sorted(wanted - have)}"
     minimal = yaml.safe_load((CHART / "ci" / "01-minimal-values.yaml").read_text())
-    assert minimal == {"bootstrapServers": minimal["bootstrapServers"]}, (
-        "the minimal scenario sets only bootstrapServers"
+    image = {"image": {"repository": minimal["healthcheck"]["image"]["repository"]}}
+    assert minimal == {"bootstrapServers": minimal["bootstrapServers"], "healthcheck": image}, (
+        "the minimal scenario sets only bootstrapServers and the sidecar image the source chart leaves empty"
     )
 
 

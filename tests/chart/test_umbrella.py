@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .render import CHART, KUBE_VERSIONS, UMBRELLA, by_kind, lint_chart, pod_spec, render_chart, run_helm
+from .render import CHART, KUBE_VERSIONS, NEWEST_KUBE, UMBRELLA, by_kind, lint_chart, pod_spec, render_chart, run_helm
 from .test_scenarios import validate_object
 
 ALIASES = ("orders-connect", "payments-connect")
@@ -33,9 +33,14 @@ def umbrella(helm: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy
 
 
+def render_umbrella(helm: str, umbrella: Path, kube_version: str = NEWEST_KUBE) -> list[dict]:
+    """The umbrella's objects; its values set the sidecar image of both aliases themselves."""
+    return render_chart(helm=helm, chart=umbrella, release="platform", kube_version=kube_version, sidecar_image=False)
+
+
 @pytest.fixture(scope="session")
 def objects(helm: str, umbrella: Path) -> list[dict]:
-    return render_chart(helm=helm, chart=umbrella, release="platform")
+    return render_umbrella(helm, umbrella)
 
 
 def test_both_aliases_render(objects) -> None:
@@ -90,7 +95,7 @@ def test_connect_clusters_are_independent(objects) -> None:
 
 @pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
 def test_umbrella_objects_validate(helm: str, umbrella: Path, kube_version: str) -> None:
-    for obj in render_chart(helm=helm, chart=umbrella, release="platform", kube_version=kube_version):
+    for obj in render_umbrella(helm, umbrella, kube_version):
         validate_object(obj, kube_version)
 
 

@@ -89,25 +89,22 @@ app.kubernetes.io/component: worker
 {{- if or .Values.connectors .Values.connectorsApply.prune }}true{{ end }}
 {{- end }}
 
-{{/* An image reference from {repository, tag, digest}; call with (dict "image" .. "defaultTag" ..). */}}
+{{/*
+An image reference from {repository, tag, digest}; call with (dict "image" .. "defaultTag" ..). A digest pins the
+image, so the reference is `repository@digest` (a tag beside it would be ignored by the runtime and could mislead);
+`repository:tag` otherwise.
+*/}}
 {{- define "kafka-connect.imageRef" -}}
-{{- $tag := .image.tag | default .defaultTag | toString }}
 {{- if .image.digest }}
-{{- printf "%s:%s@%s" .image.repository $tag .image.digest }}
+{{- printf "%s@%s" .image.repository .image.digest }}
 {{- else }}
-{{- printf "%s:%s" .image.repository $tag }}
+{{- printf "%s:%s" .image.repository (.image.tag | default .defaultTag | toString) }}
 {{- end }}
 {{- end }}
 
 {{/* Connect image. */}}
 {{- define "kafka-connect.image" -}}
 {{- include "kafka-connect.imageRef" (dict "image" .Values.image "defaultTag" .Chart.AppVersion) }}
-{{- end }}
-
-{{/* Sidecar image; the tag defaults to the sidecar version the chart is annotated with. */}}
-{{- define "kafka-connect.sidecarImage" -}}
-{{- $default := index .Chart.Annotations "connect-health/sidecar-version" }}
-{{- include "kafka-connect.imageRef" (dict "image" .Values.healthcheck.image "defaultTag" $default) }}
 {{- end }}
 
 {{/* URL of Connect's REST API inside the pod (the sidecar's --connect-url). */}}

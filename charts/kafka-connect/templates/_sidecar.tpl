@@ -1,0 +1,187 @@
+{{/*
+The connect-health sidecar, the product this chart exists for, as named templates. The worker Deployment injects
+the container and its volumes; the connectors apply Job runs the same image with the same files (declared
+connectors, REST password); the helm test pod runs the same image against the probe target. Every path, volume
+and name those objects share is written here once.
+*/}}
+
+{{/*
+Sidecar image: `repository@digest` when a digest is set, `repository:tag` otherwise (the tag defaults to the chart
+version: chart and image are released together). The source chart names no image; `make release` stamps
+repository, tag and digest into the packaged chart's values.yaml.
+*/}}
+{{- define "kafka-connect.sidecar.image" -}}
+{{- $image := .Values.healthcheck.image }}
+{{- if not $image.repository }}
+{{- fail "healthcheck.image.repository is not set: the source chart names no connect-health image; install the released chart (helm install NAME oci://REGISTRY/charts/kafka-connect --version X) or build the image with `make image` and set healthcheck.image.repository and healthcheck.image.tag (or .digest)" }}
+{{- end }}
+{{- include "kafka-connect.imageRef" (dict "image" $image "defaultTag" .Chart.Version) }}
+{{- end }}
+
+{{/* Name of the connectors apply Job (used by the Job and by NOTES). */}}
+{{- define "kafka-connect.applyJobName" -}}
+{{- printf "%s-connectors-apply" (include "kafka-connect.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Where the Connect container's probes and the helm test pod look, as YAML {port, liveness, readiness, startup}:
+the sidecar's endpoints, or Connect's own fallbackProbePath on the REST port when the sidecar is disabled.
+*/}}
+{{- define "kafka-connect.sidecar.probeTarget" -}}
+{{- if .Values.healthcheck.enabled }}
+port: {{ .Values.healthcheck.port }}
+liveness: /livez
+readiness: /readyz
+startup: /startupz
+{{- else }}
+port: {{ .Values.restPort }}
+liveness: {{ .Values.fallbackProbePath | quote }}
+readiness: {{ .Values.fallbackProbePath | quote }}
+startup: {{ .Values.fallbackProbePath | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Where the declared connectors (the `<fullname>-connectors` ConfigMap) are mounted. */}}
+{{- define "kafka-connect.sidecar.connectorsDir" -}}
+/etc/connect-health
+{{- end }}
+
+{{/* The declared connectors file the sidecar (`--connectors-file`) and the apply Job read. */}}
+{{- define "kafka-connect.sidecar.connectorsFile" -}}
+{{- printf "%s/connectors.json" (include "kafka-connect.sidecar.connectorsDir" .) }}
+{{- end }}
+
+{{/* Where the REST password Secret (`healthcheck.auth.existingSecret`) is mounted. */}}
+{{- define "kafka-connect.sidecar.authDir" -}}
+/etc/connect-health-auth
+{{- end }}
+
+{{/* The REST password file (`--connect-password-file`). */}}
+{{- define "kafka-connect.sidecar.passwordFile" -}}
+{{- printf "%s/%s" (include "kafka-connect.sidecar.authDir" .) .Values.healthcheck.auth.passwordKey }}
+{{- end }}
+
+{{/*
+Volume mounts of a container running the sidecar image: a writable /tmp, the declared connectors when there are
+any (the whole directory, no subPath, so the kubelet refreshes the file after an upgrade), the REST password
+when basic auth is on. The worker pod's sidecar and the apply Job mount the same.
+*/}}
+{{- define "kafka-connect.sidecar.volumeMounts" -}}
+- name: health-tmp
+  mountPath: /tmp
+{{- if include "kafka-connect.connectorsEnabled" . }}
+- name: connectors
+  mountPath: {{ include "kafka-connect.sidecar.connectorsDir" . }}
+  readOnly: true
+{{- end }}
+{{- if .Values.healthcheck.auth.username }}
+- name: connect-auth
+  mountPath: {{ include "kafka-connect.sidecar.authDir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* The volumes behind kafka-connect.sidecar.volumeMounts. */}}
+{{- define "kafka-connect.sidecar.volumes" -}}
+- name: health-tmp
+  emptyDir:
+    sizeLimit: 64Mi
+{{- if include "kafka-connect.connectorsEnabled" . }}
+- name: connectors
+  configMap:
+    name: {{ include "kafka-connect.connectorsConfigName" . }}
+{{- end }}
+{{- with .Values.healthcheck.auth }}
+{{- if .username }}
+- name: connect-auth
+  secret:
+    secretName: {{ .existingSecret }}
+    defaultMode: 288
+    items:
+      - key: {{ .passwordKey }}
+        path: {{ .passwordKey }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The sidecar container of the worker pods (a list item), serving the probes the Connect container calls. */}}
+{{- define "kafka-connect.sidecar.container" -}}
+{{- $hc := .Values.healthcheck -}}
+- name: connect-health
+  image: {{ include "kafka-connect.sidecar.image" . }}
+  imagePullPolicy: {{ $hc.image.pullPolicy }}
+  command: ["connect-health", "serve"]
+  ports:
+    - name: health
+      containerPort: {{ $hc.port }}
+      protocol: TCP
+  env:
+    # The sidecar's worker id defaults to $POD_IP:<port of the Connect URL>, Connect's advertised id.
+    - name: POD_IP
+      valueFrom:
+        fieldRef:
+          fieldPath: status.podIP
+    - name: CONNECT_HEALTH_CONNECT_URL
+      value: {{ include "kafka-connect.localConnectUrl" . | quote }}
+    - name: CONNECT_HEALTH_PORT
+      value: {{ $hc.port | quote }}
+    - name: CONNECT_HEALTH_SCOPE
+      value: {{ $hc.scope | quote }}
+    - name: CONNECT_HEALTH_POLL_INTERVAL
+      value: {{ include "kafka-connect.scalar" $hc.pollInterval | quote }}
+    - name: CONNECT_HEALTH_GRACE
+      value: {{ include "kafka-connect.scalar" $hc.grace | quote }}
+    - name: CONNECT_HEALTH_RESTART_ATTEMPTS
+      value: {{ include "kafka-connect.scalar" $hc.restartAttempts | quote }}
+    - name: CONNECT_HEALTH_RESTART_BACKOFF
+      value: {{ include "kafka-connect.scalar" $hc.restartBackoff | quote }}
+    - name: CONNECT_HEALTH_UNRESPONSIVE_AFTER
+      value: {{ include "kafka-connect.scalar" $hc.unresponsiveAfter | quote }}
+    - name: CONNECT_HEALTH_REQUEST_TIMEOUT
+      value: {{ include "kafka-connect.scalar" $hc.requestTimeout | quote }}
+    - name: CONNECT_HEALTH_TRACES
+      value: {{ $hc.traces | quote }}
+    - name: CONNECT_HEALTH_LOG_FORMAT
+      value: {{ $hc.logFormat | quote }}
+    {{- with $hc.bestEffort }}
+    - name: CONNECT_HEALTH_BEST_EFFORT
+      value: {{ . | quote }}
+    {{- end }}
+    {{- if not (kindIs "invalid" $hc.failureThreshold) }}
+    - name: CONNECT_HEALTH_FAILURE_THRESHOLD
+      value: {{ include "kafka-connect.scalar" $hc.failureThreshold | quote }}
+    {{- end }}
+    {{- if $hc.auth.username }}
+    - name: CONNECT_HEALTH_CONNECT_USER
+      value: {{ $hc.auth.username | quote }}
+    - name: CONNECT_HEALTH_CONNECT_PASSWORD_FILE
+      value: {{ include "kafka-connect.sidecar.passwordFile" . | quote }}
+    {{- end }}
+    {{- if include "kafka-connect.connectorsEnabled" . }}
+    - name: CONNECT_HEALTH_CONNECTORS_FILE
+      value: {{ include "kafka-connect.sidecar.connectorsFile" . | quote }}
+    {{- end }}
+    {{- with $hc.extraEnv }}
+    {{- include "kafka-connect.envFromMap" (dict "env" . "context" $) | trim | nindent 4 }}
+    {{- end }}
+  {{- if $hc.sharedFate }}
+  {{- if .Values.livenessProbe.enabled }}
+  # sharedFate: the sidecar dies with the worker's health, as Connect does.
+  livenessProbe:
+    {{- include "kafka-connect.httpProbe" (dict "probe" .Values.livenessProbe "port" "health" "path" "/livez") | nindent 4 }}
+  {{- end }}
+  {{- else if $hc.livenessProbe.enabled }}
+  livenessProbe:
+    {{- include "kafka-connect.httpProbe" (dict "probe" $hc.livenessProbe "port" "health" "path" "/ping") | nindent 4 }}
+  {{- end }}
+  {{- with $hc.containerSecurityContext }}
+  securityContext:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $hc.resources }}
+  resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  volumeMounts:
+    {{- include "kafka-connect.sidecar.volumeMounts" . | nindent 4 }}
+{{- end }}

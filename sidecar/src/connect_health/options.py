@@ -51,9 +51,19 @@ class Kind(Protocol):
 
     def parse(self, text: str) -> Any: ...
 
+    def from_json(self, value: Any) -> Any:
+        """A typed value (YAML/JSON, e.g. a chart value): the kind's JSON type, then the rule of ``parse``."""
+        ...
+
     def schema(self) -> dict[str, Any]: ...
 
     def describe(self) -> str: ...
+
+
+def _text_from_json(kind: Kind, value: Any) -> Any:
+    if not isinstance(value, str):
+        raise Invalid(f"expected a string, got {value!r}")
+    return kind.parse(value)
 
 
 def _num(x: float) -> str:
@@ -166,6 +176,9 @@ class Text:
     def parse(self, text: str) -> str:
         return text
 
+    def from_json(self, value: Any) -> Any:
+        return _text_from_json(self, value)
+
     def schema(self) -> dict[str, Any]:
         return {"type": "string"}
 
@@ -188,6 +201,9 @@ class Regex:
                 return re.compile(text)
         except re.error as exc:
             raise Invalid(f"invalid regular expression {text!r}: {exc}") from None
+
+    def from_json(self, value: Any) -> Any:
+        return _text_from_json(self, value)
 
     def schema(self) -> dict[str, Any]:
         return {"type": "string", "format": "regex"}
@@ -212,6 +228,9 @@ class Url:
             raise Invalid(f"invalid port in {redact(text)!r}") from None  # no user:password@ in the message
         return value
 
+    def from_json(self, value: Any) -> Any:
+        return _text_from_json(self, value)
+
     def schema(self) -> dict[str, Any]:
         return {"type": "string", "pattern": "^https?://"}
 
@@ -234,6 +253,9 @@ class File:
             raise Invalid(f"cannot read {text!r}: {exc.strerror or exc}") from None
         return text
 
+    def from_json(self, value: Any) -> Any:
+        return _text_from_json(self, value)
+
     def schema(self) -> dict[str, Any]:
         return {"type": "string"}
 
@@ -252,6 +274,9 @@ class WorkerId:
         if not sep or not host or not port.isdigit():
             raise Invalid(f"expected host:port (as Connect reports worker_id), got {text!r}")
         return value
+
+    def from_json(self, value: Any) -> Any:
+        return _text_from_json(self, value)
 
     def schema(self) -> dict[str, Any]:
         return {"type": "string", "pattern": "^.+:[0-9]+$"}
@@ -274,6 +299,11 @@ class Switch:
         if word in ("", "0", "false", "no", "off"):
             return False
         raise Invalid(f"expected true or false, got {text!r}")
+
+    def from_json(self, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise Invalid(f"expected true or false, got {value!r}")
+        return value
 
     def schema(self) -> dict[str, Any]:
         return {"type": "boolean"}
@@ -324,12 +354,22 @@ class Option:
         except Invalid as exc:
             raise UsageError(f"{self.flag}: {exc}{source}") from None
 
+    def from_json(self, value: Any) -> Any:
+        """A typed value for this option (a chart value): null only when the option may be unset, "" as for text."""
+        if value is None:
+            if self.optional:
+                return None
+            raise Invalid(f"expected {self.kind.describe()}, got None")
+        if value == "" and isinstance(value, str) and self.kind.empty_is_unset:
+            return self.default
+        return self.kind.from_json(value)
+
     def schema(self) -> dict[str, Any]:
         """The JSON schema of this option's chart value."""
         out = self.kind.schema()
         if self.optional:
             out["type"] = [out["type"], "null"]
-        out["description"] = self.help
+        out["description"] = f"`{self.flag}`: {self.help}"
         return out
 
 
@@ -347,7 +387,8 @@ OPTIONS: tuple[Option, ...] = (
     # --- reaching Connect -------------------------------------------------------------------------------------
     Option("--connect-url", Url(), "base URL of the Connect worker's REST API", "http://127.0.0.1:8083", ALL, CONNECT,
            chart_note="`http://127.0.0.1:<restPort>` (https with TLS)"),
-    Option("--connect-user", Text(), "basic-auth user", None, ALL, CONNECT, chart="healthcheck.auth.username"),
+    Option("--connect-user", Text(), "basic-auth user", None, ALL, CONNECT,
+           chart_note="`healthcheck.auth.username` (with `existingSecret`)"),
     Option("--connect-password-file", File(),
            f"file holding the basic-auth password (a mounted Secret); or set {ENV_PREFIX}CONNECT_PASSWORD", None, ALL,
            CONNECT, chart_note="the key `healthcheck.auth.passwordKey` of `healthcheck.auth.existingSecret`"),
@@ -438,7 +479,8 @@ def markdown_table() -> str:
         commands = ", ".join(o.commands)
         if o.required_for:
             commands += f" (required for {', '.join(o.required_for)})"
-        chart = f"`{o.chart}`" if o.chart else (o.chart_note or "`healthcheck.extraEnv`")
+        chart = f"`{o.chart}`" if o.chart else o.chart_note or ("`healthcheck.extraEnv`" if "serve" in o.commands
+                                                                 else "-")
         dflt = o.default_text()
         if dflt != "-" and not dflt.startswith("`"):
             dflt = f"`{dflt}`"

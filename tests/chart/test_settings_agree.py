@@ -17,6 +17,7 @@ option table.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import os
@@ -98,8 +99,8 @@ def test_the_readme_flag_table_is_the_option_table() -> None:
 
 def test_the_table_gives_every_flag_its_twin_and_every_parser_its_flags() -> None:
     parser = config.build_parser()
-    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-    for command, p in sub.choices.items():  # type: ignore[attr-defined]
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for command, p in sub.choices.items():
         flags = {s for a in p._actions for s in a.option_strings if s.startswith("--") and s != "--help"}
         assert flags == {o.flag for o in options.for_command(command)}, command
     assert len({o.env for o in options.OPTIONS}) == len(options.OPTIONS)

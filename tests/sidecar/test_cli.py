@@ -6,6 +6,7 @@ The installed console script is run as a subprocess, as the chart and users run 
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import os
@@ -130,9 +131,9 @@ def settings_for(argv: list[str]) -> config.ServeSettings:
 
 def test_every_flag_has_an_environment_twin() -> None:
     parser = config.build_parser()
-    subparsers = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     checked = 0
-    for name, sub in subparsers.choices.items():  # type: ignore[attr-defined]
+    for name, sub in subparsers.choices.items():
         for action in sub._actions:
             flags = [o for o in action.option_strings if o.startswith("--") and o != "--help"]
             for flag in flags:
@@ -159,8 +160,8 @@ def test_every_flag_has_an_environment_twin() -> None:
 ])
 def test_environment_twins(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], attr: str, expected: Any) -> None:
     default = settings_for(["serve"])
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+    for key, text in env.items():
+        monkeypatch.setenv(key, text)
     value: Any = settings_for(["serve"])
     before: Any = default
     for part in attr.split("."):

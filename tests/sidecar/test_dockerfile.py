@@ -53,8 +53,8 @@ def parse(text: str) -> tuple[dict[str, str], list[Stage]]:
         elif keyword == "FROM":
             parts = rest.split()
             base = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: args.get(m.group(1) or m.group(2), m.group(0)), parts[0])
-            name = parts[2] if len(parts) >= 3 and parts[1].upper() == "AS" else None
-            stages.append(Stage(base, name))
+            alias = parts[2] if len(parts) >= 3 and parts[1].upper() == "AS" else None
+            stages.append(Stage(base, alias))
         elif stages:
             stages[-1].instructions.append((keyword, rest))
     return args, stages

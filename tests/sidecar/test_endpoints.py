@@ -33,6 +33,13 @@ CONTRACT_METRICS = {
 }
 
 
+def js(resp: Any) -> Any:
+    """The JSON body of a test response (present: the probes and /status always answer JSON)."""
+    body = resp.get_json()
+    assert body is not None, resp.get_data(as_text=True)
+    return body
+
+
 def failing_cluster() -> dict[str, Any]:
     """jdbc-sink task 0 FAILED here (JDBC URL with a password in the trace), mysql-source FAILED here
     (password=... in the trace), file-sink RUNNING elsewhere."""
@@ -65,10 +72,10 @@ def test_probes_before_the_first_poll(make_app: MakeApp) -> None:
     live = client.get("/livez")
     assert live.status_code == 200 and live.json == {"status": "ok", "reasons": []}
     start = client.get("/startupz")
-    assert start.status_code == 503 and start.json["status"] == "unhealthy"
-    assert start.json["reasons"] == ["worker starting: no answer from the worker yet"]
+    assert start.status_code == 503 and js(start)["status"] == "unhealthy"
+    assert js(start)["reasons"] == ["worker starting: no answer from the worker yet"]
     ready = client.get("/readyz")
-    assert ready.status_code == 503 and ready.json["reasons"] == ["worker starting: no answer from the worker yet"]
+    assert ready.status_code == 503 and js(ready)["reasons"] == ["worker starting: no answer from the worker yet"]
 
 
 def test_probes_of_a_healthy_worker(make_app: MakeApp, fake: FakeConnect, clock: FakeClock) -> None:
@@ -90,10 +97,10 @@ def test_liveness_fails_naming_the_connector_and_health_is_an_alias(make_app: Ma
     live, alias = client.get("/livez"), client.get("/health")
     assert live.status_code == alias.status_code == 503
     assert live.json == alias.json
-    assert live.json["status"] == "unhealthy"
-    assert live.json["reasons"] == ["jdbc-sink task 0 FAILED (still FAILED after 1 restart attempt)"]
+    assert js(live)["status"] == "unhealthy"
+    assert js(live)["reasons"] == ["jdbc-sink task 0 FAILED (still FAILED after 1 restart attempt)"]
     ready = client.get("/readyz")
-    assert ready.status_code == 503 and ready.json["reasons"] == live.json["reasons"]
+    assert ready.status_code == 503 and js(ready)["reasons"] == js(live)["reasons"]
     assert client.get("/startupz").status_code == 200
     assert client.get("/ping").status_code == 200
 
@@ -105,7 +112,7 @@ def test_best_effort_failure_keeps_liveness_but_shows_in_readyz_warnings(make_ap
     assert client.get("/livez").status_code == 200
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert any("jdbc-sink task 0 FAILED" in w and "[best-effort]" in w for w in ready.json["warnings"])
+    assert any("jdbc-sink task 0 FAILED" in w and "[best-effort]" in w for w in js(ready)["warnings"])
 
 
 def test_unresponsive_worker_fails_liveness_after_the_budget(make_app: MakeApp, fake: FakeConnect,
@@ -119,8 +126,8 @@ def test_unresponsive_worker_fails_liveness_after_the_budget(make_app: MakeApp, 
     poller.poll_once()
     live = client.get("/livez")
     assert live.status_code == 503
-    assert live.json["reasons"][0].startswith("Connect REST API unresponsive for 60s")
-    status = client.get("/status").json
+    assert js(live)["reasons"][0].startswith("Connect REST API unresponsive for 60s")
+    status = js(client.get("/status"))
     assert status["worker"]["reachable"] is False and status["worker"]["stale"] is True
     assert "GET /connectors answered 500" in status["worker"]["error"]
 
@@ -132,7 +139,7 @@ def test_status_json_documents_every_connector_and_task(make_app: MakeApp, fake:
     app, _ = polled(make_app, fake, clock, failing_cluster())
     resp = app.test_client().get("/status")
     assert resp.status_code == 200 and resp.mimetype == "application/json"
-    doc = resp.json
+    doc = js(resp)
     assert doc["worker_id"] == WORKER and doc["scope"] == "worker" and doc["polls"] == 2
     assert doc["worker"] == {"started": True, "reachable": True, "error": None, "health_endpoint": "/health",
                              "stale": False}
@@ -174,7 +181,7 @@ def test_status_never_shows_a_password(make_app: MakeApp, fake: FakeConnect, clo
 def test_traces_none_drops_every_trace(make_app: MakeApp, fake: FakeConnect, clock: FakeClock) -> None:
     app, _ = polled(make_app, fake, clock, failing_cluster(), traces="none")
     client = app.test_client()
-    doc = client.get("/status").json
+    doc = js(client.get("/status"))
     items = [c["connector"] for c in doc["connectors"]] + [t for c in doc["connectors"] for t in c["tasks"]]
     assert items and all(i["trace"] is None for i in items)
     html = client.get("/status", headers={"Accept": "text/html"}).get_data(as_text=True)
@@ -317,13 +324,13 @@ def test_metrics_drift_and_status_drift(make_app: MakeApp, fake: FakeConnect, cl
         (("connector", "jdbc-sink"), ("kind", "state")): 1.0,
     }
     client = app.test_client()
-    doc = client.get("/status").json
+    doc = js(client.get("/status"))
     assert {(d["connector"], d["kind"]) for d in doc["drift"]} == {
         ("ghost", "missing"), ("jdbc-sink", "config"), ("jdbc-sink", "state")}
     ready = client.get("/readyz")
     assert ready.status_code == 200  # drift is reported, not acted upon
-    assert "declared connector ghost is missing from the worker" in ready.json["warnings"]
-    assert "connector jdbc-sink is RUNNING, declared paused" in ready.json["warnings"]
+    assert "declared connector ghost is missing from the worker" in js(ready)["warnings"]
+    assert "connector jdbc-sink is RUNNING, declared paused" in js(ready)["warnings"]
     html = client.get("/status", headers={"Accept": "text/html"}).get_data(as_text=True)
     assert 'id="drift"' in html and "ghost" in html
 

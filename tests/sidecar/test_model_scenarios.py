@@ -184,8 +184,8 @@ def test_scenario(case: Case) -> None:
     if case.no_warnings:
         assert report.readyz.warnings == () and report.livez.warnings == ()
     rows = {(r.connector, r.task): r for r in report.rows}
-    for key, verdict in case.verdicts.items():
-        assert rows[key].verdict == verdict, rows[key]
+    for key, expected in case.verdicts.items():
+        assert rows[key].verdict == expected, rows[key]
     assert report.failed_connectors == case.failed
 
 

@@ -20,11 +20,12 @@ help:
 	@echo "make image  - build the sidecar image with buildah on a local Debian base (IMAGE=..., VERSION=...)"
 	@echo "make release REGISTRY=host[:port]/org VERSION=x.y.z - push image + chart (digest-pinned), sign both"
 
-# The venv is rebuilt when the pins change; the sidecar is installed editable so tests see the working tree.
-$(VENV)/.stamp: sidecar/pyproject.toml ci/requirements-test.txt
+# The venv is rebuilt when the pins change; the sidecar and the launcher (ci/launcher) are installed editable so
+# tests, demo and bench see the working tree.
+$(VENV)/.stamp: sidecar/pyproject.toml ci/launcher/pyproject.toml ci/requirements-test.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r ci/requirements-test.txt -e 'sidecar[dev]'
+	$(PY) -m pip install -q -r ci/requirements-test.txt -e sidecar -e ci/launcher
 	@touch $@
 venv: $(VENV)/.stamp
 
@@ -44,6 +45,16 @@ image:
 	@bash ci/image/build.sh --tag $(IMAGE) --dockerfile sidecar/Dockerfile --context sidecar \
 	  --base connect-health-python --base-arg PYTHON_IMAGE $(addprefix --package ,$(SIDECAR_BASE_PACKAGES)) \
 	  --build-arg VERSION=$(VERSION)
+
+# A release: the image pushed, the chart stamped with its digest and pushed to oci://$(REGISTRY)/charts, both signed
+# with cosign (COSIGN_KEY=cosign.key, password in COSIGN_PASSWORD; empty: keyless). ci/release.py says more.
+REGISTRY ?=
+COSIGN_KEY ?=
+release: venv tools
+	@$(PY) ci/release.py --registry "$(REGISTRY)" --version "$(VERSION)"
+	@$(MAKE) --no-print-directory image VERSION=$(VERSION) IMAGE=localhost/connect-health:$(VERSION)
+	@$(PY) ci/release.py --registry "$(REGISTRY)" --version "$(VERSION)" --image localhost/connect-health:$(VERSION) \
+	  --cosign-key "$(COSIGN_KEY)" $(if $(RELEASE_OUTPUT),--output "$(RELEASE_OUTPUT)")
 
 test: venv tools kafka lint
 	bash ci/system-deps.sh

@@ -99,13 +99,17 @@ def test_apply_job_is_a_post_install_and_post_upgrade_hook(render) -> None:
     assert apply["command"] == [
         "connect-health",
         "apply",
-        "--connectors-file",
-        "/etc/connect-health/connectors.json",
         "--connect-url",
         "http://rel-kafka-connect:8083",
         "--wait",
         "300",
     ]
+    # The declared connectors file, auth and shared settings come as the CLI's environment twins, as in the sidecar.
+    assert env_of(apply) == {
+        "CONNECT_HEALTH_CONNECTORS_FILE": "/etc/connect-health/connectors.json",
+        "CONNECT_HEALTH_REQUEST_TIMEOUT": "5",
+        "CONNECT_HEALTH_LOG_FORMAT": "json",
+    }
     assert {"name": "connectors", "mountPath": "/etc/connect-health", "readOnly": True} in apply["volumeMounts"]
     volume = next(v for v in pod["volumes"] if v["name"] == "connectors")
     assert volume["configMap"]["name"] == "rel-kafka-connect-connectors"
@@ -144,17 +148,14 @@ def test_auth_reaches_the_job_and_the_sidecar(render) -> None:
             "healthcheck": {"auth": {"username": "ops", "existingSecret": "connect-rest", "passwordKey": "pw"}},
         }
     )
-    command = container(one(objects, "Job"), "apply")["command"]
-    assert command[command.index("--connect-user") + 1] == "ops"
-    assert command[command.index("--connect-password-file") + 1] == "/etc/connect-health-auth/pw"
     for owner, name in ((one(objects, "Job"), "apply"), (one(objects, "Deployment"), "connect-health")):
         c = container(owner, name)
         assert {"name": "connect-auth", "mountPath": "/etc/connect-health-auth", "readOnly": True} in c["volumeMounts"]
         secret = next(v for v in pod_spec(owner)["volumes"] if v["name"] == "connect-auth")["secret"]
         assert secret == {"secretName": "connect-rest", "defaultMode": 0o440, "items": [{"key": "pw", "path": "pw"}]}
-    env = env_of(container(one(objects, "Deployment"), "connect-health"))
-    assert env["CONNECT_HEALTH_CONNECT_USER"] == "ops"
-    assert env["CONNECT_HEALTH_CONNECT_PASSWORD_FILE"] == "/etc/connect-health-auth/pw"
+        env = env_of(c)
+        assert env["CONNECT_HEALTH_CONNECT_USER"] == "ops"
+        assert env["CONNECT_HEALTH_CONNECT_PASSWORD_FILE"] == "/etc/connect-health-auth/pw"
 
 
 def test_nothing_declared_renders_no_configmap_job_or_sidecar_flag(render) -> None:

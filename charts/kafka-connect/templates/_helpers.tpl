@@ -25,6 +25,11 @@ already contains the chart name.
 {{- end }}
 {{- end }}
 
+{{/* The full name with a suffix ("<fullname>-<suffix>"), kept to 63 characters: (dict "context" $ "suffix" ..). */}}
+{{- define "kafka-connect.suffixedName" -}}
+{{- printf "%s-%s" (include "kafka-connect.fullname" .context) .suffix | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
 {{/* Value of the helm.sh/chart label. */}}
 {{- define "kafka-connect.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
@@ -76,7 +81,7 @@ app.kubernetes.io/component: worker
 
 {{/* Name of the ConfigMap holding the worker properties. */}}
 {{- define "kafka-connect.workerConfigName" -}}
-{{- printf "%s-worker" (include "kafka-connect.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- include "kafka-connect.suffixedName" (dict "context" . "suffix" "worker") }}
 {{- end }}
 
 {{/* Name of the ConfigMap holding the declared connectors (contract: <fullname>-connectors). */}}

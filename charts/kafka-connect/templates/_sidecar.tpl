@@ -20,7 +20,7 @@ repository, tag and digest into the packaged chart's values.yaml.
 
 {{/* Name of the connectors apply Job (used by the Job and by NOTES). */}}
 {{- define "kafka-connect.applyJobName" -}}
-{{- printf "%s-connectors-apply" (include "kafka-connect.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- include "kafka-connect.suffixedName" (dict "context" . "suffix" "connectors-apply") }}
 {{- end }}
 
 {{/*
@@ -104,6 +104,28 @@ when basic auth is on. The worker pod's sidecar and the apply Job mount the same
 {{- end }}
 {{- end }}
 
+{{/*
+Settings the sidecar and the apply Job share, as the CLI's environment twins: how to call Connect (timeout, basic
+auth with the mounted password file), the log format, and the declared connectors file when there is one.
+*/}}
+{{- define "kafka-connect.sidecar.commonEnv" -}}
+{{- $hc := .Values.healthcheck -}}
+- name: CONNECT_HEALTH_REQUEST_TIMEOUT
+  value: {{ include "kafka-connect.scalar" $hc.requestTimeout | quote }}
+- name: CONNECT_HEALTH_LOG_FORMAT
+  value: {{ $hc.logFormat | quote }}
+{{- if $hc.auth.username }}
+- name: CONNECT_HEALTH_CONNECT_USER
+  value: {{ $hc.auth.username | quote }}
+- name: CONNECT_HEALTH_CONNECT_PASSWORD_FILE
+  value: {{ include "kafka-connect.sidecar.passwordFile" . | quote }}
+{{- end }}
+{{- if include "kafka-connect.connectorsEnabled" . }}
+- name: CONNECT_HEALTH_CONNECTORS_FILE
+  value: {{ include "kafka-connect.sidecar.connectorsFile" . | quote }}
+{{- end }}
+{{- end }}
+
 {{/* The sidecar container of the worker pods (a list item), serving the probes the Connect container calls. */}}
 {{- define "kafka-connect.sidecar.container" -}}
 {{- $hc := .Values.healthcheck -}}
@@ -137,12 +159,9 @@ when basic auth is on. The worker pod's sidecar and the apply Job mount the same
       value: {{ include "kafka-connect.scalar" $hc.restartBackoff | quote }}
     - name: CONNECT_HEALTH_UNRESPONSIVE_AFTER
       value: {{ include "kafka-connect.scalar" $hc.unresponsiveAfter | quote }}
-    - name: CONNECT_HEALTH_REQUEST_TIMEOUT
-      value: {{ include "kafka-connect.scalar" $hc.requestTimeout | quote }}
     - name: CONNECT_HEALTH_TRACES
       value: {{ $hc.traces | quote }}
-    - name: CONNECT_HEALTH_LOG_FORMAT
-      value: {{ $hc.logFormat | quote }}
+    {{- include "kafka-connect.sidecar.commonEnv" . | nindent 4 }}
     {{- with $hc.bestEffort }}
     - name: CONNECT_HEALTH_BEST_EFFORT
       value: {{ . | quote }}
@@ -150,16 +169,6 @@ when basic auth is on. The worker pod's sidecar and the apply Job mount the same
     {{- if not (kindIs "invalid" $hc.failureThreshold) }}
     - name: CONNECT_HEALTH_FAILURE_THRESHOLD
       value: {{ include "kafka-connect.scalar" $hc.failureThreshold | quote }}
-    {{- end }}
-    {{- if $hc.auth.username }}
-    - name: CONNECT_HEALTH_CONNECT_USER
-      value: {{ $hc.auth.username | quote }}
-    - name: CONNECT_HEALTH_CONNECT_PASSWORD_FILE
-      value: {{ include "kafka-connect.sidecar.passwordFile" . | quote }}
-    {{- end }}
-    {{- if include "kafka-connect.connectorsEnabled" . }}
-    - name: CONNECT_HEALTH_CONNECTORS_FILE
-      value: {{ include "kafka-connect.sidecar.connectorsFile" . | quote }}
     {{- end }}
     {{- with $hc.extraEnv }}
     {{- include "kafka-connect.envFromMap" (dict "env" . "context" $) | trim | nindent 4 }}

@@ -50,9 +50,9 @@ image:
 # with cosign (COSIGN_KEY=cosign.key, password in COSIGN_PASSWORD; empty: keyless). ci/release.py says more.
 REGISTRY ?=
 COSIGN_KEY ?=
-release: venv tools
+release: venv
 	@$(PY) ci/release.py --registry "$(REGISTRY)" --version "$(VERSION)"
-	@$(MAKE) --no-print-directory image VERSION=$(VERSION) IMAGE=localhost/connect-health:$(VERSION)
+	@$(MAKE) --no-print-directory tools image VERSION=$(VERSION) IMAGE=localhost/connect-health:$(VERSION)
 	@$(PY) ci/release.py --registry "$(REGISTRY)" --version "$(VERSION)" --image localhost/connect-health:$(VERSION) \
 	  --cosign-key "$(COSIGN_KEY)" $(if $(RELEASE_OUTPUT),--output "$(RELEASE_OUTPUT)")
 

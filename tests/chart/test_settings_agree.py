@@ -113,7 +113,7 @@ def candidates(o: Option) -> list[Any]:
     kind = o.kind
     values: list[Any] = ["", "abc", True, [1], {"a": 1}]
     if o.optional:
-        values.append(None)  # null for a value without a default (null for a defaulted one: see the xfail below)
+        values.append(None)  # null for a value without a default (null for a defaulted one: tested apart below)
     if isinstance(kind, Number):
         low = kind.minimum if kind.minimum is not None else 0
         values += [0, low, low - 1, low + 0.5, o.default, str(o.default)]
@@ -253,7 +253,7 @@ def test_candidates_cover_the_boundaries() -> None:
         assert f"{type(v).__name__}:{v!r}" in attempts or v is None, v
     assert None in candidates(options.option("--failure-threshold"))
     assert None in candidates(options.option("--failure-threshold"))
-    assert None not in candidates(options.option("--grace"))  # the xfail below
+    assert None not in candidates(options.option("--grace"))  # tested apart below
 
 
 def test_chart_and_sidecar_accept_the_same_values(helm: str, tmp_path: Path) -> None:
@@ -314,11 +314,9 @@ def test_the_rendered_environment_at_the_bounds_starts_the_sidecar(helm: str) ->
     assert h.best_effort is not None and h.best_effort.pattern == "^audit-"
 
 
-@pytest.mark.xfail(strict=True, reason="the chart renders a null healthcheck value as CONNECT_HEALTH_X='<nil>' or "
-                                       "'' (helm drops the key before schema validation, so the schema cannot "
-                                       "refuse it); the sidecar container template should omit the variable "
-                                       "(sidecar default), or `required` it")
 def test_null_for_a_defaulted_value_reaches_the_sidecar_as_its_default(helm: str) -> None:
+    """helm drops a key set to null before schema validation, so the schema cannot refuse it: the chart leaves the
+    variable out (kafka-connect.sidecar.settingsEnv) and the sidecar uses its own default."""
     nulls = {o.chart.split(".", 1)[1]: None for o in CHARTED
              if o.chart and o.chart.startswith("healthcheck.") and not o.optional and o.flag != "--port"}
     objects = render_chart({**BASE, "healthcheck": nulls}, helm=helm, show_only=["templates/deployment.yaml"])

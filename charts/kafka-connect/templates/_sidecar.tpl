@@ -105,15 +105,30 @@ when basic auth is on. The worker pod's sidecar and the apply Job mount the same
 {{- end }}
 
 {{/*
+Sidecar settings as environment twins, from (dict "CONNECT_HEALTH_X" value ...), in name order. A null value
+(helm drops a key set to null before the schema sees it) or an empty one is left out, so the sidecar uses its own
+default instead of refusing "<nil>".
+*/}}
+{{- define "kafka-connect.sidecar.settingsEnv" -}}
+{{- range $name, $value := . }}
+{{- if not (kindIs "invalid" $value) }}
+{{- with include "kafka-connect.scalar" $value }}
+- name: {{ $name }}
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 Settings the sidecar and the apply Job share, as the CLI's environment twins: how to call Connect (timeout, basic
 auth with the mounted password file), the log format, and the declared connectors file when there is one.
 */}}
 {{- define "kafka-connect.sidecar.commonEnv" -}}
 {{- $hc := .Values.healthcheck -}}
-- name: CONNECT_HEALTH_REQUEST_TIMEOUT
-  value: {{ include "kafka-connect.scalar" $hc.requestTimeout | quote }}
-- name: CONNECT_HEALTH_LOG_FORMAT
-  value: {{ $hc.logFormat | quote }}
+{{- include "kafka-connect.sidecar.settingsEnv" (dict
+  "CONNECT_HEALTH_REQUEST_TIMEOUT" $hc.requestTimeout
+  "CONNECT_HEALTH_LOG_FORMAT" $hc.logFormat) | trim }}
 {{- if $hc.auth.username }}
 - name: CONNECT_HEALTH_CONNECT_USER
   value: {{ $hc.auth.username | quote }}
@@ -145,31 +160,18 @@ auth with the mounted password file), the log format, and the declared connector
           fieldPath: status.podIP
     - name: CONNECT_HEALTH_CONNECT_URL
       value: {{ include "kafka-connect.localConnectUrl" . | quote }}
-    - name: CONNECT_HEALTH_PORT
-      value: {{ $hc.port | quote }}
-    - name: CONNECT_HEALTH_SCOPE
-      value: {{ $hc.scope | quote }}
-    - name: CONNECT_HEALTH_POLL_INTERVAL
-      value: {{ include "kafka-connect.scalar" $hc.pollInterval | quote }}
-    - name: CONNECT_HEALTH_GRACE
-      value: {{ include "kafka-connect.scalar" $hc.grace | quote }}
-    - name: CONNECT_HEALTH_RESTART_ATTEMPTS
-      value: {{ include "kafka-connect.scalar" $hc.restartAttempts | quote }}
-    - name: CONNECT_HEALTH_RESTART_BACKOFF
-      value: {{ include "kafka-connect.scalar" $hc.restartBackoff | quote }}
-    - name: CONNECT_HEALTH_UNRESPONSIVE_AFTER
-      value: {{ include "kafka-connect.scalar" $hc.unresponsiveAfter | quote }}
-    - name: CONNECT_HEALTH_TRACES
-      value: {{ $hc.traces | quote }}
+    {{- include "kafka-connect.sidecar.settingsEnv" (dict
+      "CONNECT_HEALTH_PORT" $hc.port
+      "CONNECT_HEALTH_SCOPE" $hc.scope
+      "CONNECT_HEALTH_POLL_INTERVAL" $hc.pollInterval
+      "CONNECT_HEALTH_GRACE" $hc.grace
+      "CONNECT_HEALTH_RESTART_ATTEMPTS" $hc.restartAttempts
+      "CONNECT_HEALTH_RESTART_BACKOFF" $hc.restartBackoff
+      "CONNECT_HEALTH_UNRESPONSIVE_AFTER" $hc.unresponsiveAfter
+      "CONNECT_HEALTH_TRACES" $hc.traces
+      "CONNECT_HEALTH_BEST_EFFORT" $hc.bestEffort
+      "CONNECT_HEALTH_FAILURE_THRESHOLD" $hc.failureThreshold) | trim | nindent 4 }}
     {{- include "kafka-connect.sidecar.commonEnv" . | nindent 4 }}
-    {{- with $hc.bestEffort }}
-    - name: CONNECT_HEALTH_BEST_EFFORT
-      value: {{ . | quote }}
-    {{- end }}
-    {{- if not (kindIs "invalid" $hc.failureThreshold) }}
-    - name: CONNECT_HEALTH_FAILURE_THRESHOLD
-      value: {{ include "kafka-connect.scalar" $hc.failureThreshold | quote }}
-    {{- end }}
     {{- with $hc.extraEnv }}
     {{- include "kafka-connect.envFromMap" (dict "env" . "context" $) | trim | nindent 4 }}
     {{- end }}

@@ -15,7 +15,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,10 @@ HELMS = {"helm3": ROOT / ".tools" / "bin" / "helm3", "helm4": ROOT / ".tools" / 
 OLDEST_KUBE = "1.25.0"
 NEWEST_KUBE = "1.37.0"
 KUBE_VERSIONS = (OLDEST_KUBE, NEWEST_KUBE)
+
+# A rendered Kubernetes object, and render_chart bound to one helm (the `render` fixture of conftest.py).
+Obj = dict[str, Any]
+Render = Callable[..., list[Obj]]
 
 RELEASE = "rel"
 NAMESPACE = "team-a"
@@ -178,17 +182,17 @@ def one(objects: Iterable[dict[str, Any]], kind: str, name: str | None = None) -
 
 def container(pod_owner: dict[str, Any], name: str) -> dict[str, Any]:
     """A container of a Deployment, Job or Pod by name."""
-    spec = pod_owner["spec"]
-    pod_spec = spec["template"]["spec"] if "template" in spec else spec
-    for c in pod_spec["containers"]:
+    containers: list[dict[str, Any]] = pod_spec(pod_owner)["containers"]
+    for c in containers:
         if c["name"] == name:
             return c
-    raise AssertionError(f"no container {name!r} in {[c['name'] for c in pod_spec['containers']]}")
+    raise AssertionError(f"no container {name!r} in {[c['name'] for c in containers]}")
 
 
 def pod_spec(pod_owner: dict[str, Any]) -> dict[str, Any]:
-    spec = pod_owner["spec"]
-    return spec["template"]["spec"] if "template" in spec else spec
+    spec: dict[str, Any] = pod_owner["spec"]
+    pod: dict[str, Any] = spec["template"]["spec"] if "template" in spec else spec
+    return pod
 
 
 def env_of(c: dict[str, Any]) -> dict[str, Any]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
-from .render import CHART, SIDECAR_IMAGE, by_kind, container, env_of, one, pod_spec
+from .render import CHART, SIDECAR_IMAGE, Obj, Render, by_kind, container, env_of, one, pod_spec
 
 BOOT = {"bootstrapServers": "kafka:9092"}
 SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"
@@ -29,13 +30,14 @@ CONNECTORS = {
 }
 
 
-def declared(objects):
+def declared(objects: list[Obj]) -> dict[str, Any]:
     cm = one(objects, "ConfigMap", "rel-kafka-connect-connectors")
     assert set(cm["data"]) == {"connectors.json"}
-    return json.loads(cm["data"]["connectors.json"])
+    doc: dict[str, Any] = json.loads(cm["data"]["connectors.json"])
+    return doc
 
 
-def test_configmap_holds_the_declarations_with_defaults_filled_in(render) -> None:
+def test_configmap_holds_the_declarations_with_defaults_filled_in(render: Render) -> None:
     doc = declared(render({**BOOT, "connectors": CONNECTORS}))
     assert doc == {
         "lines-source": {
@@ -59,7 +61,7 @@ def test_configmap_holds_the_declarations_with_defaults_filled_in(render) -> Non
     }
 
 
-def test_connectors_scenario(render) -> None:
+def test_connectors_scenario(render: Render) -> None:
     objects = render(values_files=[CHART / "ci" / "10-connectors-values.yaml"])
     doc = declared(objects)
     assert doc["sandbox-sink"]["state"] == "stopped" and doc["sandbox-sink"]["policy"] == "best-effort"
@@ -68,7 +70,7 @@ def test_connectors_scenario(render) -> None:
     assert doc["file-source"]["config"]["tasks.max"] == "1"
 
 
-def test_sidecar_reads_the_declarations(render) -> None:
+def test_sidecar_reads_the_declarations(render: Render) -> None:
     d = one(render({**BOOT, "connectors": CONNECTORS}), "Deployment")
     sidecar = container(d, "connect-health")
     assert env_of(sidecar)["CONNECT_HEALTH_CONNECTORS_FILE"] == "/etc/connect-health/connectors.json"
@@ -80,7 +82,7 @@ def test_sidecar_reads_the_declarations(render) -> None:
     assert all(m["name"] != "connectors" for m in container(d, "connect")["volumeMounts"])
 
 
-def test_apply_job_is_a_post_install_and_post_upgrade_hook(render) -> None:
+def test_apply_job_is_a_post_install_and_post_upgrade_hook(render: Render) -> None:
     job = one(render({**BOOT, "connectors": CONNECTORS}), "Job")
     meta = job["metadata"]
     assert meta["name"] == "rel-kafka-connect-connectors-apply"
@@ -115,7 +117,7 @@ def test_apply_job_is_a_post_install_and_post_upgrade_hook(render) -> None:
     assert volume["configMap"]["name"] == "rel-kafka-connect-connectors"
 
 
-def test_apply_options_from_values(render) -> None:
+def test_apply_options_from_values(render: Render) -> None:
     job = one(
         render(
             {
@@ -140,7 +142,7 @@ def test_apply_options_from_values(render) -> None:
     assert job["spec"]["activeDeadlineSeconds"] == 300 and job["spec"]["backoffLimit"] == 1
 
 
-def test_auth_reaches_the_job_and_the_sidecar(render) -> None:
+def test_auth_reaches_the_job_and_the_sidecar(render: Render) -> None:
     objects = render(
         {
             **BOOT,
@@ -158,7 +160,7 @@ def test_auth_reaches_the_job_and_the_sidecar(render) -> None:
         assert env["CONNECT_HEALTH_CONNECT_PASSWORD_FILE"] == "/etc/connect-health-auth/pw"
 
 
-def test_nothing_declared_renders_no_configmap_job_or_sidecar_flag(render) -> None:
+def test_nothing_declared_renders_no_configmap_job_or_sidecar_flag(render: Render) -> None:
     objects = render(BOOT)
     assert not by_kind(objects, "Job")
     assert [c["metadata"]["name"] for c in by_kind(objects, "ConfigMap")] == ["rel-kafka-connect-worker"]
@@ -167,20 +169,20 @@ def test_nothing_declared_renders_no_configmap_job_or_sidecar_flag(render) -> No
     assert all(m["name"] != "connectors" for m in sidecar["volumeMounts"])
 
 
-def test_apply_can_be_turned_off_while_the_sidecar_still_reports_drift(render) -> None:
+def test_apply_can_be_turned_off_while_the_sidecar_still_reports_drift(render: Render) -> None:
     objects = render({**BOOT, "connectors": CONNECTORS, "connectorsApply": {"enabled": False}})
     assert not by_kind(objects, "Job")
     assert declared(objects)
     assert "CONNECT_HEALTH_CONNECTORS_FILE" in env_of(container(one(objects, "Deployment"), "connect-health"))
 
 
-def test_prune_with_nothing_declared_applies_an_empty_declaration(render) -> None:
+def test_prune_with_nothing_declared_applies_an_empty_declaration(render: Render) -> None:
     objects = render({**BOOT, "connectorsApply": {"prune": True, "pruneSelector": "^tmp-"}})
     assert declared(objects) == {}
     assert "--prune" in container(one(objects, "Job"), "apply")["command"]
 
 
-def test_apply_job_runs_without_the_sidecar(render) -> None:
+def test_apply_job_runs_without_the_sidecar(render: Render) -> None:
     objects = render({**BOOT, "connectors": CONNECTORS, "healthcheck": {"enabled": False}})
     assert one(objects, "Job")
     assert declared(objects)
@@ -196,12 +198,12 @@ def test_apply_job_runs_without_the_sidecar(render) -> None:
         "{{ .Release.Name }}",
     ],
 )
-def test_config_values_pass_through_untouched(render, value: str) -> None:
+def test_config_values_pass_through_untouched(render: Render, value: str) -> None:
     doc = declared(render({**BOOT, "connectors": {"c": {"config": {"connector.class": SINK, "x": value}}}}))
     assert doc["c"]["config"]["x"] == value
 
 
-def test_a_per_connector_restart_ladder_reaches_the_sidecar_only_where_declared(render) -> None:
+def test_a_per_connector_restart_ladder_reaches_the_sidecar_only_where_declared(render: Render) -> None:
     debezium = "io.debezium.connector.postgresql.PostgresConnector"
     connectors = {**CONNECTORS, "cdc": {"config": {"connector.class": debezium}, "restartAttempts": 0}}
     doc = declared(render({**BOOT, "connectors": connectors}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,7 @@ def test_example_renders_valid_objects(helm: str, kube_version: str) -> None:
         validate_object(obj, kube_version)
 
 
-def test_example_lints(helm: str, tmp_path) -> None:
+def test_example_lints(helm: str, tmp_path: Path) -> None:
     boot = tmp_path / "boot.yaml"
     boot.write_text(json.dumps(BOOT))
     lint_chart(helm, [SIDECAR_IMAGE_VALUES, EXAMPLE, boot])

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .render import CHART, SCENARIOS, by_kind, container, env_of, one, pod_spec, properties
+from .render import CHART, SCENARIOS, Obj, Render, by_kind, container, env_of, one, pod_spec, properties
 
 BOOT = {"bootstrapServers": "kafka:9092"}
 SCENARIO_IDS = [p.name.removesuffix("-values.yaml") for p in SCENARIOS]
@@ -25,7 +28,7 @@ CONTRACT_METRICS = {
 }
 
 
-def chart_containers(objects):
+def chart_containers(objects: list[Obj]) -> Iterator[tuple[Obj, dict[str, Any]]]:
     """(owner, container) for every container the chart itself defines (extraContainers excluded)."""
     for obj in objects:
         if obj["kind"] not in ("Deployment", "Job", "Pod"):
@@ -38,7 +41,7 @@ def chart_containers(objects):
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=SCENARIO_IDS)
-def test_hardened_by_default(render, scenario) -> None:
+def test_hardened_by_default(render: Render, scenario: Path) -> None:
     objects = render(values_files=[scenario])
     seen = 0
     for owner, c in chart_containers(objects):
@@ -58,7 +61,7 @@ def test_hardened_by_default(render, scenario) -> None:
         assert sa["automountServiceAccountToken"] is False
 
 
-def test_writable_dirs_are_emptydirs(render) -> None:
+def test_writable_dirs_are_emptydirs(render: Render) -> None:
     d = one(render(BOOT), "Deployment")
     volumes = {v["name"]: v for v in pod_spec(d)["volumes"]}
     mounts = {m["mountPath"]: m["name"] for m in container(d, "connect")["volumeMounts"]}
@@ -70,7 +73,7 @@ def test_writable_dirs_are_emptydirs(render) -> None:
     assert pod_spec(d)["securityContext"]["runAsUser"] == 1000
 
 
-def test_sidecar_absent_when_disabled(render) -> None:
+def test_sidecar_absent_when_disabled(render: Render) -> None:
     objects = render({**BOOT, "healthcheck": {"enabled": False}, "networkPolicy": {"enabled": True}})
     d = one(objects, "Deployment")
     assert [c["name"] for c in pod_spec(d)["containers"]] == ["connect"]
@@ -81,7 +84,7 @@ def test_sidecar_absent_when_disabled(render) -> None:
     assert "CONNECT_HEALTH_" not in json.dumps(objects)
 
 
-def test_sidecar_settings_become_env(render) -> None:
+def test_sidecar_settings_become_env(render: Render) -> None:
     d = one(
         render(
             {
@@ -130,7 +133,7 @@ def test_sidecar_settings_become_env(render) -> None:
     assert "CONNECT_HEALTH_CONNECT_USER" not in defaults
 
 
-def test_plugins_are_copied_by_init_containers(render) -> None:
+def test_plugins_are_copied_by_init_containers(render: Render) -> None:
     objects = render(values_files=[CHART / "ci" / "05-plugins-values.yaml"])
     d = one(objects, "Deployment")
     inits = pod_spec(d)["initContainers"]
@@ -150,7 +153,7 @@ def test_plugins_are_copied_by_init_containers(render) -> None:
     assert props["plugin.path"] == "/opt/kafka/plugins,/opt/kafka/libs/connect-file-4.3.1.jar"
 
 
-def test_plugin_command_override(render) -> None:
+def test_plugin_command_override(render: Render) -> None:
     d = one(
         render(
             {**BOOT, "plugins": [{"name": "p", "image": "i:1", "command": ["sh", "-c", "unzip /p.zip -d /mnt/plugin"]}]}
@@ -163,7 +166,7 @@ def test_plugin_command_override(render) -> None:
     assert all(v["name"] != "plugins" for v in pod_spec(d)["volumes"])
 
 
-def test_secret_mounts_and_config_providers(render) -> None:
+def test_secret_mounts_and_config_providers(render: Render) -> None:
     objects = render(values_files=[CHART / "ci" / "06-secrets-values.yaml"])
     d = one(objects, "Deployment")
     volumes = {v["name"]: v for v in pod_spec(d)["volumes"]}
@@ -183,7 +186,7 @@ def test_secret_mounts_and_config_providers(render) -> None:
     assert props["ssl.truststore.password"] == "${file:/mnt/tls/kafka/passwords.properties:truststore}"
 
 
-def test_two_secret_mounts_on_one_path_are_refused(render) -> None:
+def test_two_secret_mounts_on_one_path_are_refused(render: Render) -> None:
     from .render import HelmError
 
     with pytest.raises(HelmError, match=r"secretMounts\.b: mountPath /mnt/x is already used by secretMounts\.a"):
@@ -198,7 +201,7 @@ def test_two_secret_mounts_on_one_path_are_refused(render) -> None:
         )
 
 
-def test_pdb(render) -> None:
+def test_pdb(render: Render) -> None:
     pdb = one(render(values_files=[CHART / "ci" / "04-three-replicas-pdb-values.yaml"]), "PodDisruptionBudget")
     assert pdb["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdb["spec"]
     pdb = one(
@@ -209,7 +212,7 @@ def test_pdb(render) -> None:
     assert not by_kind(render(BOOT), "PodDisruptionBudget")
 
 
-def test_three_replicas_spread(render) -> None:
+def test_three_replicas_spread(render: Render) -> None:
     d = one(render(values_files=[CHART / "ci" / "04-three-replicas-pdb-values.yaml"]), "Deployment")
     assert d["spec"]["replicas"] == 3
     constraint = pod_spec(d)["topologySpreadConstraints"][0]
@@ -219,7 +222,7 @@ def test_three_replicas_spread(render) -> None:
     assert term["podAffinityTerm"]["labelSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "rel"  # via tpl
 
 
-def test_network_policy(render) -> None:
+def test_network_policy(render: Render) -> None:
     objects = render(values_files=[CHART / "ci" / "09-platform-team-values.yaml"])
     policy = one(objects, "NetworkPolicy")
     assert policy["spec"]["policyTypes"] == ["Ingress"]
@@ -236,7 +239,7 @@ def test_network_policy(render) -> None:
     assert not by_kind(render(BOOT), "NetworkPolicy")
 
 
-def test_platform_passthroughs(render) -> None:
+def test_platform_passthroughs(render: Render) -> None:
     objects = render(values_files=[CHART / "ci" / "09-platform-team-values.yaml"])
     d = one(objects, "Deployment")
     pod = pod_spec(d)
@@ -264,7 +267,7 @@ def test_platform_passthroughs(render) -> None:
     assert d["spec"]["template"]["metadata"]["annotations"]["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "false"
 
 
-def test_extra_containers_as_template_strings(render) -> None:
+def test_extra_containers_as_template_strings(render: Render) -> None:
     d = one(
         render(
             {
@@ -282,7 +285,7 @@ def test_extra_containers_as_template_strings(render) -> None:
     assert container(d, "b-exporter")["args"] == ["--target=rel"]
 
 
-def test_service_account_can_be_external(render) -> None:
+def test_service_account_can_be_external(render: Render) -> None:
     objects = render({**BOOT, "serviceAccount": {"create": False, "name": "shared"}})
     assert not by_kind(objects, "ServiceAccount")
     assert pod_spec(one(objects, "Deployment"))["serviceAccountName"] == "shared"
@@ -290,7 +293,7 @@ def test_service_account_can_be_external(render) -> None:
     assert pod_spec(one(objects, "Deployment"))["serviceAccountName"] == "default"
 
 
-def test_cp_kafka_connect_override(render) -> None:
+def test_cp_kafka_connect_override(render: Render) -> None:
     objects = render(values_files=[CHART / "ci" / "08-cp-kafka-connect-values.yaml"])
     connect = container(one(objects, "Deployment"), "connect")
     assert connect["image"] == "confluentinc/cp-kafka-connect:8.0.0"
@@ -302,10 +305,10 @@ def test_cp_kafka_connect_override(render) -> None:
 
 class TestMonitoring:
     @pytest.fixture
-    def objects(self, render):
+    def objects(self, render: Render) -> list[Obj]:
         return render(values_files=[CHART / "ci" / "07-monitoring-values.yaml"])
 
-    def test_service_monitor_scrapes_the_sidecar(self, objects) -> None:
+    def test_service_monitor_scrapes_the_sidecar(self, objects: list[Obj]) -> None:
         sm = one(objects, "ServiceMonitor")
         assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
         assert sm["spec"]["namespaceSelector"] == {"matchNames": ["team-a"]}
@@ -321,7 +324,7 @@ class TestMonitoring:
         assert "health" in [p["name"] for p in service["spec"]["ports"]]
         assert all(service["metadata"]["labels"].get(k) == v for k, v in sm["spec"]["selector"]["matchLabels"].items())
 
-    def test_alerts(self, objects) -> None:
+    def test_alerts(self, objects: list[Obj]) -> None:
         rule = one(objects, "PrometheusRule")
         (group,) = rule["spec"]["groups"]
         alerts = {r["alert"]: r for r in group["rules"]}
@@ -348,7 +351,7 @@ class TestMonitoring:
             for metric in re.findall(r"connect_health_[a-z_]+", alert["expr"]):
                 assert metric in CONTRACT_METRICS, metric
 
-    def test_alerts_can_be_switched_off(self, render) -> None:
+    def test_alerts_can_be_switched_off(self, render: Render) -> None:
         rule = one(
             render(
                 {
@@ -365,7 +368,7 @@ class TestMonitoring:
         )
         assert [r["alert"] for r in rule["spec"]["groups"][0]["rules"]] == ["KafkaConnectConnectorFailed"]
 
-    def test_dashboard(self, objects) -> None:
+    def test_dashboard(self, objects: list[Obj]) -> None:
         cm = one(objects, "ConfigMap", "rel-kafka-connect-dashboard")
         assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
         assert cm["metadata"]["annotations"] == {"grafana_folder": "Kafka"}
@@ -378,6 +381,6 @@ class TestMonitoring:
         assert used <= CONTRACT_METRICS and len(used) >= 7, used
         assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
 
-    def test_monitoring_is_off_by_default(self, render) -> None:
+    def test_monitoring_is_off_by_default(self, render: Render) -> None:
         kinds = {o["kind"] for o in render(BOOT)}
         assert kinds == {"ServiceAccount", "ConfigMap", "Service", "Deployment", "Pod"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .render import CHART, by_kind, one, pod_spec
+from .render import CHART, Obj, Render, by_kind, one, pod_spec
 
 SELECTOR_KEYS = {"app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component"}
 ALL_ON = {
@@ -15,7 +15,7 @@ ALL_ON = {
 }
 
 
-def selectors(objects):
+def selectors(objects: list[Obj]) -> list[tuple[str, dict[str, str]]]:
     """(kind, selector labels) of everything that selects the worker pods."""
     out = []
     for obj in objects:
@@ -29,11 +29,11 @@ def selectors(objects):
     return out
 
 
-def matches(selector, labels):
+def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-def test_selectors_use_only_name_instance_component(render) -> None:
+def test_selectors_use_only_name_instance_component(render: Render) -> None:
     objects = render(ALL_ON)
     found = selectors(objects)
     assert {kind for kind, _ in found} == {
@@ -53,7 +53,7 @@ def test_selectors_use_only_name_instance_component(render) -> None:
         assert set(selector) <= SELECTOR_KEYS
 
 
-def test_pod_labels_carry_the_full_set_and_user_labels_but_selectors_do_not(render) -> None:
+def test_pod_labels_carry_the_full_set_and_user_labels_but_selectors_do_not(render: Render) -> None:
     objects = render(ALL_ON)
     d = one(objects, "Deployment")
     labels = d["spec"]["template"]["metadata"]["labels"]
@@ -64,7 +64,7 @@ def test_pod_labels_carry_the_full_set_and_user_labels_but_selectors_do_not(rend
     assert "team" not in d["spec"]["selector"]["matchLabels"]
 
 
-def test_only_worker_pods_are_selected(render) -> None:
+def test_only_worker_pods_are_selected(render: Render) -> None:
     """The test pod and the connectors Job share name and instance; the component keeps them out of the
     Service, the PDB and the ReplicaSet."""
     objects = render(ALL_ON)
@@ -81,7 +81,7 @@ def test_only_worker_pods_are_selected(render) -> None:
     assert all(matches(release_peer, labels) for labels in (worker_labels, job_labels, test_labels))
 
 
-def test_version_label_follows_the_image_tag_and_stays_out_of_selectors(render) -> None:
+def test_version_label_follows_the_image_tag_and_stays_out_of_selectors(render: Render) -> None:
     objects = render({"bootstrapServers": "kafka:9092", "image": {"tag": "4.2.0"}})
     for obj in objects:
         assert obj["metadata"]["labels"]["app.kubernetes.io/version"] == "4.2.0", obj["kind"]
@@ -89,7 +89,7 @@ def test_version_label_follows_the_image_tag_and_stays_out_of_selectors(render) 
         assert "app.kubernetes.io/version" not in selector
 
 
-def test_name_overrides(render) -> None:
+def test_name_overrides(render: Render) -> None:
     objects = render({"bootstrapServers": "kafka:9092", "nameOverride": "connect"})
     assert one(objects, "Deployment")["metadata"]["name"] == "rel-connect"
     assert one(objects, "Service")["spec"]["selector"]["app.kubernetes.io/name"] == "connect"
@@ -101,7 +101,7 @@ def test_name_overrides(render) -> None:
     assert one(objects, "Deployment")["metadata"]["name"] == "kafka-connect-prod"
 
 
-def test_platform_scenario_keeps_user_labels_out_of_selectors(render) -> None:
+def test_platform_scenario_keeps_user_labels_out_of_selectors(render: Render) -> None:
     objects = render(values_files=[CHART / "ci" / "09-platform-team-values.yaml"])
     d = one(objects, "Deployment")
     assert d["metadata"]["name"] == "orders-connect"

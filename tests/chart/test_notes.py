@@ -8,7 +8,9 @@ would use, and a template error in NOTES fails here instead of at install time.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,15 +32,16 @@ def notes_chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy
 
 
-def notes(helm: str, chart: Path, values=None, files=()) -> str:
+def notes(helm: str, chart: Path, values: dict[str, Any] | None = None, files: Sequence[Path] = ()) -> str:
     objects = render_chart(
         values, values_files=files, helm=helm, chart=chart, show_only=["templates/zz-notes-under-test.yaml"]
     )
-    return one(objects, "ConfigMap")["data"]["notes"]
+    text: str = one(objects, "ConfigMap")["data"]["notes"]
+    return text
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=SCENARIO_IDS)
-def test_notes_render_for_every_scenario(helm: str, notes_chart: Path, scenario) -> None:
+def test_notes_render_for_every_scenario(helm: str, notes_chart: Path, scenario: Path) -> None:
     text = notes(helm, notes_chart, files=[scenario])
     assert "port-forward svc/" in text and "/connectors?expand=status" in text
 

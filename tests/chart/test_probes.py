@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
-from .render import CHART, container, one, pod_spec
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .render import CHART, Obj, Render, container, one, pod_spec
 
 BOOT = {"bootstrapServers": "kafka:9092"}
 TIMING_KEYS = {"initialDelaySeconds", "periodSeconds", "timeoutSeconds", "failureThreshold", "successThreshold"}
 
 
-def deployment(render, values=None, files=()):
+def deployment(render: Render, values: dict[str, Any] | None = None, files: Sequence[Path] = ()) -> Obj:
     return one(
         render({**BOOT, **(values or {})}, values_files=files, show_only=["templates/deployment.yaml"]), "Deployment"
     )
 
 
-def handler(probe):
+def handler(probe: dict[str, Any]) -> tuple[str, int | str]:
     return probe["httpGet"]["path"], probe["httpGet"]["port"]
 
 
-def timings(probe):
+def timings(probe: dict[str, Any]) -> dict[str, int]:
     return {k: v for k, v in probe.items() if k in TIMING_KEYS}
 
 
-def test_default_probes_call_the_sidecar(render) -> None:
+def test_default_probes_call_the_sidecar(render: Render) -> None:
     d = deployment(render)
     connect = container(d, "connect")
     assert handler(connect["livenessProbe"]) == ("/livez", 8090)
@@ -34,7 +38,7 @@ def test_default_probes_call_the_sidecar(render) -> None:
     assert [p["containerPort"] for p in sidecar["ports"] if p["name"] == "health"] == [8090]
 
 
-def test_timings_come_from_values_and_enabled_is_not_rendered(render) -> None:
+def test_timings_come_from_values_and_enabled_is_not_rendered(render: Render) -> None:
     values = {
         "livenessProbe": {
             "enabled": True,
@@ -63,7 +67,7 @@ def test_timings_come_from_values_and_enabled_is_not_rendered(render) -> None:
             assert "enabled" not in c.get(kind, {}), f"{c['name']}.{kind} leaks `enabled`"
 
 
-def test_shared_fate_points_both_liveness_probes_at_livez(render) -> None:
+def test_shared_fate_points_both_liveness_probes_at_livez(render: Render) -> None:
     d = deployment(render, {"healthcheck": {"sharedFate": True}, "livenessProbe": {"periodSeconds": 15}})
     connect, sidecar = container(d, "connect"), container(d, "connect-health")
     assert handler(connect["livenessProbe"]) == ("/livez", 8090)
@@ -75,12 +79,12 @@ def test_shared_fate_points_both_liveness_probes_at_livez(render) -> None:
     assert handler(connect["startupProbe"]) == ("/startupz", 8090)
 
 
-def test_shared_fate_scenario(render) -> None:
+def test_shared_fate_scenario(render: Render) -> None:
     d = deployment(render, files=[CHART / "ci" / "03-shared-fate-values.yaml"])
     assert handler(container(d, "connect-health")["livenessProbe"]) == ("/livez", "health")
 
 
-def test_without_sidecar_probes_fall_back_to_connect(render) -> None:
+def test_without_sidecar_probes_fall_back_to_connect(render: Render) -> None:
     for path in ("/health", "/"):
         d = deployment(render, {"healthcheck": {"enabled": False}, "fallbackProbePath": path, "restPort": 8084})
         assert [c["name"] for c in pod_spec(d)["containers"]] == ["connect"]
@@ -89,7 +93,7 @@ def test_without_sidecar_probes_fall_back_to_connect(render) -> None:
             assert handler(connect[kind]) == (path, 8084), kind
 
 
-def test_optional_probes_can_be_left_out(render) -> None:
+def test_optional_probes_can_be_left_out(render: Render) -> None:
     d = deployment(
         render,
         {
@@ -106,7 +110,7 @@ def test_optional_probes_can_be_left_out(render) -> None:
     assert "livenessProbe" not in container(d, "connect") and "livenessProbe" not in container(d, "connect-health")
 
 
-def test_ports_follow_values(render) -> None:
+def test_ports_follow_values(render: Render) -> None:
     objects = render({**BOOT, "restPort": 18083, "healthcheck": {"port": 18090}})
     d = one(objects, "Deployment")
     connect, sidecar = container(d, "connect"), container(d, "connect-health")

@@ -8,10 +8,11 @@ against the CRD schemas in crd_schemas.py. A kind with no schema fails the test.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
-import jsonschema
-import kubernetes_validate
+import jsonschema  # type: ignore[import-untyped]
+import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
@@ -72,14 +73,14 @@ def test_required_scenarios_exist() -> None:
 
 @pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=SCENARIO_IDS)
-def test_lint_strict(helm: str, scenario, kube_version: str) -> None:
+def test_lint_strict(helm: str, scenario: Path, kube_version: str) -> None:
     out = lint_chart(helm, [scenario], kube_version=kube_version)
     assert "1 chart(s) linted, 0 chart(s) failed" in out
 
 
 @pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=SCENARIO_IDS)
-def test_objects_validate_strictly(helm: str, scenario, kube_version: str) -> None:
+def test_objects_validate_strictly(helm: str, scenario: Path, kube_version: str) -> None:
     objects = render_chart(values_files=[scenario], helm=helm, kube_version=kube_version)
     assert objects, "nothing rendered"
     errors = []
@@ -94,7 +95,7 @@ def test_objects_validate_strictly(helm: str, scenario, kube_version: str) -> No
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=SCENARIO_IDS)
-def test_objects_named_labelled_and_namespaced(helm: str, scenario) -> None:
+def test_objects_named_labelled_and_namespaced(helm: str, scenario: Path) -> None:
     objects = render_chart(values_files=[scenario], helm=helm)
     seen = set()
     for obj in objects:

@@ -11,11 +11,23 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import yaml
 
-from .render import CHART, SIDECAR_IMAGE, SIDECAR_REPOSITORY, HelmError, container, one, pod_spec, render_chart
+from .render import (
+    CHART,
+    SIDECAR_IMAGE,
+    SIDECAR_REPOSITORY,
+    HelmError,
+    Obj,
+    Render,
+    container,
+    one,
+    pod_spec,
+    render_chart,
+)
 
 BOOT = {"bootstrapServers": "kafka:9092"}
 CONNECTORS = {"c": {"config": {"connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector"}}}
@@ -23,7 +35,7 @@ DIGEST = "sha256:" + "ab" * 32
 CONNECT_IMAGE = "apache/kafka:4.3.1"
 
 
-def containers(objects: list[dict]) -> Iterator[tuple[str, dict]]:
+def containers(objects: list[Obj]) -> Iterator[tuple[str, dict[str, Any]]]:
     """("Kind/container", container) for every container the render holds."""
     for obj in objects:
         if obj["kind"] in ("Deployment", "Job", "Pod"):
@@ -32,7 +44,7 @@ def containers(objects: list[dict]) -> Iterator[tuple[str, dict]]:
                 yield f"{obj['kind']}/{c['name']}", c
 
 
-def images(objects: list[dict]) -> dict[str, str]:
+def images(objects: list[Obj]) -> dict[str, str]:
     return {ident: c["image"] for ident, c in containers(objects)}
 
 
@@ -62,7 +74,9 @@ def test_the_source_chart_names_no_sidecar_image_and_no_third_party_one() -> Non
     ],
     ids=["sidecar", "test-pod", "apply-job"],
 )
-def test_each_object_running_the_image_fails_without_one_in_one_line(helm: str, values: dict, template: str) -> None:
+def test_each_object_running_the_image_fails_without_one_in_one_line(
+    helm: str, values: dict[str, Any], template: str
+) -> None:
     with pytest.raises(HelmError) as err:
         render_chart({**BOOT, **values}, helm=helm, sidecar_image=False)
     (line,) = [line for line in err.value.stderr.splitlines() if "healthcheck.image.repository" in line]
@@ -76,7 +90,7 @@ def test_nothing_asks_for_the_image_when_nothing_runs_it(helm: str) -> None:
     assert images(render_chart(values, helm=helm, sidecar_image=False)) == {"Deployment/connect": CONNECT_IMAGE}
 
 
-def test_sidecar_apply_job_and_test_pod_run_one_image(render) -> None:
+def test_sidecar_apply_job_and_test_pod_run_one_image(render: Render) -> None:
     objects = render({**BOOT, "connectors": CONNECTORS})
     assert images(objects) == {
         "Deployment/connect": CONNECT_IMAGE,
@@ -102,7 +116,7 @@ def test_sidecar_apply_job_and_test_pod_run_one_image(render) -> None:
     ],
     ids=["tag", "digest", "stamped"],
 )
-def test_a_digest_pins_the_image_a_tag_names_it(render, image: dict, expected: str) -> None:
+def test_a_digest_pins_the_image_a_tag_names_it(render: Render, image: dict[str, str], expected: str) -> None:
     objects = render({**BOOT, "connectors": CONNECTORS, "healthcheck": {"image": {**image, "pullPolicy": "Always"}}})
     pulled = {ident: (c["image"], c["imagePullPolicy"]) for ident, c in containers(objects)}
     assert pulled.pop("Deployment/connect") == (CONNECT_IMAGE, "IfNotPresent")
@@ -141,7 +155,7 @@ def readyz_server() -> Iterator[int]:
         thread.join(timeout=10)
 
 
-def test_the_test_pods_command_really_checks_readyz(render, readyz_server: int) -> None:
+def test_the_test_pods_command_really_checks_readyz(render: Render, readyz_server: int) -> None:
     """The rendered command run by this Python (the image's is 3.11 too) against a server on 127.0.0.1."""
     command = container(one(render(BOOT), "Pod"), "readyz")["command"]
     assert command[0] == "python" and command[-1] == "http://rel-kafka-connect:8090/readyz"

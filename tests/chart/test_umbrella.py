@@ -8,7 +8,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .render import CHART, KUBE_VERSIONS, NEWEST_KUBE, UMBRELLA, by_kind, lint_chart, pod_spec, render_chart, run_helm
+from .render import (
+    CHART,
+    KUBE_VERSIONS,
+    NEWEST_KUBE,
+    UMBRELLA,
+    Obj,
+    by_kind,
+    lint_chart,
+    pod_spec,
+    render_chart,
+    run_helm,
+)
 from .test_scenarios import validate_object
 
 ALIASES = ("orders-connect", "payments-connect")
@@ -33,22 +44,22 @@ def umbrella(helm: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy
 
 
-def render_umbrella(helm: str, umbrella: Path, kube_version: str = NEWEST_KUBE) -> list[dict]:
+def render_umbrella(helm: str, umbrella: Path, kube_version: str = NEWEST_KUBE) -> list[Obj]:
     """The umbrella's objects; its values set the sidecar image of both aliases themselves."""
     return render_chart(helm=helm, chart=umbrella, release="platform", kube_version=kube_version, sidecar_image=False)
 
 
 @pytest.fixture(scope="session")
-def objects(helm: str, umbrella: Path) -> list[dict]:
+def objects(helm: str, umbrella: Path) -> list[Obj]:
     return render_umbrella(helm, umbrella)
 
 
-def test_both_aliases_render(objects) -> None:
+def test_both_aliases_render(objects: list[Obj]) -> None:
     deployments = {d["metadata"]["name"] for d in by_kind(objects, "Deployment")}
     assert deployments == {f"platform-{alias}" for alias in ALIASES}
 
 
-def test_no_two_objects_share_kind_and_name(objects) -> None:
+def test_no_two_objects_share_kind_and_name(objects: list[Obj]) -> None:
     seen: dict[tuple[str, str], int] = {}
     for obj in objects:
         key = (obj["kind"], obj["metadata"]["name"])
@@ -57,7 +68,7 @@ def test_no_two_objects_share_kind_and_name(objects) -> None:
     assert len(objects) >= 16
 
 
-def test_selectors_never_select_the_other_release(objects) -> None:
+def test_selectors_never_select_the_other_release(objects: list[Obj]) -> None:
     pods = {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"] for d in by_kind(objects, "Deployment")}
     selecting = [(o, o["spec"]["selector"]) for o in by_kind(objects, "Service")]
     selecting += [(o, o["spec"]["selector"]["matchLabels"]) for o in by_kind(objects, "Deployment")]
@@ -69,7 +80,7 @@ def test_selectors_never_select_the_other_release(objects) -> None:
         assert chosen == [obj["metadata"]["name"]], f"{obj['kind']}/{obj['metadata']['name']} selects {chosen}"
 
 
-def test_connect_clusters_are_independent(objects) -> None:
+def test_connect_clusters_are_independent(objects: list[Obj]) -> None:
     props = {}
     for cm in by_kind(objects, "ConfigMap"):
         if cm["metadata"]["name"].endswith("-worker"):

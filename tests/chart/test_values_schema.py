@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
 
@@ -98,7 +98,8 @@ def _leaf_paths(values: Any, prefix: str = "") -> list[str]:
 
 def _documented_keys() -> set[str]:
     """Keys of values.yaml that carry a helm-docs `# --` comment."""
-    documented, stack = set(), []
+    documented: set[str] = set()
+    stack: list[str] = []
     lines = (CHART / "values.yaml").read_text().splitlines()
     pending = False
     for line in lines:

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from .render import CHART, HelmError, container, env_of, one, pod_spec, properties
+from .render import CHART, HelmError, Render, container, env_of, one, pod_spec, properties
 
 BOOT = {"bootstrapServers": "kafka-0:9092,kafka-1:9092"}
 
 
-def worker_props(render, values=None, name="rel-kafka-connect-worker", **kw):
+def worker_props(
+    render: Render, values: dict[str, Any] | None = None, name: str = "rel-kafka-connect-worker", **kw: Any
+) -> dict[str, str]:
     cm = one(render({**BOOT, **(values or {})}, **kw), "ConfigMap", name)
     return properties(cm["data"]["connect-distributed.properties"])
 
 
-def checksum(render, values):
+def checksum(render: Render, values: dict[str, Any]) -> str:
     d = one(render({**BOOT, **values}, show_only=["templates/deployment.yaml"]), "Deployment")
-    return d["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+    value: str = d["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+    return value
 
 
-def test_defaults(render) -> None:
+def test_defaults(render: Render) -> None:
     props = worker_props(render)
     assert props == {
         "bootstrap.servers": "kafka-0:9092,kafka-1:9092",
@@ -43,7 +48,7 @@ def test_defaults(render) -> None:
     }
 
 
-def test_pod_ip_reaches_the_worker_through_the_env_provider(render) -> None:
+def test_pod_ip_reaches_the_worker_through_the_env_provider(render: Render) -> None:
     d = one(render(BOOT), "Deployment")
     connect = container(d, "connect")
     assert env_of(connect)["POD_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
@@ -59,7 +64,7 @@ def test_pod_ip_reaches_the_worker_through_the_env_provider(render) -> None:
     assert connect["image"] == "apache/kafka:4.3.1"
 
 
-def test_topics_group_and_converters_from_values(render) -> None:
+def test_topics_group_and_converters_from_values(render: Render) -> None:
     props = worker_props(
         render,
         {
@@ -84,7 +89,7 @@ def test_topics_group_and_converters_from_values(render) -> None:
     assert props["value.converter"] == "io.confluent.connect.avro.AvroConverter"
 
 
-def test_worker_config_values_reach_connect_exactly(render) -> None:
+def test_worker_config_values_reach_connect_exactly(render: Render) -> None:
     """Large integers stay integers (helm reads them as float64), backslashes and line breaks survive."""
     worker_config = {
         "offset.flush.timeout.ms": 10000000,
@@ -112,7 +117,7 @@ def test_worker_config_values_reach_connect_exactly(render) -> None:
     assert props["client.id"] == " leading space"
 
 
-def test_values_files_integers_are_not_rendered_in_exponent_form(render) -> None:
+def test_values_files_integers_are_not_rendered_in_exponent_form(render: Render) -> None:
     props = worker_props(
         render, values_files=[CHART / "ci" / "09-platform-team-values.yaml"], name="orders-connect-worker"
     )
@@ -132,13 +137,13 @@ def test_values_files_integers_are_not_rendered_in_exponent_form(render) -> None
         ("offset.storage.topic", "internalTopics.offset.name"),
     ],
 )
-def test_keys_owned_by_the_chart_are_refused_in_worker_config(render, key: str, use: str) -> None:
+def test_keys_owned_by_the_chart_are_refused_in_worker_config(render: Render, key: str, use: str) -> None:
     with pytest.raises(HelmError) as err:
         render({**BOOT, "workerConfig": {key: "x"}})
     assert f"workerConfig.{key}" in err.value.stderr and use in err.value.stderr
 
 
-def test_config_provider_params_go_through_config_providers(render) -> None:
+def test_config_provider_params_go_through_config_providers(render: Render) -> None:
     with pytest.raises(HelmError, match=r"workerConfig\.config\.providers\.vault\.class"):
         render({**BOOT, "workerConfig": {"config.providers.vault.class": "x"}})
     props = worker_props(
@@ -158,7 +163,7 @@ def test_config_provider_params_go_through_config_providers(render) -> None:
     assert props["config.providers.vault.param.max.retries"] == "5"
 
 
-def test_heap_jvm_options_and_log_dir(render) -> None:
+def test_heap_jvm_options_and_log_dir(render: Render) -> None:
     d = one(
         render({**BOOT, "heapOpts": "-Xms2g -Xmx2g", "jvmOpts": "-XX:+UseG1GC", "logDir": "/var/log/connect"}),
         "Deployment",
@@ -173,7 +178,7 @@ def test_heap_jvm_options_and_log_dir(render) -> None:
 
 
 class TestChecksum:
-    def test_changes_with_the_worker_config(self, render) -> None:
+    def test_changes_with_the_worker_config(self, render: Render) -> None:
         base = checksum(render, {})
         assert len(base) == 64
         assert checksum(render, {"workerConfig": {"offset.flush.interval.ms": 10000}}) != base
@@ -182,7 +187,7 @@ class TestChecksum:
         assert checksum(render, {"secretMounts": {"pg": {"secretName": "pg"}}}) != base
         assert checksum(render, {"plugins": [{"name": "p", "image": "i:1"}]}) != base
 
-    def test_stays_with_unrelated_values(self, render) -> None:
+    def test_stays_with_unrelated_values(self, render: Render) -> None:
         base = checksum(render, {})
         for values in (
             {"replicaCount": 3},
@@ -194,7 +199,7 @@ class TestChecksum:
         ):
             assert checksum(render, values) == base, values
 
-    def test_user_pod_annotations_are_kept(self, render) -> None:
+    def test_user_pod_annotations_are_kept(self, render: Render) -> None:
         d = one(render({**BOOT, "podAnnotations": {"prometheus.io/scrape": "false"}}), "Deployment")
         annotations = d["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "false" and "checksum/config" in annotations

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -29,7 +30,7 @@ HELMS = {"helm3": ROOT / ".tools" / "bin" / "helm3", "helm4": ROOT / ".tools" / 
 KUBE_VERSION = "1.37.0"
 
 
-def values(connectors: int) -> dict:
+def values(connectors: int) -> dict[str, Any]:
     declared = {}
     for i in range(connectors):
         kind = "Sink" if i % 2 else "Source"

@@ -1,7 +1,7 @@
 """Fixtures for the end-to-end tests: a real Kafka broker + Connect worker, real `connect-health serve` processes and
 a real headless Chromium (Debian's package, driven by the `playwright` Python package; never `playwright install`).
 
-- `e2e_stack`: one broker + worker (Kafka KAFKA_VERSION) for the session, from ci/localstack.py (the same launcher
+- `e2e_stack`: one broker + worker (Kafka KAFKA_VERSION) for the session, from the launcher package (the same
   as `make demo` and tests/integration; the integration conftest's `stack` runs every test on two Kafka versions
   with the Debezium plugin, which a status page check does not need).
 - `sidecar`: start(*flags) -> a running `connect-health serve` against that worker; stopped at teardown.
@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import launcher
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "ci"))
-
-import localstack  # noqa: E402
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -35,21 +32,21 @@ ARTIFACTS = ROOT / ".tools" / "artifacts"
 def _fail_on_stack_error(what: str, fn: Callable[[], Any]) -> Any:
     try:
         return fn()
-    except localstack.StackError as e:
+    except launcher.StackError as e:
         problem = f"{what}: {e}"
     pytest.fail(problem, pytrace=False)
 
 
 @pytest.fixture(scope="session")
-def e2e_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localstack.Stack]:
-    version = localstack.KAFKA_VERSION
+def e2e_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[launcher.Stack]:
+    version = launcher.KAFKA_VERSION
 
-    def make() -> localstack.Stack:
-        localstack.require_java(version)
-        localstack.require_fetched(version)
-        return localstack.Stack(tmp_path_factory.mktemp("e2e-stack"), version).start()
+    def make() -> launcher.Stack:
+        launcher.require_java(version)
+        launcher.require_fetched(version)
+        return launcher.Stack(tmp_path_factory.mktemp("e2e-stack"), version).start()
 
-    stack: localstack.Stack = _fail_on_stack_error(f"Kafka {version} stack", make)
+    stack: launcher.Stack = _fail_on_stack_error(f"Kafka {version} stack", make)
     yield stack
     stack.stop()
 
@@ -60,13 +57,13 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def sidecar(e2e_stack: localstack.Stack, workdir: Path) -> Iterator[Callable[..., localstack.Sidecar]]:
-    started: list[localstack.Sidecar] = []
+def sidecar(e2e_stack: launcher.Stack, workdir: Path) -> Iterator[Callable[..., launcher.Sidecar]]:
+    started: list[launcher.Sidecar] = []
 
-    def start(*flags: str) -> localstack.Sidecar:
-        sc = localstack.Sidecar(workdir, e2e_stack.connect_url, list(flags), name=f"sidecar-{len(started)}")
+    def start(*flags: str) -> launcher.Sidecar:
+        sc = launcher.Sidecar(workdir, e2e_stack.connect_url, list(flags), name=f"sidecar-{len(started)}")
         started.append(sc)
-        result: localstack.Sidecar = _fail_on_stack_error("connect-health serve", sc.start)
+        result: launcher.Sidecar = _fail_on_stack_error("connect-health serve", sc.start)
         return result
 
     yield start

@@ -16,13 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import demo
-import localstack
+import launcher
 import pytest
 import yaml
+from launcher import demo
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "ci" / "demo.py"
+DEMO = [sys.executable, "-m", "launcher.demo"]
 
 
 def listening(ports: list[int]) -> list[int]:
@@ -42,7 +42,7 @@ class Up:
     def __init__(self, workdir: Path, ports: dict[str, int]) -> None:
         self.workdir = workdir
         self.ports = ports
-        cmd = [sys.executable, str(DEMO), "up", "--workdir", str(workdir)]
+        cmd = [*DEMO, "up", "--workdir", str(workdir)]
         for attr, flag, *_ in demo.PORTS:
             cmd += [flag, str(ports[attr])]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -88,7 +88,7 @@ class Up:
 
 @pytest.fixture
 def ports() -> dict[str, int]:
-    return {attr: localstack.free_port() for attr, *_ in demo.PORTS}
+    return {attr: launcher.free_port() for attr, *_ in demo.PORTS}
 
 
 @pytest.fixture
@@ -103,16 +103,16 @@ def start_demo(workdir: Path, ports: dict[str, int]) -> Iterator[Any]:
     yield start
     for up in started:
         up.stop()
-    localstack.down(workdir)  # whatever a failed test left behind
+    launcher.down(workdir)  # whatever a failed test left behind
 
 
 def run_demo(*args: str, workdir: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(DEMO), *args, "--workdir", str(workdir)], capture_output=True,
+    return subprocess.run([*DEMO, *args, "--workdir", str(workdir)], capture_output=True,
                           text=True, timeout=timeout, cwd=ROOT, env=clean_env())
 
 
 def sidecar_status(port: int) -> dict[str, Any]:
-    status, body = localstack.http("GET", f"http://127.0.0.1:{port}/status?format=json")
+    status, body = launcher.http("GET", f"http://127.0.0.1:{port}/status?format=json")
     assert status == 200 and isinstance(body, dict), (status, body)
     return body
 
@@ -146,24 +146,24 @@ def test_demo_up_break_heal_then_ctrl_c_leaves_nothing_listening(start_demo: Any
     for command in ("make demo-break", "make demo-heal", "make demo-stop", "curl "):
         assert command in up.output
 
-    status, html = localstack.http("GET", f"http://127.0.0.1:{sidecar}/status", headers={"Accept": "text/html"})
+    status, html = launcher.http("GET", f"http://127.0.0.1:{sidecar}/status", headers={"Accept": "text/html"})
     assert status == 200 and isinstance(html, str) and 'http-equiv="refresh"' in html
     for name in (demo.SOURCE, demo.SINK):
         assert re.search(rf'<tr class="ok" data-connector="{name}" data-task="0" data-state="RUNNING">', html), html
-    status, metrics = localstack.http("GET", f"http://127.0.0.1:{sidecar}/metrics")
+    status, metrics = launcher.http("GET", f"http://127.0.0.1:{sidecar}/metrics")
     assert status == 200 and 'connect_health_task_state{connector="demo-sink",state="RUNNING",task="0"} 1.0' \
         in metrics
 
-    state = localstack.load_state(workdir)
+    state = launcher.load_state(workdir)
     assert state is not None
     output_file = Path(state["demo"]["output"])
-    localstack.wait_until(lambda: output_file.exists() and output_file.read_text(), 30, "the sink's first lines")
+    launcher.wait_until(lambda: output_file.exists() and output_file.read_text(), 30, "the sink's first lines")
 
     # demo-break: the sink's task fails for real, and the sidecar's ladder takes it on.
     broke = run_demo("break", workdir=workdir)
     assert broke.returncode == 0, broke.stderr
     assert "Couldn't find or create file" in broke.stdout and not output_file.parent.exists()
-    localstack.wait_until(lambda: sink_task(sidecar)["verdict"] in ("restarting", "failed"), 20,
+    launcher.wait_until(lambda: sink_task(sidecar)["verdict"] in ("restarting", "failed"), 20,
                           "the sidecar to see the sink fail")
     assert sink_task(sidecar)["state"] == "FAILED"
     up.wait_for(r"demo-sink task 0: FAILED, verdict restarting \(.*restart ladder attempt 1/3", 20)
@@ -180,13 +180,13 @@ def test_demo_up_break_heal_then_ctrl_c_leaves_nothing_listening(start_demo: Any
     def caught_up() -> bool:
         return input_file.read_text().splitlines()[-1] in output_file.read_text().splitlines()
 
-    localstack.wait_until(caught_up, 30, "the sink to catch up")
+    launcher.wait_until(caught_up, 30, "the sink to catch up")
     numbers = [int(line.split()[1]) for line in output_file.read_text().splitlines()]
     assert numbers == list(range(numbers[0], numbers[-1] + 1)), numbers  # contiguous: nothing lost
     assert len(numbers) >= 2
 
     # Ctrl-C: everything stops, nothing listens any more.
-    all_ports = localstack.state_ports(state)
+    all_ports = launcher.state_ports(state)
     assert sorted(all_ports) == sorted(ports.values())
     t0 = time.monotonic()
     up.stop()
@@ -194,23 +194,23 @@ def test_demo_up_break_heal_then_ctrl_c_leaves_nothing_listening(start_demo: Any
     assert "stopped; nothing left listening" in up.output
     assert time.monotonic() - t0 < 30
     assert listening(all_ports) == []
-    assert localstack.load_state(workdir) is None
-    for _name, pid, marker in localstack._state_pids(state):
-        assert not localstack._pid_matches(pid, marker), f"{marker} (pid {pid}) still alive"
+    assert launcher.load_state(workdir) is None
+    for p in launcher.recorded_processes(state):
+        assert not launcher.pid_matches(p.pid, p.marker), f"{p.name} (pid {p.pid}) still alive"
 
 
 def test_demo_stop_from_another_terminal(start_demo: Any, ports: dict[str, int], workdir: Path) -> None:
     up = start_demo()
     up.wait_for(r"\] ready in [0-9.]+s$", 180)
-    state = localstack.load_state(workdir)
+    state = launcher.load_state(workdir)
     assert state is not None
     stopped = run_demo("stop", workdir=workdir)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert "nothing left listening" in stopped.stdout
     up.proc.wait(30)
     assert up.proc.returncode == 0
-    assert listening(localstack.state_ports(state)) == []
-    assert localstack.load_state(workdir) is None
+    assert listening(launcher.state_ports(state)) == []
+    assert launcher.load_state(workdir) is None
     # Once stopped, the other commands say there is nothing to act on, in one line.
     for command in ("break", "heal"):
         r = run_demo(command, workdir=workdir)
@@ -222,7 +222,7 @@ def test_demo_port_in_use_is_one_line(ports: dict[str, int], workdir: Path) -> N
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        r = subprocess.run([sys.executable, str(DEMO), "up", "--workdir", str(workdir), "--rest-port", str(port),
+        r = subprocess.run([*DEMO, "up", "--workdir", str(workdir), "--rest-port", str(port),
                             "--sidecar-port", str(ports["sidecar_port"]), "--broker-port", str(ports["broker_port"])],
                            capture_output=True, text=True, timeout=60, cwd=ROOT, env=clean_env())
     assert r.returncode == 1

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import localstack
+import launcher
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -25,7 +25,7 @@ TRANSPARENT = ("rgba(0, 0, 0, 0)", "transparent")
 
 
 @pytest.fixture
-def connectors(e2e_stack: localstack.Stack) -> Iterator[Callable[[str, dict[str, Any]], None]]:
+def connectors(e2e_stack: launcher.Stack) -> Iterator[Callable[[str, dict[str, Any]], None]]:
     made: list[str] = []
 
     def create(name: str, config: dict[str, Any]) -> None:
@@ -46,7 +46,7 @@ def background(locator: Any) -> str:
 
 
 def test_failing_sink_is_highlighted_and_the_page_refreshes_itself_when_it_heals(
-        page: Any, e2e_stack: localstack.Stack, sidecar: Callable[..., localstack.Sidecar],
+        page: Any, e2e_stack: launcher.Stack, sidecar: Callable[..., launcher.Sidecar],
         connectors: Callable[[str, dict[str, Any]], None], workdir: Path, artifacts: Path) -> None:
     from playwright.sync_api import expect
 

@@ -1,5 +1,5 @@
 """Fixtures for the integration tests: a real single-node KRaft broker and a real Connect distributed worker on
-127.0.0.1, from the pinned Kafka jars that `make kafka` (ci/localstack.py fetch) caches under .tools/.
+127.0.0.1, from the pinned Kafka jars that `make kafka` (python -m launcher fetch) caches under .tools/.
 
 - `kafka_version`: session-scoped, parametrized over KAFKA_VERSION and KAFKA_LEGACY_VERSION of ci/versions.env
   (the newest 4.x with GET /health, and a 3.x without it). Every test that uses `stack` runs on both.
@@ -16,19 +16,14 @@ Missing jars make these fixtures fail (never skip): run `make kafka` first.
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import launcher
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "ci"))
-
-import localstack  # noqa: E402
-
-KAFKA_VERSIONS = [localstack.KAFKA_VERSION, localstack.KAFKA_LEGACY_VERSION]
+KAFKA_VERSIONS = [launcher.KAFKA_VERSION, launcher.KAFKA_LEGACY_VERSION]
 HERE = Path(__file__).resolve().parent
 
 
@@ -42,9 +37,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _require(version: str, debezium: bool = False) -> None:
     """Fail (never skip) with the launcher's one line saying what to run."""
     try:
-        localstack.require_java(version)
-        localstack.require_fetched(version, debezium=debezium)
-    except localstack.StackError as e:
+        launcher.require_java(version)
+        launcher.require_fetched(version, debezium=debezium)
+    except launcher.StackError as e:
         problem = str(e)
     else:
         return
@@ -57,14 +52,14 @@ def kafka_version(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def stack(kafka_version: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[localstack.Stack]:
+def stack(kafka_version: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[launcher.Stack]:
     _require(kafka_version, debezium=True)
     workdir = tmp_path_factory.mktemp(f"stack-{kafka_version}")
-    s = localstack.Stack(workdir, kafka_version, debezium=True)
+    s = launcher.Stack(workdir, kafka_version, debezium=True)
     problem = ""
     try:
         s.start()
-    except localstack.StackError as e:
+    except launcher.StackError as e:
         problem = f"Kafka {kafka_version} stack did not start: {e}"
     if problem:
         pytest.fail(problem, pytrace=False)
@@ -73,12 +68,12 @@ def stack(kafka_version: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 @pytest.fixture(scope="session")
-def connect(stack: localstack.Stack) -> str:
+def connect(stack: launcher.Stack) -> str:
     return stack.connect_url
 
 
 @pytest.fixture(scope="session")
-def worker(stack: localstack.Stack) -> localstack.Worker:
+def worker(stack: launcher.Stack) -> launcher.Worker:
     return stack.worker
 
 
@@ -94,13 +89,13 @@ def connector_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def stack_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., localstack.Stack]]:
+def stack_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., launcher.Stack]]:
     """make(version=KAFKA_VERSION, **Stack kwargs) -> a started Stack of your own; all stopped at teardown."""
-    made: list[localstack.Stack] = []
+    made: list[launcher.Stack] = []
 
-    def make(version: str = localstack.KAFKA_VERSION, start: bool = True, **kwargs: Any) -> localstack.Stack:
+    def make(version: str = launcher.KAFKA_VERSION, start: bool = True, **kwargs: Any) -> launcher.Stack:
         _require(version, debezium=bool(kwargs.get("debezium")))
-        s = localstack.Stack(tmp_path_factory.mktemp(f"own-stack-{version}"), version, **kwargs)
+        s = launcher.Stack(tmp_path_factory.mktemp(f"own-stack-{version}"), version, **kwargs)
         made.append(s)
         return s.start() if start else s
 
@@ -110,11 +105,11 @@ def stack_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
 
 
 @pytest.fixture
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localstack.Postgres]:
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[launcher.Postgres]:
     pg = None
     try:
-        pg = localstack.Postgres(tmp_path_factory.mktemp("postgres")).start()
-    except localstack.StackError as e:
+        pg = launcher.Postgres(tmp_path_factory.mktemp("postgres")).start()
+    except launcher.StackError as e:
         problem = str(e)
     if pg is None:
         pytest.fail(problem, pytrace=False)
@@ -123,7 +118,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[localstack.Po
 
 
 @pytest.fixture
-def connectors(worker: localstack.Worker) -> Iterator[Callable[[str, dict[str, Any]], None]]:
+def connectors(worker: launcher.Worker) -> Iterator[Callable[[str, dict[str, Any]], None]]:
     """create(name, config): PUT a connector on the shared worker; every one is deleted at teardown."""
     made: list[str] = []
 
@@ -137,13 +132,13 @@ def connectors(worker: localstack.Worker) -> Iterator[Callable[[str, dict[str, A
 
 
 @pytest.fixture
-def sidecar(connect: str, workdir: Path) -> Iterator[Callable[..., localstack.Sidecar]]:
+def sidecar(connect: str, workdir: Path) -> Iterator[Callable[..., launcher.Sidecar]]:
     """start(*flags) -> a running `connect-health serve` against the session's worker (polling every 0.5 s; later
     flags win); every one is stopped at teardown."""
-    started: list[localstack.Sidecar] = []
+    started: list[launcher.Sidecar] = []
 
-    def start(*flags: str) -> localstack.Sidecar:
-        sc = localstack.Sidecar(workdir, connect, ["--poll-interval", "0.5", "--request-timeout", "5", *flags],
+    def start(*flags: str) -> launcher.Sidecar:
+        sc = launcher.Sidecar(workdir, connect, ["--poll-interval", "0.5", "--request-timeout", "5", *flags],
                                 name=f"sidecar-{len(started)}")
         started.append(sc)
         return sc.start(timeout=60)

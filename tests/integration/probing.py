@@ -1,4 +1,4 @@
-"""Helpers for integration tests that watch a real `connect-health serve` (localstack.Sidecar)."""
+"""Helpers for integration tests that watch a real `connect-health serve` (launcher.Sidecar)."""
 
 from __future__ import annotations
 
@@ -7,22 +7,22 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import localstack
+import launcher
 from prometheus_client.parser import text_string_to_metric_families
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    return localstack.wait_until(predicate, timeout, what, interval=0.25)
+    return launcher.wait_until(predicate, timeout, what, interval=0.25)
 
 
-def connector_entry(sc: localstack.Sidecar, name: str) -> dict[str, Any] | None:
+def connector_entry(sc: launcher.Sidecar, name: str) -> dict[str, Any] | None:
     """The connector's entry in the sidecar's /status, or None while it does not list it."""
     status, body = sc.get("/status")
     assert status == 200, body
     return next((c for c in body["connectors"] if c["name"] == name), None)
 
 
-def metric(sc: localstack.Sidecar, name: str, **labels: str) -> float | None:
+def metric(sc: launcher.Sidecar, name: str, **labels: str) -> float | None:
     """The value of one sample of the sidecar's /metrics (labels must match exactly), or None when absent."""
     status, text = sc.get("/metrics")
     assert status == 200
@@ -37,7 +37,7 @@ class Sampler:
     """Polls /livez in the background and remembers every answer (a status code, or the error of a failed call),
     to prove it never flipped."""
 
-    def __init__(self, sc: localstack.Sidecar, limit: float = 600.0) -> None:
+    def __init__(self, sc: launcher.Sidecar, limit: float = 600.0) -> None:
         self.sc = sc
         self.limit = limit
         self.seen: list[int | str] = []

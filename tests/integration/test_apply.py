@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import localstack
+import launcher
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -19,7 +19,7 @@ SOURCE = "org.apache.kafka.connect.file.FileStreamSourceConnector"
 SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"
 
 
-def writes(worker: localstack.Worker, prefix: str) -> list[str]:
+def writes(worker: launcher.Worker, prefix: str) -> list[str]:
     """PUT/POST/DELETE requests the worker logged for this test's connectors (validation is not a write)."""
     out = []
     for method in ("PUT", "POST", "DELETE"):
@@ -28,7 +28,7 @@ def writes(worker: localstack.Worker, prefix: str) -> list[str]:
 
 
 @pytest.fixture
-def prefix(connector_name: str, worker: localstack.Worker) -> Iterator[str]:
+def prefix(connector_name: str, worker: launcher.Worker) -> Iterator[str]:
     """A name prefix for this test's connectors; all of them are deleted at teardown."""
     yield connector_name[:40]
     status, names = worker.request("GET", "/connectors")
@@ -42,7 +42,7 @@ def apply(connect: str, workdir: Path) -> Callable[..., subprocess.CompletedProc
     def run(declared: dict[str, Any], *flags: str) -> subprocess.CompletedProcess[str]:
         path = workdir / "connectors.json"
         path.write_text(json.dumps(declared))
-        exe = str(localstack.TOOLS / "venv" / "bin" / "connect-health")
+        exe = str(launcher.TOOLS / "venv" / "bin" / "connect-health")
         return subprocess.run([exe, "apply", "--connectors-file", str(path), "--connect-url", connect,
                                "--wait", "60", *flags], capture_output=True, text=True, timeout=180)
     return run
@@ -59,7 +59,7 @@ def declaration(prefix: str, workdir: Path) -> dict[str, Any]:
     }
 
 
-def test_apply_creates_then_second_apply_writes_nothing(apply: Any, worker: localstack.Worker, prefix: str,
+def test_apply_creates_then_second_apply_writes_nothing(apply: Any, worker: launcher.Worker, prefix: str,
                                                         workdir: Path) -> None:
     declared = declaration(prefix, workdir)
     first = apply(declared)
@@ -69,7 +69,7 @@ def test_apply_creates_then_second_apply_writes_nothing(apply: Any, worker: loca
         assert f"created {name}" in first.stdout
     status, config = worker.request("GET", f"/connectors/{prefix}-src/config")
     assert status == 200 and config["tasks.max"] == "1"  # YAML/JSON numbers arrive as Connect strings
-    localstack.wait_until(lambda: len(writes(worker, prefix)) >= 2, 10, "the request log to show the creates")
+    launcher.wait_until(lambda: len(writes(worker, prefix)) >= 2, 10, "the request log to show the creates")
     before = writes(worker, prefix)
     assert len(before) == 2, before
     reads = len(worker.requests_matching("GET", r"/connectors\?.*"))
@@ -83,7 +83,7 @@ def test_apply_creates_then_second_apply_writes_nothing(apply: Any, worker: loca
     assert writes(worker, prefix) == before
 
 
-def test_changed_config_is_updated(apply: Any, worker: localstack.Worker, prefix: str, workdir: Path) -> None:
+def test_changed_config_is_updated(apply: Any, worker: launcher.Worker, prefix: str, workdir: Path) -> None:
     declared = declaration(prefix, workdir)
     assert apply(declared).returncode == 0
     declared[f"{prefix}-sink"]["config"]["file"] = str(workdir / "elsewhere.txt")
@@ -95,7 +95,7 @@ def test_changed_config_is_updated(apply: Any, worker: localstack.Worker, prefix
     assert status == 200 and config["file"] == str(workdir / "elsewhere.txt")
 
 
-def test_desired_states_paused_and_stopped(apply: Any, worker: localstack.Worker, prefix: str,
+def test_desired_states_paused_and_stopped(apply: Any, worker: launcher.Worker, prefix: str,
                                            workdir: Path) -> None:
     declared = declaration(prefix, workdir)
     declared[f"{prefix}-src"]["state"] = "paused"
@@ -103,7 +103,7 @@ def test_desired_states_paused_and_stopped(apply: Any, worker: localstack.Worker
     result = apply(declared)
     assert result.returncode == 0, result.stdout + result.stderr
     worker.wait_connector_state(f"{prefix}-src", "PAUSED", tasks=None)
-    localstack.wait_until(lambda: (worker.connector_status(f"{prefix}-sink") or {}).get("connector", {})
+    launcher.wait_until(lambda: (worker.connector_status(f"{prefix}-sink") or {}).get("connector", {})
                           .get("state") == "STOPPED", 30, "the sink to be STOPPED")
     declared[f"{prefix}-src"]["state"] = "running"
     result = apply(declared)
@@ -111,7 +111,7 @@ def test_desired_states_paused_and_stopped(apply: Any, worker: localstack.Worker
     worker.wait_connector_state(f"{prefix}-src", "RUNNING")
 
 
-def test_prune_removes_undeclared_but_keeps_what_the_selector_protects(apply: Any, worker: localstack.Worker,
+def test_prune_removes_undeclared_but_keeps_what_the_selector_protects(apply: Any, worker: launcher.Worker,
                                                                       prefix: str, workdir: Path) -> None:
     declared = declaration(prefix, workdir)
     assert apply(declared).returncode == 0
@@ -127,7 +127,7 @@ def test_prune_removes_undeclared_but_keeps_what_the_selector_protects(apply: An
     assert f"{prefix}-keep" in names and f"{prefix}-src" in names
 
 
-def test_one_invalid_connector_applies_nothing(apply: Any, worker: localstack.Worker, prefix: str,
+def test_one_invalid_connector_applies_nothing(apply: Any, worker: launcher.Worker, prefix: str,
                                                workdir: Path) -> None:
     declared = declaration(prefix, workdir)
     declared[f"{prefix}-bad"] = {"config": {"connector.class": SOURCE, "tasks.max": 1, "topic": "t",
@@ -141,7 +141,7 @@ def test_one_invalid_connector_applies_nothing(apply: Any, worker: localstack.Wo
     assert writes(worker, prefix) == []
 
 
-def test_drift_made_by_hand_shows_in_status_and_metrics(apply: Any, worker: localstack.Worker, connect: str,
+def test_drift_made_by_hand_shows_in_status_and_metrics(apply: Any, worker: launcher.Worker, connect: str,
                                                         prefix: str, workdir: Path) -> None:
     declared = declaration(prefix, workdir)
     declared[f"{prefix}-gone"] = {"config": {"connector.class": SOURCE, "tasks.max": 1, "topic": "g",
@@ -149,10 +149,10 @@ def test_drift_made_by_hand_shows_in_status_and_metrics(apply: Any, worker: loca
     assert apply(declared).returncode == 0
     connectors_file = workdir / "declared.json"
     connectors_file.write_text(json.dumps(declared))
-    sc = localstack.Sidecar(workdir, connect, ["--poll-interval", "0.5", "--connectors-file",
+    sc = launcher.Sidecar(workdir, connect, ["--poll-interval", "0.5", "--connectors-file",
                                                str(connectors_file)]).start()
     try:
-        localstack.wait_until(lambda: sc.get("/status")[1]["polls"] >= 2, 20, "two polls")
+        launcher.wait_until(lambda: sc.get("/status")[1]["polls"] >= 2, 20, "two polls")
         assert sc.get("/status")[1]["drift"] == []
         # By hand, behind the declaration's back: pause one, change another's config, delete a third.
         assert worker.request("PUT", f"/connectors/{prefix}-src/pause")[0] == 202
@@ -165,7 +165,7 @@ def test_drift_made_by_hand_shows_in_status_and_metrics(apply: Any, worker: loca
             found = {(d["connector"], d["kind"]) for d in sc.get("/status")[1]["drift"]}
             return found if found == expected else None
 
-        localstack.wait_until(drift, 30, f"drift {expected} on /status")
+        launcher.wait_until(drift, 30, f"drift {expected} on /status")
         text = sc.get("/metrics")[1]
         samples = {(s.labels.get("connector"), s.labels.get("kind")) for f in text_string_to_metric_families(text)
                    if f.name == "connect_health_drift" for s in f.samples}

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import localstack
+import launcher
 from probing import Sampler, connector_entry, metric, wait_for
 
 SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"
@@ -108,23 +108,23 @@ class Topic:
 
         try:
             result: dict[int, set[str]] = wait_for(arrived, timeout, f"rows {sorted(wanted)} in topic {self.topic}")
-        except localstack.StackError as e:
+        except launcher.StackError as e:
             raise AssertionError(f"{e}; missing: {sorted(wanted - last.keys())}") from None
         return result
 
 
-def insert(pg: localstack.Postgres, ids: Iterable[int]) -> None:
+def insert(pg: launcher.Postgres, ids: Iterable[int]) -> None:
     values = ", ".join(f"({i}, 'row {i}')" for i in ids)
     pg.sql(f"insert into {TABLE} (id, name) values {values}")
 
 
-def task_state(worker: localstack.Worker, name: str) -> str | None:
+def task_state(worker: launcher.Worker, name: str) -> str | None:
     status = worker.connector_status(name)
     tasks = (status or {}).get("tasks") or []
     return tasks[0].get("state") if tasks else None
 
 
-def sidecar_sees_running(sc: localstack.Sidecar, name: str) -> dict[str, Any] | None:
+def sidecar_sees_running(sc: launcher.Sidecar, name: str) -> dict[str, Any] | None:
     entry = connector_entry(sc, name)
     if entry and entry["connector"]["state"] == "RUNNING" and entry["tasks"] \
             and all(t["state"] == "RUNNING" and t["verdict"] == "ok" for t in entry["tasks"]):
@@ -140,7 +140,7 @@ class Capture:
     config: dict[str, str]  # as created on the worker
 
 
-def capture(pg: localstack.Postgres, worker: localstack.Worker, connectors: Callable[[str, dict[str, Any]], None],
+def capture(pg: launcher.Postgres, worker: launcher.Worker, connectors: Callable[[str, dict[str, Any]], None],
             workdir: Path, name: str) -> Capture:
     """The Debezium connector `name` on pg's table, and a FileStreamSink copying its topic to a file; both RUNNING."""
     prefix = f"cdc{uuid.uuid4().hex[:10]}"  # topics live in the session's broker: unique per test
@@ -160,7 +160,7 @@ def capture(pg: localstack.Postgres, worker: localstack.Worker, connectors: Call
     return Capture(name=name, slot=config["slot.name"], topic=topic, config=dict(config))
 
 
-def seeded_capture(pg: localstack.Postgres, worker: localstack.Worker,
+def seeded_capture(pg: launcher.Postgres, worker: launcher.Worker,
                    connectors: Callable[[str, dict[str, Any]], None], workdir: Path, name: str) -> Capture:
     """The table with rows 1-5 before the connector exists (its snapshot) and rows 6-10 inserted after (streamed)."""
     pg.sql(f"create table {TABLE} (id int primary key, name text not null)")
@@ -170,28 +170,28 @@ def seeded_capture(pg: localstack.Postgres, worker: localstack.Worker,
     return cdc
 
 
-def log_size(worker: localstack.Worker) -> int:
+def log_size(worker: launcher.Worker) -> int:
     try:
         return worker.log.stat().st_size
     except OSError:
         return 0
 
 
-def log_since(worker: localstack.Worker, offset: int) -> str:
+def log_since(worker: launcher.Worker, offset: int) -> str:
     with open(worker.log, "rb") as f:
         f.seek(offset)
         return f.read().decode("utf-8", "replace")
 
 
-def slot_active(pg: localstack.Postgres, slot: str) -> bool:
+def slot_active(pg: launcher.Postgres, slot: str) -> bool:
     return pg.sql(f"select active from pg_replication_slots where slot_name = '{slot}'", timeout=10) == "t"
 
 
 # --------------------------------------------------------------------------------------------------- tests
 
 def test_rows_reach_topic_then_db_down(
-        postgres: localstack.Postgres, worker: localstack.Worker, connectors: Any,
-        sidecar: Callable[..., localstack.Sidecar], workdir: Path, connector_name: str) -> None:
+        postgres: launcher.Postgres, worker: launcher.Worker, connectors: Any,
+        sidecar: Callable[..., launcher.Sidecar], workdir: Path, connector_name: str) -> None:
     # Part 1: rows that exist before the connector (its initial snapshot) and rows inserted afterwards (streamed
     # from the WAL through the replication slot) all arrive in the topic.
     cdc = seeded_capture(postgres, worker, connectors, workdir, connector_name)
@@ -244,7 +244,7 @@ def test_rows_reach_topic_then_db_down(
         # Longer than the whole ladder (1 + 2 s) and than a few of Debezium's in-task retries (RETRY_WAIT_MS).
         wait_for(lambda: log_since(worker, mark).count(START_FAILED) >= 3, 60,
                  "the restarted task to fail its start three times, retrying inside the task each time")
-    assert not localstack.is_listening(postgres.port), "PostgreSQL must still be down"
+    assert not launcher.is_listening(postgres.port), "PostgreSQL must still be down"
     assert task_state(worker, cdc.name) == "RUNNING"
     assert seen_laddered.seen and seen_laddered.not_ok() == [], seen_laddered.seen
     assert seen_watcher.seen and seen_watcher.not_ok() == [], seen_watcher.seen
@@ -256,8 +256,8 @@ def test_rows_reach_topic_then_db_down(
 
 
 def test_db_back_within_ladder_recovers_without_losing_rows(
-        postgres: localstack.Postgres, worker: localstack.Worker, connectors: Any,
-        sidecar: Callable[..., localstack.Sidecar], workdir: Path, connector_name: str) -> None:
+        postgres: launcher.Postgres, worker: launcher.Worker, connectors: Any,
+        sidecar: Callable[..., launcher.Sidecar], workdir: Path, connector_name: str) -> None:
     cdc = seeded_capture(postgres, worker, connectors, workdir, connector_name)
     cdc.topic.wait_for_ids(range(1, 11))
     port = postgres.port

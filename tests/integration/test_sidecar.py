@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import localstack
+import launcher
 from probing import Sampler, connector_entry, metric, wait_for
 
 SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"
@@ -25,8 +25,8 @@ def failing_sink(name: str, workdir: Path) -> dict[str, Any]:
             "file": str(workdir / "missing-dir" / "out.txt")}
 
 
-def test_healthy_source_all_probes_ok(sidecar: Callable[..., localstack.Sidecar], connectors: Any,
-                                      worker: localstack.Worker, workdir: Path, connector_name: str,
+def test_healthy_source_all_probes_ok(sidecar: Callable[..., launcher.Sidecar], connectors: Any,
+                                      worker: launcher.Worker, workdir: Path, connector_name: str,
                                       kafka_version: str) -> None:
     src = workdir / "in.txt"
     src.write_text("a\nb\n")
@@ -45,7 +45,7 @@ def test_healthy_source_all_probes_ok(sidecar: Callable[..., localstack.Sidecar]
     assert entry["connector"]["on_this_worker"] is True
     assert entry["tasks"][0]["verdict"] == "ok"
     _, status_doc = sc.get("/status")
-    expected_endpoint = "/health" if localstack.has_health_endpoint(kafka_version) else "/"
+    expected_endpoint = "/health" if launcher.has_health_endpoint(kafka_version) else "/"
     assert status_doc["worker"]["health_endpoint"] == expected_endpoint
     # The first poll on a worker without GET /health makes one extra call to find that out; later ones do not.
     wait_for(lambda: sc.get("/status")[1]["polls"] >= 3, 20, "three polls")
@@ -56,8 +56,8 @@ def test_healthy_source_all_probes_ok(sidecar: Callable[..., localstack.Sidecar]
     assert metric(sc, "connect_health_rest_calls_last_poll") == 2
 
 
-def test_failed_sink_runs_ladder_then_fails_liveness(sidecar: Callable[..., localstack.Sidecar], connectors: Any,
-                                                     worker: localstack.Worker, workdir: Path,
+def test_failed_sink_runs_ladder_then_fails_liveness(sidecar: Callable[..., launcher.Sidecar], connectors: Any,
+                                                     worker: launcher.Worker, workdir: Path,
                                                      connector_name: str) -> None:
     sc = sidecar("--restart-attempts", "2", "--restart-backoff", "1")
     connectors(connector_name, failing_sink(connector_name, workdir))
@@ -79,7 +79,7 @@ def test_failed_sink_runs_ladder_then_fails_liveness(sidecar: Callable[..., loca
     assert sc.get("/readyz")[0] == 503
 
 
-def test_best_effort_failure_never_fails_liveness(sidecar: Callable[..., localstack.Sidecar], connectors: Any,
+def test_best_effort_failure_never_fails_liveness(sidecar: Callable[..., launcher.Sidecar], connectors: Any,
                                                   workdir: Path, connector_name: str) -> None:
     sc = sidecar("--restart-attempts", "1", "--restart-backoff", "1", "--best-effort", f"^{connector_name}$")
     with Sampler(sc) as sampler:
@@ -94,8 +94,8 @@ def test_best_effort_failure_never_fails_liveness(sidecar: Callable[..., localst
     assert metric(sc, "connect_health_connector_failed", connector=connector_name, policy="best-effort") == 1
 
 
-def test_cause_fixed_before_ladder_runs_out_recovers(sidecar: Callable[..., localstack.Sidecar], connectors: Any,
-                                                     worker: localstack.Worker, workdir: Path,
+def test_cause_fixed_before_ladder_runs_out_recovers(sidecar: Callable[..., launcher.Sidecar], connectors: Any,
+                                                     worker: launcher.Worker, workdir: Path,
                                                      connector_name: str) -> None:
     sc = sidecar("--restart-attempts", "3", "--restart-backoff", "3")
     config = failing_sink(connector_name, workdir)
@@ -107,19 +107,19 @@ def test_cause_fixed_before_ladder_runs_out_recovers(sidecar: Callable[..., loca
         wait_for(lambda: (lambda e: e if e and e["tasks"] and e["tasks"][0]["verdict"] == "ok" else None)(
             connector_entry(sc, connector_name)), 20, "the sidecar to see the task running")
     assert sampler.seen and set(sampler.seen) == {200}, sampler.seen
-    assert metric(sc, "connect_health_restarts_total", connector=connector_name, outcome="requested") >= 1
+    assert (metric(sc, "connect_health_restarts_total", connector=connector_name, outcome="requested") or 0) >= 1
     assert metric(sc, "connect_health_connector_failed", connector=connector_name, policy="critical") == 0
 
 
-def test_frozen_worker_fails_liveness_then_recovers(stack_factory: Callable[..., localstack.Stack],
+def test_frozen_worker_fails_liveness_then_recovers(stack_factory: Callable[..., launcher.Stack],
                                                     kafka_version: str, workdir: Path) -> None:
     own = stack_factory(kafka_version, debezium=False)
-    sc = localstack.Sidecar(workdir, own.connect_url, ["--poll-interval", "0.5", "--request-timeout", "1",
+    sc = launcher.Sidecar(workdir, own.connect_url, ["--poll-interval", "0.5", "--request-timeout", "1",
                                                        "--unresponsive-after", "4"]).start()
     try:
         wait_for(lambda: sc.get("/startupz")[0] == 200, 30, "startup to be seen")
         assert sc.get("/livez")[0] == 200
-        own.worker.pause_jvm()
+        own.worker.pause()
         try:
             t0 = time.monotonic()
             status, body = wait_for(lambda: (lambda r: r if r[0] == 503 else None)(sc.get("/livez")), 30,
@@ -131,7 +131,7 @@ def test_frozen_worker_fails_liveness_then_recovers(stack_factory: Callable[...,
             assert sc.get("/ping", timeout=2)[0] == 200
             assert sc.get("/readyz", timeout=2)[0] == 503
         finally:
-            own.worker.resume_jvm()
+            own.worker.resume()
         wait_for(lambda: sc.get("/livez")[0] == 200, 60, "/livez to recover after SIGCONT")
     finally:
         sc.stop()

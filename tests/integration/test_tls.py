@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import localstack
+import launcher
 from probing import connector_entry, wait_for
 
 SOURCE = "org.apache.kafka.connect.file.FileStreamSourceConnector"
@@ -42,10 +42,10 @@ def make_certs(d: Path) -> None:
 
 
 def test_sidecar_reaches_an_https_worker_with_a_client_certificate(
-        stack_factory: Callable[..., localstack.Stack], kafka_version: str, workdir: Path) -> None:
+        stack_factory: Callable[..., launcher.Stack], kafka_version: str, workdir: Path) -> None:
     certs = workdir / "certs"
     make_certs(certs)
-    http_port, https_port = localstack.free_port(), localstack.free_port()
+    http_port, https_port = launcher.free_port(), launcher.free_port()
     stack = stack_factory(kafka_version, rest_port=http_port, worker_props={
         "listeners": f"http://127.0.0.1:{http_port},https://127.0.0.1:{https_port}",
         "rest.advertised.listener": "http",
@@ -69,10 +69,10 @@ def test_sidecar_reaches_an_https_worker_with_a_client_certificate(
 
     # A CA bundle in the environment (as many images set) must not override --connect-ca-file.
     env = {"REQUESTS_CA_BUNDLE": str(certs / "client.pem"), "CURL_CA_BUNDLE": str(certs / "client.pem")}
-    with_cert = localstack.Sidecar(workdir, url, [*common, "--connect-client-cert", str(certs / "client.pem"),
+    with_cert = launcher.Sidecar(workdir, url, [*common, "--connect-client-cert", str(certs / "client.pem"),
                                                   "--connect-client-key", str(certs / "client.key")],
                                    name="sidecar-mtls", env=env).start()
-    without_cert = localstack.Sidecar(workdir, url, common, name="sidecar-no-cert", env=env).start()
+    without_cert = launcher.Sidecar(workdir, url, common, name="sidecar-no-cert", env=env).start()
     try:
         entry = wait_for(lambda: connector_entry(with_cert, "tls-src"), 30, "the connector over HTTPS")
         assert entry["connector"]["state"] == "RUNNING" and entry["connector"]["on_this_worker"] is True

@@ -76,7 +76,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             stack.start()
             state.save(ready=True)
             progress(f"ready: bootstrap {stack.bootstrap}, Connect REST {stack.connect_url}"
-                     + (f", PostgreSQL {pg.dsn}" if isinstance(pg, Postgres) else ""))
+                     + (f", PostgreSQL {pg.dsn}" if pg else ""))
             progress(f"logs: {stack.broker.log}, {stack.worker.log}; state: {state.path}")
             progress("Ctrl-C (or `python -m launcher down`) stops everything")
             supervise(stack.services)
@@ -136,7 +136,7 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def report(prog: str, e: StackError) -> int:
+def report(prog: str, e: Exception) -> int:
     """The error's first line after `prog: `, then its detail (a log tail); exit code 1."""
     first, *rest = str(e).split("\n", 1)
     print(f"{prog}: {first}", file=sys.stderr)

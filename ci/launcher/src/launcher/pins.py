@@ -1,6 +1,6 @@
 """Where things are, and which versions: the repository, the .tools/ cache and the pins of ci/versions.env.
 
-The cache is <repo>/.tools unless LOCALSTACK_TOOLS names another directory.
+The cache is <repo>/.tools unless LAUNCHER_TOOLS names another directory.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def _find_root() -> Path:
 
 ROOT = _find_root()
 CI = ROOT / "ci"
-TOOLS = Path(os.environ.get("LOCALSTACK_TOOLS") or str(ROOT / ".tools")).resolve()
+TOOLS = Path(os.environ.get("LAUNCHER_TOOLS") or str(ROOT / ".tools")).resolve()
 LOG_CONFIG = CI / "log-config"
 DEFAULT_WORKDIR = TOOLS / "stack"
 

@@ -75,15 +75,23 @@ class Proc:
 
     def stop(self, sig: int | None = None, timeout: float = 20.0) -> int | None:
         """Signal the group (default: its stop_signal), wait up to timeout, then SIGKILL it. Returns the exit code."""
+        self.ask_to_stop(sig)
+        return self.reap(timeout)
+
+    def ask_to_stop(self, sig: int | None = None) -> None:
+        """The first half of stop(): the signal (SIGCONT after it: a SIGSTOPped process cannot handle it)."""
         if self.alive():
             self.signal_group(self.stop_signal if sig is None else sig)
-            self.signal_group(signal.SIGCONT)  # a SIGSTOPped process cannot handle the first signal
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.signal_group(signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout=10)
+            self.signal_group(signal.SIGCONT)
+
+    def reap(self, timeout: float) -> int | None:
+        """The second half of stop(): wait up to timeout for the exit, then SIGKILL the group."""
+        try:
+            self.popen.wait(timeout=max(0.1, timeout))
+        except subprocess.TimeoutExpired:
+            self.signal_group(signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=10)
         with _LIVE_LOCK:
             _LIVE.discard(self)
         return self.popen.returncode
@@ -98,20 +106,11 @@ def cleanup_all() -> None:
     """Stop every process started here (their stop signal, SIGKILL after 10 s) and remove the temporary dirs."""
     with _LIVE_LOCK:
         procs = list(_LIVE)
-    for p in procs:
-        if p.alive():
-            p.signal_group(p.stop_signal)
-            p.signal_group(signal.SIGCONT)
+    for p in procs:  # all at once, then one deadline for all
+        p.ask_to_stop()
     deadline = time.monotonic() + 10
     for p in procs:
-        try:
-            p.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.signal_group(signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.popen.wait(timeout=5)
-        with _LIVE_LOCK:
-            _LIVE.discard(p)
+        p.reap(deadline - time.monotonic())
     for d in _TEMP_DIRS:
         shutil.rmtree(d, ignore_errors=True)
     _TEMP_DIRS.clear()

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from .broker import Broker
 from .fetch import plugins_root, require_fetched
 from .pins import KAFKA_VERSION
 from .service import Service
 from .worker import Worker
+
+S = TypeVar("S", bound=Service)
 
 
 def _quiet(msg: str) -> None:
@@ -85,7 +87,7 @@ class Stack:
             self._start(w)
         return w
 
-    def add(self, svc: Service, start: bool = False) -> Service:
+    def add(self, svc: S, start: bool = False) -> S:
         """Another service of this stack (a sidecar, a registry, ...): stopped with it, listed in its state."""
         self.others.append(svc)
         if start:

@@ -150,7 +150,7 @@ class Worker(Service):
     def command(self) -> list[str]:
         classpath = sorted(p for p in kafka_libs(self.version).glob("*.jar") if not p.name.startswith("connect-file-"))
         return java_command(self.version, self.heap, "worker", "org.apache.kafka.connect.cli.ConnectDistributed",
-                            [str(self.config)], sysprops={"localstack.request.log": str(self.request_log.path)},
+                            [str(self.config)], sysprops={"launcher.request.log": str(self.request_log.path)},
                             classpath=classpath)
 
     def ready(self) -> bool:
@@ -164,7 +164,7 @@ class Worker(Service):
         return True
 
     def describe(self) -> str:
-        return f"Connect worker {self.name} on {self.url}"
+        return f"Connect worker on {self.url}" if self.name == "worker" else f"Connect worker {self.name} on {self.url}"
 
     def waiting_for(self) -> str:
         return f"the Connect worker at {self.url} to be ready"

@@ -1,41 +1,47 @@
-#!/usr/bin/env python3
 """`make demo`: a real Kafka broker, a Connect worker and connect-health on 127.0.0.1, with a failure to cause.
 
-    python ci/demo.py up     [--workdir DIR] [--broker-port N] [--controller-port N] [--rest-port N] [--sidecar-port N]
-    python ci/demo.py break  [--workdir DIR]   the sink's output directory disappears and its task fails
-    python ci/demo.py heal   [--workdir DIR]   the directory comes back; the ladder (or a restart) revives the sink
-    python ci/demo.py stop   [--workdir DIR]   stop a demo running in another terminal (same as Ctrl-C there)
+    python -m launcher.demo up [--workdir DIR] [--broker-port N] [--controller-port N] [--rest-port N]
+                               [--sidecar-port N]
+    python -m launcher.demo break [--workdir DIR]   the sink's output directory disappears and its task fails
+    python -m launcher.demo heal [--workdir DIR]    the directory comes back; the ladder (or a restart) revives it
+    python -m launcher.demo stop [--workdir DIR]    stop a demo running in another terminal (same as Ctrl-C there)
 
-`up` runs in the foreground. The broker and the worker are ci/localstack.py's Stack, the sidecar its Sidecar (the
-venv's `connect-health serve`); the connectors are examples/demo-connectors.yaml, created by `connect-health apply`.
-Ports default to 9092 (broker), 8083 (Connect REST) and 8090 (connect-health), the controller gets a free one;
-each has an environment twin (DEMO_BROKER_PORT, DEMO_CONTROLLER_PORT, DEMO_REST_PORT, DEMO_SIDECAR_PORT; 0 = any
-free port): `make demo DEMO_REST_PORT=18083`. State (pids, ports, logs, files) lives in .tools/demo/.
+`up` runs in the foreground: the launcher's Stack with its Sidecar (the venv's `connect-health serve`) added; the
+connectors are examples/demo-connectors.yaml, created by `connect-health apply`. Ports default to 9092 (broker),
+8083 (Connect REST) and 8090 (connect-health), the controller gets a free one; each has an environment twin
+(DEMO_BROKER_PORT, DEMO_CONTROLLER_PORT, DEMO_REST_PORT, DEMO_SIDECAR_PORT; 0 = any free port):
+`make demo DEMO_REST_PORT=18083`. State (pids, ports, logs, files) lives in .tools/demo/.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from .cli import report
+from .errors import PortInUse, StackError
+from .fetch import require_fetched
+from .net import Port, http, listening, require_free, wait_until
+from .pins import KAFKA_VERSION, ROOT, TOOLS, rel
+from .process import foreground
+from .progress import Progress
+from .service import Service, supervise
+from .sidecar import Sidecar, sidecar_env
+from .stack import Stack
+from .state import StateWriter, down, load_state, state_ports, up_alive
+from .tools import require_java
 
-import localstack  # noqa: E402
-from localstack import StackError  # noqa: E402
-
-ROOT = localstack.ROOT
-DEFAULT_WORKDIR = ROOT / ".tools" / "demo"
+PROG = "demo"
+DEFAULT_WORKDIR = TOOLS / "demo"
 CONNECTORS_FILE = ROOT / "examples" / "demo-connectors.yaml"
 # These match examples/demo-connectors.yaml (tests/e2e/test_demo.py checks that they do). FileStream paths there
 # are relative to the worker's working directory, <workdir>/worker/.
@@ -44,18 +50,40 @@ INPUT_FILE = "input.txt"
 OUTPUT_FILE = "output/lines.txt"
 TOPIC = "demo-lines"
 LINE_EVERY = 2.0  # seconds between the lines the demo appends to the source's input file
-# Short timings so that the ladder plays out within a minute: restarts after 0, 5 and 15 s, given up at 35 s.
-# Attempts start over after 10 s of running cleanly (so a second demo-break soon after a heal shows the ladder again).
-RESTART_RESET = 10
-SIDECAR_FLAGS = ("--poll-interval", "1", "--restart-attempts", "3", "--restart-backoff", "5",
-                 "--restart-reset", str(RESTART_RESET))
-UP_MARKER = "demo.py"  # in the `up` process's command line: `demo.py stop` (localstack.down) recognises it by it
 
-PORTS = (  # (attribute, flag, environment variable, default, what listens there)
-    ("broker_port", "--broker-port", "DEMO_BROKER_PORT", 9092, "the Kafka broker"),
-    ("controller_port", "--controller-port", "DEMO_CONTROLLER_PORT", 0, "the KRaft controller"),
-    ("rest_port", "--rest-port", "DEMO_REST_PORT", 8083, "the Connect REST API"),
-    ("sidecar_port", "--sidecar-port", "DEMO_SIDECAR_PORT", 8090, "connect-health"),
+# Short timings so that the ladder plays out within a minute. Attempts start over after RESTART_RESET s of running
+# cleanly (so a second demo-break soon after a heal shows the ladder again).
+POLL_INTERVAL = 1
+RESTART_ATTEMPTS = 3
+RESTART_BACKOFF = 5
+RESTART_RESET = 10
+SIDECAR_FLAGS = ("--poll-interval", str(POLL_INTERVAL), "--restart-attempts", str(RESTART_ATTEMPTS),
+                 "--restart-backoff", str(RESTART_BACKOFF), "--restart-reset", str(RESTART_RESET))
+# The sidecar's ladder (connect_health.ladder) waits RESTART_BACKOFF * 2**(n-1) s after attempt n; after the last
+# wait it gives up.
+LADDER_WAITS = [RESTART_BACKOFF * 2 ** n for n in range(RESTART_ATTEMPTS)]
+LADDER_GIVES_UP_AFTER = sum(LADDER_WAITS)
+
+
+def _seconds(values: Sequence[int]) -> str:
+    """[5, 10, 20] -> '5, 10 and 20'."""
+    words = [str(v) for v in values]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+class PortSpec(NamedTuple):
+    attr: str
+    flag: str
+    env: str
+    default: int
+    what: str
+
+
+PORTS = (
+    PortSpec("broker_port", "--broker-port", "DEMO_BROKER_PORT", 9092, "the Kafka broker"),
+    PortSpec("controller_port", "--controller-port", "DEMO_CONTROLLER_PORT", 0, "the KRaft controller"),
+    PortSpec("rest_port", "--rest-port", "DEMO_REST_PORT", 8083, "the Connect REST API"),
+    PortSpec("sidecar_port", "--sidecar-port", "DEMO_SIDECAR_PORT", 8090, "connect-health"),
 )
 
 
@@ -63,16 +91,14 @@ class DemoError(Exception):
     """Ends the command with `demo: <first line>` (and any detail lines after it); never a traceback."""
 
 
-def _rel(p: Path | str) -> str:
-    p = Path(p)
-    try:
-        return str(p.relative_to(Path.cwd()))
-    except ValueError:
-        return str(p)
-
-
-def _now() -> float:
-    return time.monotonic()
+def _port_in_use(e: PortInUse) -> DemoError:
+    """The launcher's PortInUse, told in the demo's words: which make variable moves that port."""
+    spec = next((p for p in PORTS if p.flag == e.flag), None)
+    what, knob = (spec.what, f"make demo {spec.env}=<port> (0 = any free port), or {spec.flag} N") if spec else \
+        (e.what, e.flag)
+    return DemoError(f"port {e.port} on 127.0.0.1 ({what}) is in use: stop what listens there "
+                     f"(ss -ltnp 'sport = :{e.port}'; a demo of yours stops with `make demo-stop`) or choose another "
+                     f"port: {knob}")
 
 
 # ------------------------------------------------------------------------------------------------- progress
@@ -80,22 +106,22 @@ def _now() -> float:
 class Stages:
     """Progress lines with the elapsed time; while a stage takes long, a line every 5 s says it still runs."""
 
-    def __init__(self, t0: float, prefix: str = "demo", tick: float = 5.0) -> None:
-        self.progress = localstack.Progress(prefix)
-        self.progress.t0 = t0
+    def __init__(self, t0: float, prefix: str = PROG, tick: float = 5.0) -> None:
+        self.progress = Progress(prefix, t0)
         self.tick = tick
         self._lock = threading.Lock()
         self._stage: str | None = None
         self._hint = ""
         self._since = self._last = 0.0
-        self.logs: dict[str, Path] = {}  # "broker"/"worker" -> its log, named in the 'still ...' lines
+        self.services: list[Service] = []  # whose "starting ..." lines (from the Stack) open stages
+        self.notes: dict[str, str] = {}  # service name -> what its stage line adds
         self._stop = threading.Event()
         threading.Thread(target=self._ticker, name="demo-progress", daemon=True).start()
 
     def stage(self, msg: str, hint: str = "") -> None:
         """A stage starts: printed now, and followed by 'still ...' lines until the next line."""
         with self._lock:
-            self._stage, self._hint, self._since = msg, hint, _now()
+            self._stage, self._hint, self._since = msg, hint, time.monotonic()
             self._last = self._since
             self.progress(msg)
 
@@ -106,13 +132,12 @@ class Stages:
             self.progress(msg)
 
     def stack_line(self, msg: str) -> None:
-        """Progress callback of localstack.Stack: its 'starting ...' lines open stages."""
-        msg = msg.replace("worker worker", "worker")  # localstack names the (only) worker "worker"
-        if msg.startswith("starting"):
-            log = self.logs.get("worker" if "Connect worker" in msg else "broker")
-            self.stage(msg, hint=f"log: {_rel(log)}" if log else "")
-        else:
+        """Progress callback of the Stack: its 'starting <service>' lines open stages."""
+        svc = next((s for s in self.services if msg == f"starting {s.describe()}"), None)
+        if svc is None:
             self(msg)
+        else:
+            self.stage(msg + self.notes.get(svc.name, ""), hint=f"log: {rel(svc.log)}")
 
     def close(self) -> None:
         self._stop.set()
@@ -120,62 +145,38 @@ class Stages:
     def _ticker(self) -> None:
         while not self._stop.wait(0.5):
             with self._lock:
-                if self._stage and _now() - self._last >= self.tick:
-                    self._last = _now()
+                if self._stage and time.monotonic() - self._last >= self.tick:
+                    self._last = time.monotonic()
                     what = self._stage[0].lower() + self._stage[1:]
                     hint = f"; {self._hint}" if self._hint else ""
-                    self.progress(f"  ... still {what} ({_now() - self._since:.0f}s so far{hint})")
+                    self.progress(f"  ... still {what} ({time.monotonic() - self._since:.0f}s so far{hint})")
 
 
-# ---------------------------------------------------------------------------------------------- state file
-
-def _write_state(workdir: Path, state: dict[str, Any]) -> None:
-    path = localstack.state_file(workdir)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def _up_alive(state: dict[str, Any] | None) -> bool:
-    return bool(state) and localstack._pid_matches(state.get("up_pid"), UP_MARKER)  # type: ignore[union-attr]
-
+# --------------------------------------------------------------------------------------------------- up
 
 def _running(workdir: Path) -> dict[str, Any]:
     """The state of the demo running from workdir, or DemoError saying how to start one."""
-    state = localstack.load_state(workdir)
-    if not _up_alive(state) or not state or "demo" not in state:
+    state = load_state(workdir)
+    if not state or not up_alive(state) or "demo" not in state:
         raise DemoError("no demo is running: start one with `make demo` (in another terminal)")
     if not state.get("ready"):
         raise DemoError("the demo is still starting: try again once `make demo` has printed its URLs")
     return state
 
 
-def _worker_dir(state: dict[str, Any]) -> Path:
-    return Path(state["demo"]["worker_dir"])
-
-
-# --------------------------------------------------------------------------------------------------- up
-
 def _ports(args: argparse.Namespace) -> dict[str, int]:
-    ports = {attr: int(getattr(args, attr)) for attr, *_ in PORTS}
-    for attr, flag, env, _default, what in PORTS:
-        port = ports[attr]
-        if port and not localstack.port_is_free(port):
-            raise DemoError(f"port {port} on 127.0.0.1 ({what}) is in use: stop what listens there "
-                            f"(ss -ltnp 'sport = :{port}'; a demo of yours stops with `make demo-stop`) or choose "
-                            f"another port: make demo {env}=<port> (0 = any free port), or {flag} N")
+    ports = {p.attr: int(getattr(args, p.attr)) for p in PORTS}
+    for p in PORTS:
+        if ports[p.attr]:
+            require_free(Port(ports[p.attr], p.what, p.flag))
     return ports
-
-
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("CONNECT_HEALTH_") and k != "POD_IP"}
 
 
 def _apply(executable: str, connect_url: str, out: Stages) -> None:
     cmd = [executable, "apply", "--connectors-file", str(CONNECTORS_FILE), "--connect-url", connect_url,
            "--wait", "60"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            text=True, env=_clean_env(), cwd=ROOT)
+                            text=True, env=sidecar_env(), cwd=ROOT)
     lines: list[str] = []
     assert proc.stdout is not None
     with proc:
@@ -185,13 +186,12 @@ def _apply(executable: str, connect_url: str, out: Stages) -> None:
                 lines.append(line)
                 out.progress(f"  apply: {line}")
     if proc.returncode != 0:
-        raise DemoError(f"connect-health apply exited {proc.returncode}: "
-                        f"{lines[-1] if lines else 'no output'}")
+        raise DemoError(f"connect-health apply exited {proc.returncode}: {lines[-1] if lines else 'no output'}")
 
 
 def _sidecar_status(url: str, timeout: float = 2.0) -> dict[str, Any] | None:
     try:
-        status, body = localstack.http("GET", url + "/status?format=json", timeout=timeout)
+        status, body = http("GET", url + "/status?format=json", timeout=timeout)
     except OSError:
         return None
     return body if status == 200 and isinstance(body, dict) else None
@@ -248,49 +248,46 @@ class Watcher:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    t0 = _now()
+    try:
+        return _up(args)
+    except PortInUse as e:
+        raise _port_in_use(e) from None
+
+
+def _up(args: argparse.Namespace) -> int:
+    t0 = time.monotonic()
     workdir = Path(args.workdir).resolve()
-    old = localstack.load_state(workdir)
-    if _up_alive(old):
+    old = load_state(workdir)
+    if up_alive(old):
         assert old is not None
         url = (old.get("demo") or {}).get("status_url", "")
-        raise DemoError(f"a demo is already running from {_rel(workdir)} (pid {old.get('up_pid')}"
+        raise DemoError(f"a demo is already running from {rel(workdir)} (pid {old.get('up_pid')}"
                         + (f", status page {url}" if url else "") + "): use it, or stop it with `make demo-stop`")
     if old:
-        localstack.down(workdir)  # the leftovers of a demo that was killed (normally none: they die with it)
+        down(workdir)  # the leftovers of a demo that was killed (normally none: they die with it)
     ports = _ports(args)
-    localstack.require_java(args.kafka_version)
-    localstack.require_fetched(args.kafka_version)
-    for sub in ("broker", "worker", "sidecar"):  # a fresh cluster every time, as localstack `up` does
+    require_java(args.kafka_version)
+    require_fetched(args.kafka_version)
+    for sub in ("broker", "worker", "sidecar"):  # a fresh cluster every time, as the launcher's `up` does
         shutil.rmtree(workdir / sub, ignore_errors=True)
     workdir.mkdir(parents=True, exist_ok=True)
 
     out = Stages(t0)
-
-    def on_signal(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGINT too: see localstack's `up`
-        signal.signal(sig, on_signal)
-    stack = localstack.Stack(workdir, args.kafka_version, broker_port=ports["broker_port"] or None,
-                             controller_port=ports["controller_port"] or None,
-                             rest_port=ports["rest_port"] or None, progress=out.stack_line)
-    sidecar = localstack.Sidecar(workdir, stack.connect_url, [*SIDECAR_FLAGS, "--connectors-file",
-                                                              str(CONNECTORS_FILE)], port=ports["sidecar_port"] or None)
-    out.logs = {"broker": stack.broker.log, "worker": stack.worker.log}
+    stack = Stack(workdir, args.kafka_version, broker_port=ports["broker_port"] or None,
+                  controller_port=ports["controller_port"] or None, rest_port=ports["rest_port"] or None,
+                  progress=out.stack_line)
+    sidecar = stack.add(Sidecar(workdir, stack.connect_url, [*SIDECAR_FLAGS, "--connectors-file",
+                                                             str(CONNECTORS_FILE)], port=ports["sidecar_port"] or None))
+    out.services = stack.services
+    out.notes[sidecar.name] = (f" (polls every {POLL_INTERVAL}s; ladder: {RESTART_ATTEMPTS} restarts, "
+                               f"{RESTART_BACKOFF}s backoff)")
     worker_dir = stack.worker.dir
     input_file, output_file = worker_dir / INPUT_FILE, worker_dir / OUTPUT_FILE
-    started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     demo = {"status_url": sidecar.url + "/status", "metrics_url": sidecar.url + "/metrics", "sidecar_url": sidecar.url,
             "connect_url": stack.connect_url, "bootstrap": stack.bootstrap, "worker_dir": str(worker_dir),
             "input": str(input_file), "output": str(output_file), "source": SOURCE, "sink": SINK, "topic": TOPIC,
             "connectors_file": str(CONNECTORS_FILE)}
-
-    def save(ready: bool) -> None:  # after each stage, so that `demo.py stop` also stops a start that hangs
-        _write_state(workdir, {"up_pid": os.getpid(), "up_marker": UP_MARKER, "ready": ready,
-                               "started_at": started_at, **stack.state(), "sidecars": [sidecar.state()],
-                               "postgres": None, "demo": demo})
-
+    state = StateWriter(workdir, stack, {"demo": demo})
     lines_written = 0
 
     def write_line() -> None:
@@ -299,59 +296,47 @@ def cmd_up(args: argparse.Namespace) -> int:
         with open(input_file, "a") as f:
             f.write(f"line {lines_written} written at {time.strftime('%H:%M:%S')}\n")
 
-    save(False)
+    def stage(msg: str) -> None:  # the state file after each stage, so that `demo stop` also stops a start that hangs
+        out.stack_line(msg)
+        state.save()
+
+    stack.progress = stage
+    state.save()
     try:
-        # The source reads input.txt from the worker's working directory; the sink writes into output/.
-        output_file.parent.mkdir(parents=True, exist_ok=True)
-        input_file.touch()
-        stack.start()
-        save(False)
-        out.stage(f"starting connect-health on {sidecar.url} (polls every 1s; ladder: 3 restarts, 5s backoff)",
-                  hint=f"log: {_rel(sidecar.log)}")
-        sidecar.start()
-        out(f"connect-health ready in {sidecar.start_seconds:.1f}s")
-        save(False)
-        out.stage(f"applying connectors: connect-health apply --connectors-file {_rel(CONNECTORS_FILE)}")
-        _apply(sidecar.executable, stack.connect_url, out)
-        write_line()
-        for name in (SOURCE, SINK):
-            stack.worker.wait_connector_state(name, "RUNNING", tasks=1, timeout=60)
-        localstack.wait_until(lambda: _all_ok(_sidecar_status(sidecar.url), (SOURCE, SINK)), 30,
-                              "connect-health to report both demo connectors ok", interval=0.3)
-        save(True)
-        out(f"ready in {_now() - t0:.1f}s")
-        print(_banner(demo, stack, sidecar), flush=True)
-        watcher = Watcher(sidecar.url, out)
-        watcher.poll(quiet=True)
-        next_line = _now() + LINE_EVERY
-        while True:
-            for svc in (stack.broker, stack.worker, sidecar):
-                if not svc.alive():
-                    raise DemoError(f"{svc.name} exited unexpectedly; last lines of {_rel(svc.log)}:\n"
-                                    f"{svc.log_tail(15)}")
-            if _now() >= next_line:
-                write_line()
-                next_line += LINE_EVERY
-            watcher.poll()
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    except localstack.PortInUse as e:  # taken between our check and the start: the same line, with make's knob
-        env = next((env for _a, flag, env, *_ in PORTS if flag in str(e)), "DEMO_<NAME>_PORT")
-        raise DemoError(f"{str(e).split(' or choose')[0]} or choose another port: make demo {env}=<port> "
-                        "(0 = any free port)") from None
+        with foreground():
+            # The source reads input.txt from the worker's working directory; the sink writes into output/.
+            output_file.parent.mkdir(parents=True, exist_ok=True)
+            input_file.touch()
+            stack.start()
+            out.stage(f"applying connectors: connect-health apply --connectors-file {rel(CONNECTORS_FILE)}")
+            _apply(sidecar.executable, stack.connect_url, out)
+            write_line()
+            for name in (SOURCE, SINK):
+                stack.worker.wait_connector_state(name, "RUNNING", tasks=1, timeout=60)
+            wait_until(lambda: _all_ok(_sidecar_status(sidecar.url), (SOURCE, SINK)), 30,
+                       "connect-health to report both demo connectors ok", interval=0.3)
+            state.save(ready=True)
+            out(f"ready in {time.monotonic() - t0:.1f}s")
+            print(_banner(demo, stack, sidecar), flush=True)
+            watcher = Watcher(sidecar.url, out)
+            watcher.poll(quiet=True)
+            next_line = time.monotonic() + LINE_EVERY
+
+            def tick() -> None:  # a line for the source every LINE_EVERY s; what the sidecar sees, as it changes
+                nonlocal next_line
+                if time.monotonic() >= next_line:
+                    write_line()
+                    next_line += LINE_EVERY
+                watcher.poll()
+
+            supervise(stack.services, tick, interval=0.5)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second Ctrl-C must not cut the cleanup short
-            signal.signal(sig, signal.SIG_IGN)
         out("stopping connect-health, the Connect worker and the broker")
         # Only the ports of what this process started (a port someone else took is not ours to report).
-        ours = [*(stack.ports()[:2] if stack.broker.start_seconds is not None else []),
-                *([stack.worker.rest_port] if stack.worker.start_seconds is not None else []),
-                *([sidecar.port] if sidecar.start_seconds is not None else [])]
-        sidecar.stop()
+        ours = [p.number for svc in stack.services if svc.start_seconds is not None for p in svc.ports()]
         stack.stop()
-        localstack.state_file(workdir).unlink(missing_ok=True)
-        busy = [p for p in ours if localstack.is_listening(p)]
+        state.remove()
+        busy = listening(ours)
         if busy:
             out(f"stopped, but something still listens on 127.0.0.1:{','.join(map(str, busy))} (ss -ltnp)")
         else:
@@ -360,18 +345,19 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _banner(demo: dict[str, Any], stack: localstack.Stack, sidecar: localstack.Sidecar) -> str:
+def _banner(demo: dict[str, Any], stack: Stack, sidecar: Sidecar) -> str:
     s = sidecar.url
+    ladder = f"{RESTART_ATTEMPTS} restarts {', '.join(map(str, LADDER_WAITS))} s apart"
     return f"""
   status page   {demo['status_url']}   (refreshes itself every 2 s)
   metrics       {demo['metrics_url']}
   Connect REST  {stack.connect_url}   Kafka bootstrap {stack.bootstrap}
-  data          {_rel(demo['input'])} -> topic {TOPIC} -> {_rel(demo['output'])} (a new line every {LINE_EVERY:g} s)
-  logs          {_rel(stack.broker.log)}, {_rel(stack.worker.log)}, {_rel(sidecar.log)}
+  data          {rel(demo['input'])} -> topic {TOPIC} -> {rel(demo['output'])} (a new line every {LINE_EVERY:g} s)
+  logs          {rel(stack.broker.log)}, {rel(stack.worker.log)}, {rel(sidecar.log)}
 
 Try, from another terminal:
   make demo-break    the sink's output directory disappears and its task fails: watch the page go yellow
-                     (restarting: 3 restarts 5, 10, 20 s apart), then red (failed) with /livez 503
+                     (restarting: {ladder}), then red (failed) with /livez 503
   make demo-heal     the directory comes back; the next restart (or demo-heal's own) revives the sink, no line lost
   make demo-stop     stop everything (or Ctrl-C here); nothing is left listening
   curl -i {s}/livez
@@ -379,7 +365,7 @@ Try, from another terminal:
   curl -s {s}/metrics | grep connect_health_task_state
   curl -s '{stack.connect_url}/connectors?expand=status' | python3 -m json.tool
   .tools/venv/bin/connect-health check --connect-url {stack.connect_url}
-  tail -f {_rel(demo['output'])}
+  tail -f {rel(demo['output'])}
 
 What happens now is printed below as the sidecar sees it.
 """
@@ -390,7 +376,7 @@ What happens now is printed below as the sidecar sees it.
 def _task_state(connect_url: str, name: str) -> tuple[str | None, str]:
     """(state of task 0, first line of its trace) as Connect reports it."""
     try:
-        status, body = localstack.http("GET", f"{connect_url}/connectors/{name}/status", timeout=5)
+        status, body = http("GET", f"{connect_url}/connectors/{name}/status", timeout=5)
     except OSError:
         return None, ""
     tasks = body.get("tasks", []) if status == 200 and isinstance(body, dict) else []
@@ -401,7 +387,7 @@ def _task_state(connect_url: str, name: str) -> tuple[str | None, str]:
 
 
 def cmd_break(args: argparse.Namespace) -> int:
-    t0 = _now()
+    t0 = time.monotonic()
     state = _running(Path(args.workdir).resolve())
     d = state["demo"]
     connect = d["connect_url"]
@@ -410,42 +396,46 @@ def cmd_break(args: argparse.Namespace) -> int:
     attempts = next((c.get("restart_attempts") for c in doc.get("connectors", []) if c.get("name") == SINK), 0)
     if out_dir.exists():
         shutil.rmtree(out_dir)
-        print(f"demo-break: removed {_rel(out_dir)}/, where {SINK} writes {Path(d['output']).name}")
+        print(f"demo-break: removed {rel(out_dir)}/, where {SINK} writes {Path(d['output']).name}")
     else:
-        print(f"demo-break: {_rel(out_dir)}/ is already gone (`make demo-heal` brings it back)")
+        print(f"demo-break: {rel(out_dir)}/ is already gone (`make demo-heal` brings it back)")
     # A running FileStreamSink keeps its file open; the loss shows when the task starts again (a rebalance, a
     # redeploy). Restart it now, as those would.
-    status, body = localstack.http("POST", f"{connect}/connectors/{SINK}/tasks/0/restart", timeout=10)
+    status, body = http("POST", f"{connect}/connectors/{SINK}/tasks/0/restart", timeout=10)
     if status not in (200, 202, 204):
         raise DemoError(f"POST /connectors/{SINK}/tasks/0/restart answered {status}: {body}")
     print(f"demo-break: restarted {SINK} task 0 (POST {connect}/connectors/{SINK}/tasks/0/restart), as a "
           "rebalance would; it cannot open its file now")
-    found = localstack.wait_until(lambda: (lambda st: st if st[0] == "FAILED" else None)(_task_state(connect, SINK)),
-                                  30, f"{SINK} task 0 to fail")
-    print(f"demo-break: {SINK} task 0 is FAILED after {_now() - t0:.1f}s: {found[1]}")
+
+    def failed() -> tuple[str | None, str] | None:
+        st = _task_state(connect, SINK)
+        return st if st[0] == "FAILED" else None
+
+    found = wait_until(failed, 30, f"{SINK} task 0 to fail")
+    print(f"demo-break: {SINK} task 0 is FAILED after {time.monotonic() - t0:.1f}s: {found[1]}")
     if attempts:
         print(f"  watch {d['status_url']}: the sink ran cleanly for less than {RESTART_RESET} s since its last "
-              f"failure, so connect-health's ladder goes on from attempt {attempts}/3 (it starts over after "
-              f"{RESTART_RESET} s of running); "
-              f"once spent: 'failed' and {d['sidecar_url']}/livez 503.")
+              f"failure, so connect-health's ladder goes on from attempt {attempts}/{RESTART_ATTEMPTS} (it starts "
+              f"over after {RESTART_RESET} s of running); once spent: 'failed' and {d['sidecar_url']}/livez 503.")
     else:
-        print(f"  watch {d['status_url']}: 'restarting' while connect-health's ladder restarts it (3 times, 5, 10 "
-              f"and 20 s apart), then 'failed' and {d['sidecar_url']}/livez 503 about 35 s from now.")
+        print(f"  watch {d['status_url']}: 'restarting' while connect-health's ladder restarts it "
+              f"({RESTART_ATTEMPTS} times, {_seconds(LADDER_WAITS)} s apart), then 'failed' and "
+              f"{d['sidecar_url']}/livez 503 about {LADDER_GIVES_UP_AFTER} s from now.")
     print("  `make demo-heal` brings the directory back.")
     return 0
 
 
 def cmd_heal(args: argparse.Namespace) -> int:
-    t0 = _now()
+    t0 = time.monotonic()
     state = _running(Path(args.workdir).resolve())
     d = state["demo"]
     connect, sidecar_url = d["connect_url"], d["sidecar_url"]
     out_dir = Path(d["output"]).parent
     if out_dir.exists() and _task_state(connect, SINK)[0] == "RUNNING":
-        print(f"demo-heal: nothing to heal: {_rel(out_dir)}/ exists and {SINK} is RUNNING")
+        print(f"demo-heal: nothing to heal: {rel(out_dir)}/ exists and {SINK} is RUNNING")
         return 0
     out_dir.mkdir(parents=True, exist_ok=True)
-    print(f"demo-heal: recreated {_rel(out_dir)}/")
+    print(f"demo-heal: recreated {rel(out_dir)}/")
     restarted = False
     announced = False
 
@@ -460,25 +450,25 @@ def cmd_heal(args: argparse.Namespace) -> int:
             # In Kubernetes the kubelet would now restart the Connect container (liveness 503); here, restart
             # the failed task over REST, as an operator would.
             restarted = True
-            status, body = localstack.http(
-                "POST", f"{connect}/connectors/{SINK}/restart?includeTasks=true&onlyFailed=true", timeout=10)
+            status, body = http("POST", f"{connect}/connectors/{SINK}/restart?includeTasks=true&onlyFailed=true",
+                                timeout=10)
             print(f"demo-heal: connect-health's ladder had given up (/livez 503); restarted {SINK} over REST "
                   f"(POST /connectors/{SINK}/restart?includeTasks=true&onlyFailed=true: {status})")
         elif not announced and not restarted:
             announced = True
             attempts = sink.get("restart_attempts")
             print(f"demo-heal: connect-health's restart ladder brings {SINK} back at its next attempt "
-                  f"(attempts so far: {attempts}/3)")
+                  f"(attempts so far: {attempts}/{RESTART_ATTEMPTS})")
         return False
 
-    localstack.wait_until(healed, 60, f"{SINK} to run again", interval=0.5)
-    print(f"demo-heal: {SINK} task 0 is RUNNING again, {_now() - t0:.1f}s after the directory came back")
-    localstack.wait_until(lambda: _all_ok(_sidecar_status(sidecar_url), (SINK,)), 15,
-                          "connect-health to see the sink running", interval=0.3)
+    wait_until(healed, 60, f"{SINK} to run again", interval=0.5)
+    print(f"demo-heal: {SINK} task 0 is RUNNING again, {time.monotonic() - t0:.1f}s after the directory came back")
+    wait_until(lambda: _all_ok(_sidecar_status(sidecar_url), (SINK,)), 15, "connect-health to see the sink running",
+               interval=0.3)
     with contextlib.suppress(OSError):
-        status, _ = localstack.http("GET", sidecar_url + "/livez", timeout=5)
+        status, _ = http("GET", sidecar_url + "/livez", timeout=5)
         print(f"demo-heal: connect-health says ok; /livez answers {status}; the sink catches up from its committed "
-              f"offset, so {_rel(d['output'])} gets every line written while it was down")
+              f"offset, so {rel(d['output'])} gets every line written while it was down")
     return 0
 
 
@@ -486,13 +476,13 @@ def cmd_heal(args: argparse.Namespace) -> int:
 
 def cmd_stop(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir).resolve()
-    state = localstack.load_state(workdir)
+    state = load_state(workdir)
     if state is None:
         print("demo-stop: no demo is running")
         return 0
-    ports = localstack.state_ports(state)
-    localstack.down(workdir, progress=localstack.Progress("demo-stop"))
-    busy = [p for p in ports if localstack.is_listening(p)]
+    ports = state_ports(state)
+    down(workdir, progress=Progress("demo-stop"))
+    busy = listening(ports)
     if busy:
         raise DemoError(f"something still listens on 127.0.0.1:{','.join(map(str, busy))} (ss -ltnp)")
     print(f"demo-stop: stopped; nothing left listening on 127.0.0.1:{','.join(map(str, ports))}")
@@ -502,16 +492,17 @@ def cmd_stop(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------------- main
 
 def _port_default(env: str, default: int) -> int:
-    raw = os.environ.get(env, "")
-    if not raw.strip():
+    raw = os.environ.get(env, "").strip()
+    if not raw:
         return default
-    if not raw.strip().isdigit() or int(raw) > 65535:
+    if not raw.isdigit() or int(raw) > 65535:
         raise DemoError(f"{env}={raw!r}: expected a TCP port number (0 = any free port)")
     return int(raw)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="demo", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog=PROG, description="make demo: Kafka, a Connect worker and connect-health on "
+                                 "127.0.0.1, with a failure to cause")
     sub = ap.add_subparsers(dest="cmd", required=True)
     try:
         for name, help_ in (("up", "run the demo in the foreground until Ctrl-C"),
@@ -521,18 +512,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument("--workdir", default=os.environ.get("DEMO_WORKDIR") or str(DEFAULT_WORKDIR),
                            help="where the demo's state, logs and files live (default .tools/demo)")
             if name == "up":
-                p.add_argument("--kafka-version", default=localstack.KAFKA_VERSION)
-                for attr, flag, env, default, what in PORTS:
-                    p.add_argument(flag, dest=attr, type=int, default=_port_default(env, default),
-                                   help=f"port of {what} (default {default or 'any free one'}; env {env})")
+                p.add_argument("--kafka-version", default=KAFKA_VERSION)
+                for spec in PORTS:
+                    p.add_argument(spec.flag, dest=spec.attr, type=int, default=_port_default(spec.env, spec.default),
+                                   help=f"port of {spec.what} (default {spec.default or 'any free one'}; env "
+                                        f"{spec.env})")
         args = ap.parse_args(argv)
-        return {"up": cmd_up, "break": cmd_break, "heal": cmd_heal, "stop": cmd_stop}[args.cmd](args)
+        commands = {"up": cmd_up, "break": cmd_break, "heal": cmd_heal, "stop": cmd_stop}
+        return commands[args.cmd](args)
     except (DemoError, StackError) as e:
-        first, *rest = str(e).split("\n", 1)
-        print(f"demo: {first}", file=sys.stderr)
-        if rest:
-            print(rest[0], file=sys.stderr)
-        return 1
+        return report(PROG, e)
     except KeyboardInterrupt:
         return 130
 

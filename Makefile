@@ -14,7 +14,7 @@ export
 help:
 	@echo "make demo   - run Kafka, a Connect worker and connect-health locally (127.0.0.1), no cluster needed"
 	@echo "make test   - install what the tests need (cached in .tools/) and run every suite"
-	@echo "make lint   - ruff + mypy on the sidecar, helm lint on the chart"
+	@echo "make lint   - ruff + mypy strict on the sidecar, the launcher, bench and tests; helm lint on the chart"
 	@echo "make bench  - benchmarks (probe latency, RSS, REST calls per poll, helm template time)"
 	@echo "make docs   - regenerate the chart README with helm-docs"
 	@echo "make image  - build the sidecar image with buildah on a local Debian base (IMAGE=..., VERSION=...)"
@@ -33,7 +33,7 @@ tools:
 	@bash ci/tools.sh
 
 kafka: venv
-	@$(PY) ci/localstack.py fetch --kafka $(KAFKA_VERSION) --kafka $(KAFKA_LEGACY_VERSION) --debezium
+	@$(PY) -m launcher fetch --kafka $(KAFKA_VERSION) --kafka $(KAFKA_LEGACY_VERSION) --debezium
 
 # The sidecar image: sidecar/Dockerfile built by buildah on a local Debian bookworm base whose python3 is 3.11
 # (no public registry is reachable here; the Dockerfile's default base stays python:3.11-slim). See ci/image/.
@@ -69,9 +69,15 @@ test-chart: venv tools
 test-integration: venv kafka
 	$(PY) -m pytest tests/integration
 
+# mypy strict: the two packages with their own settings, then bench and tests with the root pyproject's. Test
+# folders without __init__.py each have a top-level `conftest` module, so each gets its own run.
+MYPY := $(VENV)/bin/mypy
 lint: venv tools
 	$(VENV)/bin/ruff check sidecar tests bench ci
-	$(VENV)/bin/mypy --config-file sidecar/pyproject.toml sidecar/src
+	$(MYPY) --config-file sidecar/pyproject.toml sidecar/src
+	$(MYPY) --config-file ci/launcher/pyproject.toml ci/launcher/src
+	$(MYPY) bench tests/sidecar tests/integration
+	$(MYPY) tests/e2e --exclude tests/e2e/cluster/
 	helm3 lint --strict charts/kafka-connect -f charts/kafka-connect/ci/01-minimal-values.yaml
 
 docs: tools
@@ -79,20 +85,23 @@ docs: tools
 
 # The demo needs only the newest Kafka; `make kafka` also fetches the legacy version and Debezium for the tests.
 demo: venv
-	@$(PY) ci/localstack.py fetch --kafka $(KAFKA_VERSION)
-	@$(PY) ci/demo.py up
+	@$(PY) -m launcher fetch --kafka $(KAFKA_VERSION)
+	@$(PY) -m launcher.demo up
 
 demo-break: venv
-	@$(PY) ci/demo.py break
+	@$(PY) -m launcher.demo break
 
 demo-heal: venv
-	@$(PY) ci/demo.py heal
+	@$(PY) -m launcher.demo heal
 
 demo-stop: venv
-	@$(PY) ci/demo.py stop
+	@$(PY) -m launcher.demo stop
 
+# Measuring (bench/results/latest.json) and the report written from it (latest.md) are two steps; `bench/measure.py
+# --quick` checks every part in about a minute without touching bench/results/ (bench/README.md).
 bench: venv tools kafka
-	$(PY) bench/run.py
+	$(PY) bench/measure.py
+	$(PY) bench/report.py
 
 clean:
 	rm -rf $(TOOLS)

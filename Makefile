@@ -79,6 +79,7 @@ lint: venv tools
 	$(MYPY) bench tests/sidecar tests/integration
 	$(MYPY) tests/e2e --exclude tests/e2e/cluster/
 	helm3 lint --strict charts/kafka-connect -f charts/kafka-connect/ci/01-minimal-values.yaml
+	actionlint .github/workflows/*.yaml
 
 docs: tools
 	cd charts/kafka-connect && helm-docs --skip-version-footer

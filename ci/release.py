@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """make release: push the sidecar image, then the chart pinned to the pushed image's digest, and sign both.
 
-    python ci/release.py --registry HOST[:PORT]/ORG --version X.Y.Z --image LOCAL_IMAGE
+    python ci/release.py --registry HOST[:PORT]/ORG --version X.Y.Z (--image LOCAL_IMAGE | --pushed-digest DIGEST)
                          [--cosign-key cosign.key | keyless] [--plain-http auto|yes|no] [--output release.json]
 
 1. ``buildah push`` LOCAL_IMAGE (built by ``make image VERSION=X.Y.Z``) to ``HOST[:PORT]/ORG/connect-health:X.Y.Z``
@@ -59,15 +59,16 @@ def usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def tool(name: str) -> str:
-    """.tools/bin/<name> (make tools) or one on PATH."""
+def tool(name: str, *aliases: str) -> str:
+    """.tools/bin/<name> (make tools), else name or one of its aliases on PATH (helm3 is `helm` elsewhere)."""
     path = BIN / name
     if path.exists():
         return str(path)
-    found = shutil.which(name)
-    if not found:
-        raise ReleaseError(f"{name} not found: run `make tools` (and `bash ci/system-deps.sh` for buildah)")
-    return found
+    for candidate in (name, *aliases):
+        found = shutil.which(candidate)
+        if found:
+            return found
+    raise ReleaseError(f"{name} not found: run `make tools` (and `bash ci/system-deps.sh` for buildah)")
 
 
 def run(cmd: Sequence[str], what: str, env: Mapping[str, str] | None = None, timeout: float = 600) -> str:
@@ -150,7 +151,7 @@ def stamp_chart(src: Path, dest: Path, version: str, repository: str, digest: st
 
 def push_chart(chart_dir: Path, repo: str, plain_http: bool, workdir: Path, version: str) -> str:
     """helm package + helm push to oci://repo; the digest of the chart's manifest."""
-    helm = tool("helm3")
+    helm = tool("helm3", "helm")
     out_dir = workdir / "package"
     run([helm, "package", str(chart_dir), "--destination", str(out_dir)], "helm package")
     package = out_dir / f"{CHART_NAME}-{version}.tgz"
@@ -180,6 +181,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--registry", required=True, help="HOST[:PORT]/ORG the image and chart go to")
     p.add_argument("--version", required=True, help="the release's SemVer, for the image tag and the chart")
     p.add_argument("--image", help="the local image to push (make image VERSION=...); without it: check arguments")
+    p.add_argument("--pushed-digest", default="",
+                   help="the image is already at REGISTRY/connect-health:VERSION with this digest (the release "
+                        "workflow pushes a multi-arch image with docker buildx): stamp, push and sign from there")
     p.add_argument("--cosign-key", default="", help="cosign private key file; empty: keyless (OIDC)")
     p.add_argument("--plain-http", choices=("auto", "yes", "no"), default="auto",
                    help="speak plain HTTP to the registry (auto: for loopback hosts)")
@@ -192,6 +196,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         usage_error(p, f"REGISTRY {args.registry!r} is not host[:port]/org (lowercase org, e.g. ghcr.io/acme)")
     if not SEMVER.match(args.version or ""):
         usage_error(p, f"VERSION {args.version!r} is not a SemVer x.y.z (e.g. 0.2.0)")
+    if args.pushed_digest and not DIGEST.fullmatch(args.pushed_digest):
+        usage_error(p, f"--pushed-digest {args.pushed_digest!r} is not sha256:<64 hex digits>")
+    if args.pushed_digest and args.image:
+        usage_error(p, "give either --image (push it) or --pushed-digest (already pushed), not both")
     if args.cosign_key and not Path(args.cosign_key).is_file():
         usage_error(p, f"--cosign-key {args.cosign_key}: no such file")
     args.plain = args.plain_http == "yes" or (args.plain_http == "auto" and m.group("host") in LOOPBACK)
@@ -204,7 +212,10 @@ def release(args: argparse.Namespace) -> dict[str, Any]:
     charts_repo = f"{registry}/charts"
     with tempfile.TemporaryDirectory(prefix="release-") as tmp:
         work = Path(tmp)
-        image_digest = push_image(args.image, f"{image_repo}:{args.version}", args.plain, work)
+        if args.pushed_digest:
+            image_digest = args.pushed_digest
+        else:
+            image_digest = push_image(args.image, f"{image_repo}:{args.version}", args.plain, work)
         print(f"release: image {image_repo}:{args.version}@{image_digest}", flush=True)
         chart_dir = stamp_chart(CHART, work / CHART_NAME, args.version, image_repo, image_digest)
         chart_digest = push_chart(chart_dir, charts_repo, args.plain, work, args.version)
@@ -225,7 +236,7 @@ def release(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if not args.image:
+    if not args.image and not args.pushed_digest:
         return 0  # arguments checked (make release runs this before it builds the image)
     try:
         result = release(args)

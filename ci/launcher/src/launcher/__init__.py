@@ -7,7 +7,7 @@ before anything else is installed. ``make venv`` installs it (editable) into .to
 Modules, by role:
 
 =============  ==================================================================================================
-``pins``       the repository, the .tools/ cache (LOCALSTACK_TOOLS=DIR overrides it), ci/versions.env
+``pins``       the repository, the .tools/ cache (LAUNCHER_TOOLS=DIR overrides it), ci/versions.env
 ``errors``     StackError and its kinds (PortInUse, MissingTool, NotFetched, ServiceFailed, ...), with attributes
 ``tools``      java, mvn, PostgreSQL, connect-health found on this machine (MissingTool otherwise)
 ``fetch``      Kafka jars and the Debezium plugin from Maven Central into .tools/, stamped and locked
@@ -17,6 +17,7 @@ Modules, by role:
 ``jvm``        the java command line and .properties files of the broker and the worker
 ``broker``     Broker          ``worker``  Worker, its REST helpers and its request log (RequestLog)
 ``postgres``   Postgres        ``sidecar`` Sidecar (`connect-health serve`) and sidecar_env()
+``registry``   Registry: a CNCF Distribution OCI registry (make release, the e2e cluster)
 ``stack``      Stack: a broker, workers and added services, started and stopped together
 ``state``      state files of `up` processes, and down()
 ``cli``        python -m launcher / connect-health-stack: fetch, up, down, status
@@ -34,9 +35,10 @@ Python API::
 
 Adding a service (a registry, Prometheus, ...): one module with a subclass of ``launcher.Service`` that
 
-1. calls ``super().__init__(workdir, name, "<name>.log")`` and claims its ports with
-   ``claim_port(port, "what listens there", "--its-flag")`` (a free one when port is None);
-2. implements ``command()`` (argv), ``ready()`` (True once it serves) and ``ports()`` (its Ports);
+1. calls ``super().__init__(workdir, name, "<name>.log")`` and claims its port with
+   ``self.listener = claim_port(port, "what listens there", "--its-flag")`` (a free one when port is None; that
+   gives it ``.port`` and ``ports()``; a service with more ports claims each and overrides ``ports()``);
+2. implements ``command()`` (argv) and ``ready()`` (True once it serves);
 3. overrides, when needed, ``prepare()`` (config files, run before each start), ``env()``, ``stop_signal``,
    ``start_timeout``, ``describe()``, ``waiting_for()`` and ``state()`` (add what a caller reads back: its URL);
 

@@ -35,10 +35,6 @@ class Broker(Service):
         self.data_dir = self.dir / "data"
 
     @property
-    def port(self) -> int:
-        return self.listener.number
-
-    @property
     def controller_port(self) -> int:
         return self.controller.number
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StackError
-from .net import HOST, Port, claim_port
+from .net import HOST, claim_port
 from .process import remove_at_exit, user_ids
 from .service import Service
 from .tools import postgres_bin
@@ -56,15 +56,8 @@ class Postgres(Service):
         self.socket_dir = self.dir
 
     @property
-    def port(self) -> int:
-        return self.listener.number
-
-    @property
     def dsn(self) -> str:
         return f"postgresql://{self.user}@{HOST}:{self.port}/postgres"
-
-    def ports(self) -> list[Port]:
-        return [self.listener]
 
     def _run(self, cmd: Sequence[str], timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "LC_ALL": "C", "PGTZ": "UTC"}

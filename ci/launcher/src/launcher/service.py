@@ -5,7 +5,8 @@ A subclass sets ``name``, ``dir`` and ``log`` (``Service.__init__`` does, from w
 
 - ``command()``: the argv to run;
 - ``ready()``: True once it serves (a probe that may raise: any exception counts as "not yet");
-- ``ports()``: the ``Port`` s it listens on (checked free before the start, waited closed after the stop).
+- ``ports()``: the ``Port`` s it listens on (checked free before the start, waited closed after the stop); a
+  service with one port sets ``self.listener`` (``claim_port(...)``) instead, and gets ``port`` and ``ports()``.
 
 and may override ``prepare()`` (write config files, format storage; runs before each start), ``env()``,
 ``stop_signal``, ``run_as``, ``start_timeout``, ``ready_interval``, ``describe()``, ``waiting_for()``, ``marker()`` and
@@ -54,9 +55,15 @@ class Service(abc.ABC):
     def ready(self) -> bool:
         """True once the process serves (called repeatedly while it starts; an exception means not yet)."""
 
-    @abc.abstractmethod
+    listener: Port  # the port of a service with one; one with more overrides ports()
+
+    @property
+    def port(self) -> int:
+        return self.listener.number
+
     def ports(self) -> list[Port]:
         """The TCP ports it listens on."""
+        return [self.listener]
 
     def prepare(self) -> None:
         """Runs before each start: config files, storage. The default makes the service's directory."""

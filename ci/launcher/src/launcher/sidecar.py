@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .net import HOST, Port, claim_port, http
+from .net import HOST, claim_port, http
 from .service import Service
 from .tools import connect_health_executable
 
@@ -46,15 +46,8 @@ class Sidecar(Service):
         self.executable = executable or connect_health_executable()
 
     @property
-    def port(self) -> int:
-        return self.listener.number
-
-    @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
-
-    def ports(self) -> list[Port]:
-        return [self.listener]
 
     def command(self) -> list[str]:
         return [self.executable, "serve", "--host", HOST, "--port", str(self.port),

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 from .errors import NotFetched, StackError, TimedOut
 from .fetch import kafka_libs
 from .jvm import java_command, write_properties
-from .net import HOST, Port, claim_port, http, wait_until
+from .net import HOST, claim_port, http, wait_until
 from .pins import KAFKA_VERSION, has_health_endpoint
 from .service import Service
 
@@ -81,7 +81,7 @@ class Worker(Service):
         super().__init__(workdir, name, "worker.log")
         self.version = version
         self.bootstrap = bootstrap
-        self.rest = claim_port(rest_port, "Connect REST listener", "--rest-port")
+        self.listener = claim_port(rest_port, "Connect REST listener", "--rest-port")
         self.plugin_path = [Path(p).resolve() for p in plugin_path]
         self.extra_props = dict(extra_props or {})
         self.group_id = group_id
@@ -91,7 +91,7 @@ class Worker(Service):
 
     @property
     def rest_port(self) -> int:
-        return self.rest.number
+        return self.port
 
     @property
     def url(self) -> str:
@@ -100,9 +100,6 @@ class Worker(Service):
     @property
     def worker_id(self) -> str:
         return f"{HOST}:{self.rest_port}"
-
-    def ports(self) -> list[Port]:
-        return [self.rest]
 
     def properties(self) -> dict[str, Any]:
         g = self.group_id

@@ -30,6 +30,8 @@ CONTRACT_METRICS = {
     "connect_health_poll_duration_seconds": "histogram",
     "connect_health_drift": "gauge",
     "connect_health_tasks": "gauge",
+    "connect_health_cluster_connectors": "gauge",
+    "connect_health_cluster_tasks": "gauge",
 }
 
 
@@ -134,8 +136,8 @@ def test_unresponsive_worker_fails_liveness_after_the_budget(make_app: MakeApp, 
 
 # --- /status -------------------------------------------------------------------------------------------------
 
-def test_status_json_documents_every_connector_and_task(make_app: MakeApp, fake: FakeConnect,
-                                                        clock: FakeClock) -> None:
+def test_status_json_documents_this_pods_connectors_and_counts_the_rest(make_app: MakeApp, fake: FakeConnect,
+                                                                       clock: FakeClock) -> None:
     app, _ = polled(make_app, fake, clock, failing_cluster())
     resp = app.test_client().get("/status")
     assert resp.status_code == 200 and resp.mimetype == "application/json"
@@ -145,7 +147,11 @@ def test_status_json_documents_every_connector_and_task(make_app: MakeApp, fake:
                              "stale": False}
     assert doc["probes"]["livez"]["status"] == "unhealthy" and doc["probes"]["startupz"]["status"] == "ok"
     conns = {c["name"]: c for c in doc["connectors"]}
-    assert list(conns) == ["file-sink", "file-source", "jdbc-sink", "mysql-source"]
+    # units on this worker only (file-sink runs wholly elsewhere: counted, not listed); problems first
+    assert list(conns) == ["jdbc-sink", "mysql-source", "file-source"]
+    assert doc["cluster"] == {"connectors": 4, "tasks": 4, "connectors_by_state": {"FAILED": 1, "RUNNING": 3},
+                              "tasks_by_state": {"FAILED": 1, "RUNNING": 3}, "shown_here": 3, "summarised": 1}
+    assert doc["page"] == {"view": "worker", "filters": {}, "offset": 0, "limit": 200, "matched": 3, "returned": 3}
     jdbc = conns["jdbc-sink"]
     assert (jdbc["type"], jdbc["policy"], jdbc["restart_attempts"], jdbc["failed_past_ladder"]) == (
         "sink", "critical", 1, True)
@@ -162,7 +168,7 @@ def test_status_json_documents_every_connector_and_task(make_app: MakeApp, fake:
         "jdbc:postgresql://app:***@db.internal:5432/orders")
     mysql = conns["mysql-source"]["connector"]
     assert mysql["verdict"] == "failed" and "password=***" in mysql["trace"] and "\n" not in mysql["trace"]
-    assert [t["id"] for t in jdbc["tasks"]] == [0, 1] and jdbc["tasks"][1]["verdict"] == "remote"
+    assert [t["id"] for t in jdbc["tasks"]] == [0] and jdbc["tasks_elsewhere"] == 1  # task 1 runs elsewhere
     assert doc["settings"]["restart_attempts"] == 1 and doc["drift"] == []
 
 
@@ -213,12 +219,12 @@ def test_status_html_for_browsers(make_app: MakeApp, fake: FakeConnect, clock: F
     page.feed(resp.get_data(as_text=True))
     assert page.meta_refresh is not None and int(page.meta_refresh) > 0  # refreshes itself
     rows = {(r["data-connector"], r["data-task"]): r for r in page.rows}
-    assert set(rows) == {("file-sink", ""), ("file-sink", "0"), ("file-source", ""), ("file-source", "0"),
-                         ("jdbc-sink", ""), ("jdbc-sink", "0"), ("jdbc-sink", "1"), ("mysql-source", "")}
+    assert set(rows) == {("file-source", ""), ("file-source", "0"), ("jdbc-sink", ""), ("jdbc-sink", "0"),
+                         ("mysql-source", "")}  # file-sink, only on another worker, is in the cluster counts
     assert rows[("jdbc-sink", "0")]["class"] == "failed" and rows[("jdbc-sink", "0")]["data-state"] == "FAILED"
     assert rows[("mysql-source", "")]["class"] == "failed"
     assert rows[("file-source", "0")]["class"] == "ok"
-    assert rows[("file-sink", "0")]["class"] == "remote"
+    assert rows[("jdbc-sink", "")]["class"] == "remote"
     assert "jdbc:postgresql://app:***@db.internal" in resp.get_data(as_text=True)
 
 
@@ -264,18 +270,17 @@ def test_metrics_names_types_and_values(make_app: MakeApp, fake: FakeConnect, cl
     assert samples(fams["connect_health_worker_reachable"]) == {(): 1.0}
     assert samples(fams["connect_health_probe_healthy"]) == {
         (("probe", "livez"),): 0.0, (("probe", "readyz"),): 0.0, (("probe", "startupz"),): 1.0}
-    # one-hot: exactly one state per connector and per task carries 1
+    # one series per unit on this worker, its state, value 1 (units on other workers: only the cluster counts)
     conn = samples(fams["connect_health_connector_state"])
-    for name in ("file-source", "jdbc-sink", "file-sink"):
-        hot = [dict(k)["state"] for k, v in conn.items() if dict(k)["connector"] == name and v == 1.0]
-        assert hot == ["RUNNING"], name
-        assert sum(1 for k in conn if dict(k)["connector"] == name) == len(STATES)
+    assert conn == {(("connector", "file-source"), ("state", "RUNNING")): 1.0}
     task = samples(fams["connect_health_task_state"])
-    hot_tasks = {(dict(k)["connector"], dict(k)["task"]): dict(k)["state"] for k, v in task.items() if v == 1.0}
-    assert hot_tasks == {("file-source", "0"): "RUNNING", ("jdbc-sink", "0"): "FAILED",
-                         ("jdbc-sink", "1"): "RUNNING", ("file-sink", "0"): "RUNNING"}
+    assert {(dict(k)["connector"], dict(k)["task"]): dict(k)["state"] for k in task} == {
+        ("file-source", "0"): "RUNNING", ("jdbc-sink", "0"): "FAILED"}
+    assert set(task.values()) == {1.0}
     failed = {dict(k)["connector"]: v for k, v in samples(fams["connect_health_connector_failed"]).items()}
-    assert failed == {"file-source": 0.0, "jdbc-sink": 1.0, "file-sink": 0.0}
+    assert failed == {"jdbc-sink": 1.0}  # only connectors with a FAILED unit here
+    cluster = {dict(k)["state"]: v for k, v in samples(fams["connect_health_cluster_tasks"]).items()}
+    assert cluster == {**dict.fromkeys(STATES, 0.0), "RUNNING": 3.0, "FAILED": 1.0}
     restarts = samples(fams["connect_health_restarts"], "_total")
     assert restarts == {(("connector", "jdbc-sink"), ("outcome", "requested")): 1.0}
     # this worker's tasks only: file-source 0 RUNNING and jdbc-sink 0 FAILED (jdbc-sink 1 runs elsewhere)
@@ -338,13 +343,12 @@ def test_metrics_drift_and_status_drift(make_app: MakeApp, fake: FakeConnect, cl
 def test_metrics_series_of_a_deleted_connector_disappear(make_app: MakeApp, fake: FakeConnect,
                                                          clock: FakeClock) -> None:
     app, poller = polled(make_app, fake, clock, fixture("healthy.json"))
-    assert any(dict(k)["connector"] == "jdbc-sink" for k in samples(scrape(app)["connect_health_connector_state"]))
+    assert any(dict(k)["connector"] == "jdbc-sink" for k in samples(scrape(app)["connect_health_task_state"]))
     data = fixture("healthy.json")
     del data["jdbc-sink"]
     fake.connectors(data)
     poller.poll_once()
-    assert not any(dict(k)["connector"] == "jdbc-sink"
-                   for k in samples(scrape(app)["connect_health_connector_state"]))
+    assert not any(dict(k)["connector"] == "jdbc-sink" for k in samples(scrape(app)["connect_health_task_state"]))
 
 
 def test_two_apps_do_not_share_a_registry(make_app: MakeApp) -> None:

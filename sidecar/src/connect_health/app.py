@@ -20,7 +20,7 @@ from .config import HealthSettings, ServeSettings
 from .metrics import Metrics
 from .model import Verdict
 from .poller import Poller, View
-from .status import status_document
+from .status import Query, QueryError, status_document
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication
@@ -72,7 +72,11 @@ def create_app(poller: Poller, settings: HealthSettings, metrics: Metrics, *, re
     @app.get("/status")
     @app.get("/")
     def status() -> Any:
-        data = status_document(poller.view, settings)
+        try:
+            query = Query.parse(request.args)
+        except QueryError as exc:
+            return jsonify({"error": str(exc)}), 400
+        data = status_document(poller.view, settings, query)
         fmt = request.args.get("format")
         accept = request.accept_mimetypes
         wants_html = accept["text/html"] > accept["application/json"]

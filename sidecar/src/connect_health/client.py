@@ -62,7 +62,8 @@ class ConnectClient:
     def close(self) -> None:
         self.session.close()
 
-    def request(self, method: str, path: str, *, params: Any = None, body: Any = None) -> Reply:
+    def request(self, method: str, path: str, *, params: Any = None, body: Any = None, raw: bool = False) -> Reply:
+        """``raw=True``: a 2xx answer's body is returned as the bytes read (bounded), for the caller to decode."""
         self.calls += 1
         where = f"{method} {path}"
         try:
@@ -77,13 +78,15 @@ class ConnectClient:
         except requests.RequestException as exc:
             raise ConnectError(f"{where}: {_short(exc)}") from None
         try:
-            raw = _read_bounded(resp, where)
+            data = _read_bounded(resp, where)
         finally:
             resp.close()
-        if not raw.strip():
+        if not data.strip():
             return Reply(resp.status_code, None)
+        if raw and 200 <= resp.status_code < 300:
+            return Reply(resp.status_code, data)
         try:
-            parsed = json.loads(raw)
+            parsed = json.loads(data)
         except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
             if resp.status_code >= 400:
                 return Reply(resp.status_code, None)
@@ -97,8 +100,10 @@ class ConnectClient:
     def root(self) -> Reply:
         return self.request("GET", "/")
 
-    def connectors_expanded(self) -> Reply:
-        return self.request("GET", "/connectors", params=[("expand", "status"), ("expand", "info")])
+    def connectors_expanded(self, *, info: bool = True, raw: bool = False) -> Reply:
+        """Every connector's status (and config, with ``info``) in one call; ``raw``: see :meth:`request`."""
+        params = [("expand", "status"), ("expand", "info")] if info else [("expand", "status")]
+        return self.request("GET", "/connectors", params=params, raw=raw)
 
     def restart_connector(self, name: str, *, include_tasks: bool, only_failed: bool) -> Reply:
         params = {"includeTasks": str(include_tasks).lower(), "onlyFailed": str(only_failed).lower()}

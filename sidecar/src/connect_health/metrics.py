@@ -1,7 +1,15 @@
 """Prometheus metrics, generated at scrape time from the poller's latest View.
 
 Gauges come from the View, so a deleted connector's series disappear with it; restart counts are kept by the
-poller and only grow. Each app has its own registry, so several apps (tests) never collide.
+poller and only grow (exported while the connector is shown on this pod). Each app has its own registry, so
+several apps (tests) never collide.
+
+Cardinality (issue 12): per-connector and per-task series exist only for the units this pod judges, i.e. the
+units on this worker and the UNASSIGNED/RESTARTING ones anywhere (model.py judges those on every pod), one series
+per unit (the current state: 1; other states have no series). The rest of the cluster is a few aggregate series
+by state. Series per pod = U + F + R + D + 3 x 6 + 21, with U the units judged here, F the connectors with a
+FAILED unit here, R the (connector, outcome) pairs of restarts sent from here, D the drifting declared connectors
+(see the README, "Metrics").
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from .snapshot import STATES
 
 PREFIX = "connect_health"
 PROBES = ("livez", "readyz", "startupz")
+JUDGED_EVERYWHERE = ("transient", "stuck")  # verdicts of units judged on every pod, whichever worker they name
 
 
 class ViewCollector(Collector):
@@ -37,32 +46,50 @@ class ViewCollector(Collector):
             probes.add_metric([probe], 1.0 if getattr(report, probe).ok else 0.0)
         yield probes
 
-        conn_state = GaugeMetricFamily(f"{PREFIX}_connector_state", "Connector state (one-hot)",
-                                       labels=["connector", "state"])
-        task_state = GaugeMetricFamily(f"{PREFIX}_task_state", "Task state (one-hot)",
-                                       labels=["connector", "task", "state"])
+        conn_state = GaugeMetricFamily(
+            f"{PREFIX}_connector_state", "Connector instance in this state (1); only instances on this worker "
+            "and UNASSIGNED/RESTARTING ones anywhere", labels=["connector", "state"])
+        task_state = GaugeMetricFamily(
+            f"{PREFIX}_task_state", "Task in this state (1); only tasks on this worker and UNASSIGNED/RESTARTING "
+            "ones anywhere", labels=["connector", "task", "state"])
         tasks = GaugeMetricFamily(f"{PREFIX}_tasks", "Tasks in scope (this worker, or all with --scope cluster)",
                                   labels=["state"])
         counts = dict.fromkeys(STATES, 0)
+        failing_here: set[str] = set()
+        shown: set[str] = set()
         for row in report.rows:
-            for state in STATES:
-                value = 1.0 if row.state == state else 0.0
-                if row.task is None:
-                    conn_state.add_metric([row.connector, state], value)
-                else:
-                    task_state.add_metric([row.connector, str(row.task), state], value)
+            if not (row.local or row.verdict in JUDGED_EVERYWHERE):
+                continue
+            shown.add(row.connector)
+            if row.task is None:
+                conn_state.add_metric([row.connector, row.state], 1.0)
+            else:
+                task_state.add_metric([row.connector, str(row.task), row.state], 1.0)
             if row.task is not None and row.local:
                 counts[row.state] = counts.get(row.state, 0) + 1
+            if row.local and row.state == "FAILED":
+                failing_here.add(row.connector)
         for state, n in counts.items():
             tasks.add_metric([state], float(n))
         yield conn_state
         yield task_state
         yield tasks
 
+        snap = obs.snapshot
+        for kind, found in (("connectors", snap.cluster_connectors if snap else {}),
+                            ("tasks", snap.cluster_tasks if snap else {})):
+            family = GaugeMetricFamily(f"{PREFIX}_cluster_{kind}",
+                                       f"{kind.capitalize()} of the whole Connect cluster by state (last poll)",
+                                       labels=["state"])
+            for state in (*STATES, *sorted(set(found) - set(STATES))):
+                family.add_metric([state], float(found.get(state, 0)))
+            yield family
+
         failed = GaugeMetricFamily(f"{PREFIX}_connector_failed",
-                                   "1 when a failure on this worker survived the restart ladder",
+                                   "1 when a failure on this worker survived the restart ladder (0 while the "
+                                   "ladder works; no series without a FAILED unit here)",
                                    labels=["connector", "policy"])
-        policies = {r.connector: r.policy for r in report.rows}
+        policies = {r.connector: r.policy for r in report.rows if r.connector in failing_here}
         for name in sorted(policies):
             failed.add_metric([name, policies[name]], 1.0 if name in report.failed_connectors else 0.0)
         yield failed
@@ -70,7 +97,8 @@ class ViewCollector(Collector):
         restarts = CounterMetricFamily(f"{PREFIX}_restarts", "Restart requests sent by the ladder",
                                        labels=["connector", "outcome"])
         for (name, outcome), n in sorted(view.restarts.items()):
-            restarts.add_metric([name, outcome], float(n))
+            if name in shown:  # a connector gone from this pod (deleted, or moved away) takes its series along
+                restarts.add_metric([name, outcome], float(n))
         yield restarts
 
         drift = GaugeMetricFamily(f"{PREFIX}_drift", "Declared connectors that are missing or differ",

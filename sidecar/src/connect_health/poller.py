@@ -1,13 +1,18 @@
 """The one background poller: asks Connect, runs the restart ladder, publishes an immutable View.
 
 Per poll it makes a constant number of REST calls whatever the number of connectors:
-``GET /health`` (or ``GET /`` on workers without it) and ``GET /connectors?expand=status&expand=info``.
-Restart requests are the only extra calls, and only for connectors that have failed on this worker.
+``GET /health`` (or ``GET /`` on workers without it) and ``GET /connectors?expand=status``, with ``&expand=info``
+(connector configs, by far the bulk of the answer) only when there are declared connectors to check for drift:
+at the first poll after the connectors file is (re)loaded, then once every ``CONFIG_REFRESH`` seconds, so config
+drift shows within ``CONFIG_REFRESH`` + one poll interval (state drift: every poll). With ``--scope worker`` the
+snapshot keeps in full only what this pod judges (see snapshot.py). Restart requests are the only extra calls,
+and only for connectors that have failed on this worker.
 Probe handlers read ``Poller.view`` and never call Connect.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -20,9 +25,11 @@ from . import declared as declared_mod
 from . import ladder, model
 from .client import ConnectClient, ConnectError, Reply
 from .config import HealthSettings
-from .snapshot import ParseError, Snapshot, parse_expanded
+from .snapshot import ParseError, Snapshot, parse_answer, parse_expanded
 
 log = logging.getLogger("connect_health.poller")
+
+CONFIG_REFRESH = 30.0  # seconds between fetches of connector configs (expand=info), when connectors are declared
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class View:
     drift: tuple[tuple[str, str, str], ...] = ()
     restarts: dict[tuple[str, str], int] = field(default_factory=dict)
     stale: bool = False
+    configs_age: float | None = None  # seconds since the declared connectors' configs were fetched (None: never)
 
 
 class _Failure(Exception):
@@ -74,6 +82,9 @@ class Poller:
         self._startup_detail = "no answer from the worker yet"
         self._unreachable_since: float | None = None
         self._snapshot: Snapshot | None = None
+        self._configs: dict[str, dict[str, str]] = {}  # the declared connectors' configs, as last fetched
+        self._configs_at: float | None = None
+        self._configs_for: object = None  # the declarations they were fetched for
         self._transient: dict[model.Key, float] = {}
         self._rungs: dict[str, ladder.Rung] = {}
         self._restarts: Counter[tuple[str, str]] = Counter()
@@ -135,10 +146,30 @@ class Poller:
     def _fetch(self) -> Snapshot | None:
         if not self._startup_state():
             return None
-        reply = self.client.connectors_expanded()
+        now = self.clock()
+        info = bool(self._declared) and (self._configs_for is not self._declared or self._configs_at is None
+                                         or now - self._configs_at >= CONFIG_REFRESH)
+        reply = self.client.connectors_expanded(info=info, raw=True)
         if reply.status != 200:
             raise _Failure(f"GET /connectors answered {reply.status}: {reply.error_message()}")
-        return parse_expanded(reply.body)
+        worker_id = self.settings.worker_id if self.settings.scope == "worker" else None
+        keep = self._declared.keys()
+        if isinstance(reply.body, bytes):
+            snapshot = parse_answer(reply.body, worker_id=worker_id, keep=keep)
+        else:
+            snapshot = parse_expanded(reply.body, worker_id=worker_id, keep=keep)
+        return self._with_configs(snapshot, now)
+
+    def _with_configs(self, snapshot: Snapshot, now: float) -> Snapshot:
+        """Remember the declared connectors' configs from an answer with them; lend them to answers without."""
+        if snapshot.with_configs:
+            self._configs = {n: c.config for n in self._declared
+                             if (c := snapshot.connectors.get(n)) is not None and c.config is not None}
+            self._configs_at, self._configs_for = now, self._declared
+            return snapshot
+        lent = {n: c if c.config is not None or n not in self._configs
+                else dataclasses.replace(c, config=self._configs[n]) for n, c in snapshot.connectors.items()}
+        return dataclasses.replace(snapshot, connectors=lent)
 
     def poll_once(self) -> View:
         start = self.clock()
@@ -183,7 +214,8 @@ class Poller:
         view = View(report=report, observation=obs, wall_time=time.time(), polls=self._polls,
                     poll_seconds=self.clock() - start, rest_calls_last_poll=self.client.calls - calls_before,
                     health_endpoint=self.health_endpoint, drift=drift, restarts=dict(self._restarts),
-                    stale=not reachable and self._snapshot is not None)
+                    stale=not reachable and self._snapshot is not None,
+                    configs_age=None if self._configs_at is None else max(0.0, now - self._configs_at))
         self.view = view
         for observe in self.observers:
             observe(view)

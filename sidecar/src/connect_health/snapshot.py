@@ -1,14 +1,28 @@
 """Parse Connect's answers into a typed snapshot. Total: any input gives a Snapshot or a ParseError.
 
-The parser accepts the ``GET /connectors?expand=status&expand=info`` shape. Entries that are malformed are skipped
-and counted in ``Snapshot.skipped`` rather than failing the whole answer; an answer that is not a JSON object at
-all is a :class:`ParseError`.
+The parser accepts the ``GET /connectors?expand=status[&expand=info]`` shape. Entries that are malformed are
+skipped and counted in ``Snapshot.skipped`` rather than failing the whole answer; an answer that is not a JSON
+object at all is a :class:`ParseError`.
+
+Scale (issue 12): given ``worker_id`` (``--scope worker``), a snapshot keeps in full only the units the model
+judges on this pod: the ones on this worker, and UNASSIGNED/RESTARTING/unknown-state units on any worker (model.py
+judges those on every pod). A connector with such a unit is kept with its connector instance and those tasks
+(``tasks_elsewhere`` counts the rest); connectors named in ``keep`` (the declared ones, for drift) are kept
+likewise. Everything else is only counted by state (``cluster_connectors``/``cluster_tasks`` count the whole
+answer), and the status part of the answer is kept as bytes (``listing``, decoded only when /status is asked for
+the whole cluster). Raw answers are decoded by msgspec into typed structs (a few times faster than ``json`` and
+without building the dicts of connectors that are only counted); an answer the typed decoder refuses goes
+through ``json`` and the lenient per-entry parser, so both paths give the same Snapshot.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 STATES = ("RUNNING", "PAUSED", "STOPPED", "FAILED", "UNASSIGNED", "RESTARTING")
 MAX_TRACE_CHARS = 4096
@@ -18,7 +32,7 @@ class ParseError(Exception):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TaskView:
     id: int
     state: str
@@ -26,7 +40,7 @@ class TaskView:
     trace: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ConnectorView:
     name: str
     state: str
@@ -35,12 +49,23 @@ class ConnectorView:
     trace: str | None = None
     tasks: tuple[TaskView, ...] = ()
     config: dict[str, str] | None = None
+    tasks_elsewhere: int = 0  # tasks on other workers left out of ``tasks`` (scoped snapshots only)
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    connectors: dict[str, ConnectorView] = field(default_factory=dict)
+    connectors: dict[str, ConnectorView] = field(default_factory=dict)  # kept in full (all, when not scoped)
     skipped: int = 0
+    summarised: int = 0  # connectors only counted: every unit RUNNING/PAUSED/STOPPED/FAILED on other workers
+    cluster_connectors: dict[str, int] = field(default_factory=dict)  # connector instances by state, whole answer
+    cluster_tasks: dict[str, int] = field(default_factory=dict)  # tasks by state, whole answer
+    listing: bytes | None = None  # scoped snapshots: the whole cluster's statuses as JSON, for /status paging
+    with_configs: bool = False  # the answer carried expand=info
+
+    @property
+    def total(self) -> int:
+        """Connectors in Connect's answer (malformed entries excluded)."""
+        return len(self.connectors) + self.summarised
 
 
 def _state(value: Any) -> str:
@@ -87,9 +112,6 @@ def parse_status(name: str, raw: Any, info: Any = None) -> ConnectorView:
             tasks.append(parse_task(task))
         except ParseError:
             continue
-    config = None
-    if isinstance(info, dict) and isinstance(info.get("config"), dict):
-        config = {str(k): v if isinstance(v, str) else str(v) for k, v in info["config"].items()}
     return ConnectorView(
         name=name,
         state=_state(conn.get("state")),
@@ -97,24 +119,140 @@ def parse_status(name: str, raw: Any, info: Any = None) -> ConnectorView:
         type=_text(raw.get("type"), "unknown") or "unknown",
         trace=_trace(conn.get("trace")),
         tasks=tuple(sorted(tasks, key=lambda t: t.id)),
-        config=config,
+        config=_config(info),
     )
 
 
-def parse_expanded(body: Any) -> Snapshot:
-    """``GET /connectors?expand=status&expand=info`` -> Snapshot."""
+def _config(info: Any) -> dict[str, str] | None:
+    if isinstance(info, dict) and isinstance(info.get("config"), dict):
+        return {str(k): v if isinstance(v, str) else str(v) for k, v in info["config"].items()}
+    return None
+
+
+def parse_expanded(body: Any, *, worker_id: str | None = None, keep: Collection[str] = ()) -> Snapshot:
+    """``GET /connectors?expand=status[&expand=info]`` as parsed JSON -> Snapshot (scoped when ``worker_id``)."""
     if isinstance(body, list) and not body:
         return Snapshot()
     if not isinstance(body, dict):
         raise ParseError(f"expected a JSON object of connectors, got {type(body).__name__}")
-    connectors: dict[str, ConnectorView] = {}
+    views: list[tuple[ConnectorView, Any]] = []
     skipped = 0
     for name, entry in body.items():
         if not isinstance(name, str) or not isinstance(entry, dict):
             skipped += 1
             continue
         try:
-            connectors[name] = parse_status(name, entry.get("status"), entry.get("info"))
+            views.append((parse_status(name, entry.get("status")), entry.get("info")))
         except ParseError:
             skipped += 1
-    return Snapshot(connectors=connectors, skipped=skipped)
+    listing = None
+    if worker_id is not None:
+        listing = json.dumps({v.name: {"status": body[v.name].get("status")} for v, _ in views}).encode()
+    has_info = any(isinstance(e, dict) and "info" in e for e in body.values())
+    units = ((v.name, v, v.tasks, v.type, info) for v, info in views)
+    return _scoped(units, skipped, worker_id, keep, listing, has_info)
+
+
+# --- the typed fast path -------------------------------------------------------------------------------------
+class _Unit(msgspec.Struct):
+    state: str
+    worker_id: str = ""
+    trace: str | None = None
+
+
+class _Task(msgspec.Struct):
+    id: int
+    state: str
+    worker_id: str = ""
+    trace: str | None = None
+
+
+class _Status(msgspec.Struct, omit_defaults=True):
+    connector: _Unit
+    tasks: list[_Task] = []
+    type: str = "unknown"
+
+
+class _Entry(msgspec.Struct, omit_defaults=True):
+    status: _Status
+    info: msgspec.Raw = msgspec.Raw()  # left undecoded (empty: no expand=info); decoded only for kept connectors
+
+
+_DECODER = msgspec.json.Decoder(dict[str, _Entry])
+
+
+class _Odd(Exception):
+    """Something the typed path does not normalise (an empty state, say): take the lenient path."""
+
+
+def _unit_state(value: str) -> str:
+    if not value:
+        raise _Odd
+    return value if value in STATES else _state(value)
+
+
+def parse_answer(raw: bytes, *, worker_id: str | None = None, keep: Collection[str] = ()) -> Snapshot:
+    """Connect's raw answer -> Snapshot, as :func:`parse_expanded` of the decoded JSON would give."""
+    try:
+        entries = _DECODER.decode(raw)
+        has_info = any(e.info for e in entries.values())
+        listing = None
+        if worker_id is not None:
+            listing = msgspec.json.encode({n: {"status": e.status} for n, e in entries.items()}) if has_info else raw
+        units = ((n, e.status.connector, e.status.tasks, e.status.type or "unknown", e.info or None)
+                 for n, e in entries.items())
+        return _scoped(units, 0, worker_id, keep, listing, has_info)
+    except (msgspec.DecodeError, _Odd):  # ValidationError is a DecodeError
+        pass
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ParseError("answer is not JSON") from None
+    return parse_expanded(body, worker_id=worker_id, keep=keep)
+
+
+# --- scoping -------------------------------------------------------------------------------------------------
+_SETTLED = frozenset(("RUNNING", "FAILED", "PAUSED", "STOPPED"))  # judged only on the worker that reports them
+
+
+def shown_here(state: str, unit_worker: str, worker_id: str | None) -> bool:
+    """Whether the model judges this unit on this pod (see model.py): on this worker, or not settled."""
+    return worker_id is None or unit_worker == worker_id or state not in _SETTLED
+
+
+def _scoped(units: Iterable[tuple[str, Any, Iterable[Any], str, Any]], skipped: int, worker_id: str | None,
+            keep: Collection[str], listing: bytes | None, with_configs: bool) -> Snapshot:
+    """One loop for both paths: count every unit by state, keep in full the connectors shown on this pod.
+
+    ``units`` yields (name, connector unit, tasks, type, info); units have ``state``, ``worker_id``, ``trace``
+    (and tasks ``id``), as TaskView/ConnectorView or the decoder's structs; ``info`` is Connect's info object
+    (parsed, or raw bytes), read only for kept connectors.
+    """
+    conn_counts: dict[str, int] = {}
+    task_counts: dict[str, int] = {}
+    kept: dict[str, ConnectorView] = {}
+    summarised = 0
+    for name, conn, tasks_in, type_, info in units:
+        state = _unit_state(conn.state)
+        conn_counts[state] = conn_counts.get(state, 0) + 1
+        tasks: list[TaskView] = []
+        total_tasks = 0
+        for t in tasks_in:
+            total_tasks += 1
+            tstate = _unit_state(t.state)
+            task_counts[tstate] = task_counts.get(tstate, 0) + 1
+            if worker_id is None or t.worker_id == worker_id or tstate not in _SETTLED:
+                tasks.append(t if isinstance(t, TaskView) else TaskView(t.id, tstate, t.worker_id, _trace(t.trace)))
+        here = worker_id is None or conn.worker_id == worker_id or state not in _SETTLED
+        if not (here or tasks or name in keep):
+            summarised += 1
+            continue
+        config = None
+        if info is not None and (worker_id is None or name in keep):
+            config = _config(msgspec.json.decode(info) if isinstance(info, msgspec.Raw) else info)
+        tasks.sort(key=lambda t: t.id)
+        kept[name] = ConnectorView(name=name, state=state, worker_id=conn.worker_id, type=type_,
+                                   trace=_trace(conn.trace) if here else None, tasks=tuple(tasks), config=config,
+                                   tasks_elsewhere=total_tasks - len(tasks))
+    return Snapshot(connectors=kept, skipped=skipped, summarised=summarised, cluster_connectors=conn_counts,
+                    cluster_tasks=task_counts, listing=listing, with_configs=with_configs)

@@ -4,7 +4,6 @@ never meets a demo someone runs by hand), with its break/heal/stop commands, and
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
@@ -33,7 +32,8 @@ def listening(ports: list[int]) -> list[int]:
 
 
 def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("DEMO_", "CONNECT_HEALTH_"))}
+    """The demo as a person runs it: no DEMO_* ports of this shell, no sidecar settings (launcher.sidecar_env)."""
+    return {k: v for k, v in launcher.sidecar_env().items() if not k.startswith("DEMO_")}
 
 
 class Up:

@@ -83,8 +83,8 @@ class Service(abc.ABC):
 
     def marker(self) -> str:
         """A piece of the process's command line that no other process has (``down`` checks it before it signals
-        a pid from a state file): the service's directory, by default."""
-        return str(self.dir)
+        a pid from a state file, so a recycled pid is left alone): its arguments as started, by default."""
+        return " ".join(self.proc.cmd[1:]) if self.proc else ""
 
     def state(self) -> dict[str, Any]:
         """What a state file records about it (``down`` stops it from there)."""

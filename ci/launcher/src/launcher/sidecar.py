@@ -65,9 +65,6 @@ class Sidecar(Service):
     def waiting_for(self) -> str:
         return f"{self.name} at {self.url} to answer /ping"
 
-    def marker(self) -> str:
-        return f"serve --host {HOST} --port {self.port}"
-
     def get(self, path: str, timeout: float = 5.0) -> tuple[int, Any]:
         return http("GET", self.url + path, timeout=timeout)
 

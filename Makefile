@@ -76,7 +76,7 @@ lint: venv tools
 	$(VENV)/bin/ruff check sidecar tests bench ci
 	$(MYPY) --config-file sidecar/pyproject.toml sidecar/src
 	$(MYPY) --config-file ci/launcher/pyproject.toml ci/launcher/src
-	$(MYPY) bench tests/sidecar tests/chart tests/integration
+	$(MYPY) bench tests/sidecar tests/chart tests/integration tests/release
 	$(MYPY) tests/e2e --exclude tests/e2e/cluster/
 	helm3 lint --strict charts/kafka-connect -f charts/kafka-connect/ci/01-minimal-values.yaml
 	actionlint .github/workflows/*.yaml
@@ -102,6 +102,7 @@ demo-stop: venv
 # --quick` checks every part in about a minute without touching bench/results/ (bench/README.md).
 bench: venv tools kafka
 	$(PY) bench/measure.py
+	$(PY) bench/scale.py
 	$(PY) bench/report.py
 
 clean:

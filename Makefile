@@ -102,7 +102,6 @@ demo-stop: venv
 # --quick` checks every part in about a minute without touching bench/results/ (bench/README.md).
 bench: venv tools kafka
 	$(PY) bench/measure.py
-	$(PY) bench/scale.py
 	$(PY) bench/report.py
 
 clean:

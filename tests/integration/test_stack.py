@@ -114,8 +114,10 @@ def test_postgres_logical_and_sql(postgres: launcher.Postgres) -> None:
 
 
 def test_missing_jars_say_what_to_run() -> None:
-    with pytest.raises(launcher.NotFetched, match="make kafka"):
+    with pytest.raises(launcher.NotFetched, match="make kafka") as e:
         launcher.require_fetched("0.0.1")
+    assert e.value.command == "python -m launcher fetch --kafka 0.0.1"
+    assert e.value.where == launcher.TOOLS / "kafka" / "0.0.1" / "libs"
 
 
 def test_cli_fetch_is_cached_and_fast() -> None:

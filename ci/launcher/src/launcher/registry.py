@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MissingTool
-from .net import HOST, Port, claim_port, http
+from .net import HOST, claim_port, http
 from .pins import TOOLS
 from .service import Service
 
@@ -49,10 +49,6 @@ class Registry(Service):
         self.binary = registry_executable()
 
     @property
-    def port(self) -> int:
-        return self.listener.number
-
-    @property
     def address(self) -> str:
         """host:port, the registry part of an image reference (plain HTTP: tools need --plain-http or the like)."""
         return f"{HOST}:{self.port}"
@@ -64,9 +60,6 @@ class Registry(Service):
     @property
     def config_file(self) -> Path:
         return self.dir / "config.yml"
-
-    def ports(self) -> list[Port]:
-        return [self.listener]
 
     def prepare(self) -> None:
         super().prepare()

@@ -44,7 +44,7 @@ image:
 	@bash ci/system-deps.sh
 	@bash ci/image/build.sh --tag $(IMAGE) --dockerfile sidecar/Dockerfile --context sidecar \
 	  --base connect-health-python --base-arg PYTHON_IMAGE $(addprefix --package ,$(SIDECAR_BASE_PACKAGES)) \
-	  --build-arg VERSION=$(VERSION)
+	  --build-arg VERSION=$(VERSION) --label org.opencontainers.image.version=$(VERSION)
 
 # A release: the image pushed, the chart stamped with its digest and pushed to oci://$(REGISTRY)/charts, both signed
 # with cosign (COSIGN_KEY=cosign.key, password in COSIGN_PASSWORD; empty: keyless). ci/release.py says more.

@@ -11,6 +11,8 @@ command -v ss >/dev/null 2>&1 || need+=(iproute2)
 # make image / make release and their tests: buildah (the builder), debootstrap (the local Debian base), podman with
 # runc (runs the built image), skopeo (copies and inspects images in registries).
 for c in buildah debootstrap podman runc skopeo; do command -v $c >/dev/null 2>&1 || need+=($c); done
+# debootstrap checks Debian's archive signatures (preinstalled on Debian; a package of its own on Ubuntu CI).
+[ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=(debian-archive-keyring)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "system-deps: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2; exit 1

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Provides the pinned Helm 3, Helm 4 and helm-docs binaries in .tools/bin (helm3, helm4, helm-docs), and the release
-# tooling: registry (CNCF Distribution), cosign, crane, actionlint.
+# tooling: registry (CNCF Distribution), cosign, crane, actionlint; and Prometheus with promtool.
 # A binary already on PATH at the pinned version is linked; otherwise the pinned release is built from
 # source with the Go toolchain (modules come from the Go module proxy). Idempotent: a present binary of
 # the right version is kept.
@@ -69,4 +69,26 @@ provide_go crane github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSIO
 provide_go actionlint github.com/rhysd/actionlint/cmd/actionlint "$ACTIONLINT_VERSION"
 provide_go cosign github.com/sigstore/cosign/v2/cmd/cosign "$COSIGN_VERSION" \
   "-X sigs.k8s.io/release-utils/version.gitVersion=$COSIGN_VERSION"
+# Prometheus and promtool (the observability tests and `make demo`), built together from the Go module proxy. The
+# module's versions are v0.<100*major+minor>.<patch> for Prometheus <major>.<minor>.<patch>; its go.mod has no
+# replace lines. -tags remove_all_sd leaves out the service-discovery plugins (cloud SDKs; only static targets are
+# scraped here), which halves the build. Both binaries print their version, which is what is checked.
+provide_prometheus() {
+  local version=${PROMETHEUS_VERSION#v} major minor patch
+  IFS=. read -r major minor patch <<< "$version"
+  local module=github.com/prometheus/prometheus modver="v0.$((major * 100 + minor)).$patch" ok=1 name
+  for name in prometheus promtool; do
+    "$bin/$name" --version 2>/dev/null | head -1 | grep -q "version $version " || ok=0
+  done
+  [ "$ok" = 1 ] && return 0
+  command -v go >/dev/null || { echo "tools: prometheus: Go is needed to build Prometheus $version (install golang)" >&2; exit 1; }
+  echo "tools: building prometheus and promtool $version ($module@$modver) from source with Go (first run only)"
+  local tmp start v=github.com/prometheus/common/version; tmp=$(mktemp -d); start=$(date +%s)
+  GOBIN="$tmp" nice go install -trimpath -tags remove_all_sd \
+    -ldflags "-s -w -X $v.Version=$version -X $v.Revision=$modver -X $v.Branch=release -X $v.BuildUser=connect-health" \
+    "$module/cmd/prometheus@$modver" "$module/cmd/promtool@$modver"
+  mv "$tmp/prometheus" "$tmp/promtool" "$bin/"; rm -rf "$tmp"
+  echo "tools: prometheus and promtool $version built in $(( $(date +%s) - start )) s"
+}
+provide_prometheus
 echo "tools: $("$bin/helm3" version --short) / $("$bin/helm4" version --short) / helm-docs $(cat "$bin/helm-docs.version")"

@@ -336,7 +336,7 @@ class TestMonitoring:
         }
         sel = 'namespace="team-a", job="rel-kafka-connect"'
         assert alerts["KafkaConnectConnectorFailed"]["expr"] == (
-            f"max by (namespace, job, connector) (connect_health_connector_failed{{{sel}}}) == 1"
+            f'max by (namespace, job, connector) (connect_health_connector_failed{{{sel}, policy="critical"}}) == 1'
         )
         assert alerts["KafkaConnectWorkerUnreachable"]["expr"] == f"connect_health_worker_reachable{{{sel}}} == 0"
         assert alerts["KafkaConnectRestartRateHigh"]["expr"] == (

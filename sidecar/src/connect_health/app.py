@@ -16,7 +16,8 @@ from flask import Flask, Response, jsonify, render_template, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .client import ConnectClient
-from .config import HealthSettings, ServeSettings
+from .config import HealthSettings, ServeSettings, UsageError
+from .events import EventObserver, KubeEvents, log_event
 from .metrics import Metrics
 from .model import Verdict
 from .poller import Poller, View
@@ -51,8 +52,12 @@ def build(settings: ServeSettings, *, clock: Callable[[], float] = time.monotoni
     # The metrics read the poller's latest View at scrape time and observe each poll's duration: the lambda
     # names the poller created on the next line.
     metrics = Metrics(lambda: poller.view)
+    try:  # restarts and liveness changes as Events on this pod (--kubernetes-events), or as log lines
+        emit = KubeEvents.from_environment() if settings.kubernetes_events else log_event
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     poller = Poller(client, settings.health, connectors_file=settings.connectors_file, clock=clock,
-                    observers=(metrics.observe,))
+                    observers=(metrics.observe, EventObserver(emit)))
     app = create_app(poller, settings.health, metrics, refresh_seconds=settings.refresh_seconds)
     return Sidecar(client=client, poller=poller, metrics=metrics, app=app, poll_interval=settings.poll_interval)
 

@@ -78,6 +78,7 @@ class ServeSettings:
     connectors_file: str | None = None
     log_format: str = default("--log-format")
     server: str = default("--server")
+    kubernetes_events: bool = False
 
     @property
     def refresh_seconds(self) -> float:
@@ -228,7 +229,7 @@ def serve_settings(ns: argparse.Namespace) -> ServeSettings:
     connect = connect_settings(v)
     return ServeSettings(connect=connect, health=health_settings(v, connect), host=v["host"], port=v["port"],
                          poll_interval=v["poll_interval"], connectors_file=v["connectors_file"],
-                         log_format=v["log_format"], server=v["server"])
+                         log_format=v["log_format"], server=v["server"], kubernetes_events=v["kubernetes_events"])
 
 
 def check_settings(ns: argparse.Namespace) -> CheckSettings:

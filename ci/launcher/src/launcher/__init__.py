@@ -18,6 +18,7 @@ Modules, by role:
 ``broker``     Broker          ``worker``  Worker, its REST helpers and its request log (RequestLog)
 ``postgres``   Postgres        ``sidecar`` Sidecar (`connect-health serve`) and sidecar_env()
 ``registry``   Registry: a CNCF Distribution OCI registry (make release, the e2e cluster)
+``prometheus`` Prometheus: a real Prometheus scraping the stack with the chart's rules (demo, observability tests)
 ``stack``      Stack: a broker, workers and added services, started and stopped together
 ``state``      state files of `up` processes, and down()
 ``cli``        python -m launcher / connect-health-stack: fetch, up, down, status
@@ -76,6 +77,7 @@ from .pins import (
 from .postgres import Postgres
 from .process import foreground, log_tail, pid_matches
 from .progress import Progress
+from .prometheus import Prometheus, ScrapeTarget, prometheus_executable, promtool_executable
 from .registry import Registry, registry_executable
 from .service import Service, supervise
 from .sidecar import Sidecar, sidecar_env
@@ -93,4 +95,5 @@ __all__ = [
     "port_is_free", "recorded_processes", "require_fetched", "require_java", "sidecar_env", "state_file",
     "state_ports", "supervise", "up_alive", "wait_until",
     "Registry", "registry_executable",
+    "Prometheus", "ScrapeTarget", "prometheus_executable", "promtool_executable",
 ]

@@ -93,7 +93,7 @@ def test_apply_job_is_a_post_install_and_post_upgrade_hook(render: Render) -> No
     }
     assert meta["labels"]["app.kubernetes.io/component"] == "connectors-apply"
     spec = job["spec"]
-    assert spec["activeDeadlineSeconds"] == 600 and spec["backoffLimit"] == 0
+    assert spec["activeDeadlineSeconds"] == 270 and spec["backoffLimit"] == 0
     pod = pod_spec(job)
     assert pod["restartPolicy"] == "Never"
     apply = container(job, "apply")
@@ -104,7 +104,7 @@ def test_apply_job_is_a_post_install_and_post_upgrade_hook(render: Render) -> No
         "--connect-url",
         "http://rel-kafka-connect:8083",
         "--wait",
-        "300",
+        "180",
     ]
     # The declared connectors file, auth and shared settings come as the CLI's environment twins, as in the sidecar.
     assert env_of(apply) == {

@@ -171,10 +171,12 @@ def test_secret_mounts_and_config_providers(render: Render) -> None:
     d = one(objects, "Deployment")
     volumes = {v["name"]: v for v in pod_spec(d)["volumes"]}
     assert volumes["secret-pg"]["secret"] == {"secretName": "pg-credentials", "defaultMode": 0o440}
-    assert volumes["secret-kafka-client"]["secret"] == {"secretName": "kafka-client-tls", "defaultMode": 256}
+    assert volumes["secret-rest-jaas"]["secret"] == {"secretName": "connect-rest-jaas", "defaultMode": 256}
+    assert volumes["kafka-tls"]["secret"] == {"secretName": "kafka-client-tls", "defaultMode": 0o440}
     mounts = {m["name"]: m for m in container(d, "connect")["volumeMounts"]}
     assert mounts["secret-pg"] == {"name": "secret-pg", "mountPath": "/mnt/secrets/pg", "readOnly": True}
-    assert mounts["secret-kafka-client"]["mountPath"] == "/mnt/tls/kafka"
+    assert mounts["secret-rest-jaas"]["mountPath"] == "/mnt/rest"
+    assert mounts["kafka-tls"] == {"name": "kafka-tls", "mountPath": "/mnt/kafka/tls", "readOnly": True}
     props = properties(one(objects, "ConfigMap", "rel-kafka-connect-worker")["data"]["connect-distributed.properties"])
     assert props["config.providers"] == "directory,env,file"
     assert (
@@ -182,8 +184,10 @@ def test_secret_mounts_and_config_providers(render: Render) -> None:
     )
     assert props["config.providers.file.class"] == "org.apache.kafka.common.config.provider.FileConfigProvider"
     for provider in ("directory", "file"):
-        assert props[f"config.providers.{provider}.param.allowed.paths"] == "/mnt/tls/kafka,/mnt/secrets/pg"
-    assert props["ssl.truststore.password"] == "${file:/mnt/tls/kafka/passwords.properties:truststore}"
+        assert props[f"config.providers.{provider}.param.allowed.paths"] == "/mnt/secrets/pg,/mnt/rest,/mnt/kafka/tls"
+    for prefix in ("", "producer.", "consumer.", "admin."):
+        assert props[f"{prefix}security.protocol"] == "SSL"
+        assert props[f"{prefix}ssl.truststore.password"] == "${directory:/mnt/kafka/tls:truststore.password}"
 
 
 def test_two_secret_mounts_on_one_path_are_refused(render: Render) -> None:
@@ -205,7 +209,8 @@ def test_pdb(render: Render) -> None:
     pdb = one(render(values_files=[CHART / "ci" / "04-three-replicas-pdb-values.yaml"]), "PodDisruptionBudget")
     assert pdb["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdb["spec"]
     pdb = one(
-        render({**BOOT, "podDisruptionBudget": {"enabled": True, "minAvailable": "50%", "maxUnavailable": None}}),
+        render({**BOOT, "replicaCount": 3,
+                "podDisruptionBudget": {"enabled": True, "minAvailable": "50%", "maxUnavailable": None}}),
         "PodDisruptionBudget",
     )
     assert pdb["spec"]["minAvailable"] == "50%" and "maxUnavailable" not in pdb["spec"]
@@ -233,7 +238,10 @@ def test_network_policy(render: Render) -> None:
     }
     assert rest["from"][1] == {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "platform-tools"}}}
     assert health["ports"] == [{"port": "health", "protocol": "TCP"}]
-    assert health["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    assert health["from"] == [
+        rest["from"][0],  # the release's own pods: the helm test pod calls /readyz through the Service
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+    ]
     open_health = one(render({**BOOT, "networkPolicy": {"enabled": True}}), "NetworkPolicy")["spec"]["ingress"][1]
     assert "from" not in open_health, "empty healthFrom allows every source"
     assert not by_kind(render(BOOT), "NetworkPolicy")

@@ -61,6 +61,7 @@ def test_required_scenarios_exist() -> None:
         "cp-kafka-connect",
         "platform-team",
         "connectors",
+        "production",
     }
     have = {re.sub(r"^\d+-", "", name) for name in SCENARIO_IDS}
     assert wanted <= have, f"missing scenarios: {sorted(wanted - have)}"

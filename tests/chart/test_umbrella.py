@@ -11,6 +11,7 @@ import yaml
 from .render import (
     CHART,
     KUBE_VERSIONS,
+    NAMESPACE,
     NEWEST_KUBE,
     UMBRELLA,
     Obj,
@@ -93,7 +94,7 @@ def test_connect_clusters_are_independent(objects: list[Obj]) -> None:
     topics = {
         p[k] for p in props.values() for k in ("config.storage.topic", "offset.storage.topic", "status.storage.topic")
     }
-    assert group_ids == {f"platform-{alias}" for alias in ALIASES}
+    assert group_ids == {f"{NAMESPACE}-platform-{alias}" for alias in ALIASES}
     assert len(topics) == 6
     # Each cluster's apply Job talks to its own Service, with its own declarations.
     for job in by_kind(objects, "Job"):

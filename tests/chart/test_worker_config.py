@@ -28,23 +28,24 @@ def test_defaults(render: Render) -> None:
     props = worker_props(render)
     assert props == {
         "bootstrap.servers": "kafka-0:9092,kafka-1:9092",
-        "group.id": "rel-kafka-connect",
+        "group.id": "team-a-rel-kafka-connect",
         "listeners": "http://:8083",
         "rest.advertised.listener": "http",
         "rest.advertised.host.name": "${env:POD_IP}",
         "rest.advertised.port": "8083",
-        "config.storage.topic": "rel-kafka-connect-configs",
+        "config.storage.topic": "team-a-rel-kafka-connect-configs",
         "config.storage.replication.factor": "3",
-        "offset.storage.topic": "rel-kafka-connect-offsets",
+        "offset.storage.topic": "team-a-rel-kafka-connect-offsets",
         "offset.storage.replication.factor": "3",
         "offset.storage.partitions": "25",
-        "status.storage.topic": "rel-kafka-connect-status",
+        "status.storage.topic": "team-a-rel-kafka-connect-status",
         "status.storage.replication.factor": "3",
         "status.storage.partitions": "5",
         "key.converter": "org.apache.kafka.connect.json.JsonConverter",
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",
         "config.providers": "env",
         "config.providers.env.class": "org.apache.kafka.common.config.provider.EnvVarConfigProvider",
+        "config.providers.env.param.allowlist.pattern": "^POD_IP$",
     }
 
 
@@ -99,7 +100,7 @@ def test_worker_config_values_reach_connect_exactly(render: Render) -> None:
         "producer.compression.gzip.level": 0.5,
         "value.converter.schemas.enable": False,
         "transforms.route.regex": r"(.*)-\d+",
-        "sasl.jaas.config": (
+        "producer.sasl.jaas.config": (
             'org.apache.kafka.common.security.plain.PlainLoginModule required username="u"\n'
             ' password="${file:/mnt/secrets/kafka/jaas:password}";'
         ),
@@ -113,7 +114,7 @@ def test_worker_config_values_reach_connect_exactly(render: Render) -> None:
     assert props["producer.compression.gzip.level"] == "0.5"
     assert props["value.converter.schemas.enable"] == "false"
     assert props["transforms.route.regex"] == r"(.*)-\d+"
-    assert props["sasl.jaas.config"] == worker_config["sasl.jaas.config"]
+    assert props["producer.sasl.jaas.config"] == worker_config["producer.sasl.jaas.config"]
     assert props["client.id"] == " leading space"
 
 

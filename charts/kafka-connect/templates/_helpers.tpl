@@ -74,9 +74,147 @@ app.kubernetes.io/component: worker
 {{- end }}
 {{- end }}
 
-{{/* Connect group id: groupId or the full name. */}}
+{{/*
+Connect group id: groupId, or "<namespace>-<full name>" so that releases named alike in two namespaces on one Kafka
+never join into one Connect cluster (chart 0.1.x used the full name alone: README, "Upgrading").
+*/}}
 {{- define "kafka-connect.groupId" -}}
-{{- default (include "kafka-connect.fullname" .) .Values.groupId }}
+{{- default (printf "%s-%s" .Release.Namespace (include "kafka-connect.fullname" .)) .Values.groupId }}
+{{- end }}
+
+{{/*
+Kafka version of the Connect image ("" when unknown): kafkaVersion, else the tag of an apache/kafka image (the
+chart's appVersion without a tag) when it reads as a version. Other images' tags are not Kafka versions.
+*/}}
+{{- define "kafka-connect.kafkaVersion" -}}
+{{- $version := "" }}
+{{- if .Values.kafkaVersion }}
+{{- $version = toString .Values.kafkaVersion }}
+{{- else if and (regexMatch "(^|/)apache/kafka(-native)?$" .Values.image.repository) (not .Values.image.digest) }}
+{{- $version = .Values.image.tag | default .Chart.AppVersion | toString }}
+{{- end }}
+{{- if regexMatch "^[0-9]+\\.[0-9]+(\\.[0-9]+)?([-+].*)?$" $version }}{{ $version }}{{ end }}
+{{- end }}
+
+{{/* Log configuration format: logging.format, else log4j for a known Kafka 3.x, log4j2 otherwise. */}}
+{{- define "kafka-connect.logFormat" -}}
+{{- $version := include "kafka-connect.kafkaVersion" . }}
+{{- if .Values.logging.format }}{{ .Values.logging.format }}
+{{- else if and $version (semverCompare "<4.0.0-0" $version) }}log4j
+{{- else }}log4j2
+{{- end }}
+{{- end }}
+
+{{/* File name of the rendered log configuration in the worker ConfigMap. */}}
+{{- define "kafka-connect.logConfigFile" -}}
+{{- if eq (include "kafka-connect.logFormat" .) "log4j" }}log4j.properties{{ else }}log4j2.properties{{ end }}
+{{- end }}
+
+{{/* Where the kafka.tls and kafka.sasl Secrets are mounted. */}}
+{{- define "kafka-connect.kafkaTlsDir" -}}
+/mnt/kafka/tls
+{{- end }}
+{{- define "kafka-connect.kafkaSaslDir" -}}
+/mnt/kafka/sasl
+{{- end }}
+
+{{/* Whether the directory/file config providers are on: secretMounts, or Secrets of kafka.tls / kafka.sasl. */}}
+{{- define "kafka-connect.fileProviderPaths" -}}
+{{- $paths := list }}
+{{- range $name, $mount := .Values.secretMounts }}
+{{- $paths = append $paths (include "kafka-connect.secretMountPath" (dict "name" $name "mount" $mount)) }}
+{{- end }}
+{{- if and .Values.kafka.tls.enabled .Values.kafka.tls.existingSecret }}
+{{- $paths = append $paths (include "kafka-connect.kafkaTlsDir" .) }}
+{{- end }}
+{{- if .Values.kafka.sasl.mechanism }}
+{{- $paths = append $paths (include "kafka-connect.kafkaSaslDir" .) }}
+{{- end }}
+{{- join "," $paths }}
+{{- end }}
+
+{{/*
+The Kafka client security settings as a YAML map {property: value}, from kafka.tls, kafka.sasl and
+kafka.clientConfig; the worker ConfigMap writes them at worker level and under producer., consumer. and admin.
+Secrets are referenced through the directory config provider, never copied.
+*/}}
+{{- define "kafka-connect.kafkaClientProperties" -}}
+{{- $tls := .Values.kafka.tls }}
+{{- $sasl := .Values.kafka.sasl }}
+{{- $props := dict }}
+{{- $tlsDir := include "kafka-connect.kafkaTlsDir" . }}
+{{- $saslDir := include "kafka-connect.kafkaSaslDir" . }}
+{{- if $sasl.mechanism }}
+{{- $_ := set $props "security.protocol" (ternary "SASL_SSL" "SASL_PLAINTEXT" $tls.enabled) }}
+{{- else if $tls.enabled }}
+{{- $_ := set $props "security.protocol" "SSL" }}
+{{- end }}
+{{- if $tls.enabled }}
+{{- $_ := set $props "ssl.endpoint.identification.algorithm" ($tls.endpointIdentificationAlgorithm | default "") }}
+{{- if $tls.existingSecret }}
+{{- with $tls.truststore }}
+{{- if .key }}
+{{- $_ := set $props "ssl.truststore.location" (printf "%s/%s" $tlsDir .key) }}
+{{- $_ := set $props "ssl.truststore.type" .type }}
+{{- if .passwordKey }}
+{{- $_ := set $props "ssl.truststore.password" (printf "${directory:%s:%s}" $tlsDir .passwordKey) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- with $tls.keystore }}
+{{- if .key }}
+{{- $_ := set $props "ssl.keystore.location" (printf "%s/%s" $tlsDir .key) }}
+{{- $_ := set $props "ssl.keystore.type" .type }}
+{{- if .passwordKey }}
+{{- $_ := set $props "ssl.keystore.password" (printf "${directory:%s:%s}" $tlsDir .passwordKey) }}
+{{- end }}
+{{- if .keyPasswordKey }}
+{{- $_ := set $props "ssl.key.password" (printf "${directory:%s:%s}" $tlsDir .keyPasswordKey) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- with $sasl.mechanism }}
+{{- $_ := set $props "sasl.mechanism" . }}
+{{- if eq . "OAUTHBEARER" }}
+{{- $o := $sasl.oauthbearer }}
+{{- $_ := set $props "sasl.oauthbearer.token.endpoint.url" $o.tokenEndpointUrl }}
+{{- $_ := set $props "sasl.login.callback.handler.class" "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler" }}
+{{- $scope := "" }}
+{{- with $o.scope }}{{ $scope = printf " scope=\"%s\"" . }}{{ end }}
+{{- $_ := set $props "sasl.jaas.config" (printf "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId=\"${directory:%s:%s}\" clientSecret=\"${directory:%s:%s}\"%s;" $saslDir $o.clientIdKey $saslDir $o.clientSecretKey $scope) }}
+{{- else }}
+{{- $module := ternary "org.apache.kafka.common.security.plain.PlainLoginModule" "org.apache.kafka.common.security.scram.ScramLoginModule" (eq . "PLAIN") }}
+{{- $_ := set $props "sasl.jaas.config" (printf "%s required username=\"${directory:%s:%s}\" password=\"${directory:%s:%s}\";" $module $saslDir $sasl.usernameKey $saslDir $sasl.passwordKey) }}
+{{- end }}
+{{- end }}
+{{- range $key, $value := .Values.kafka.clientConfig }}
+{{- if regexMatch "^(producer|consumer|admin)\\." $key }}
+{{- fail (printf "kafka.clientConfig.%s: write client properties without a prefix; the chart renders each for the worker and under producer., consumer. and admin." $key) }}
+{{- end }}
+{{- if hasKey $props $key }}
+{{- fail (printf "kafka.clientConfig.%s is set by the chart from kafka.tls / kafka.sasl: change it there" $key) }}
+{{- end }}
+{{- $_ := set $props $key (include "kafka-connect.scalar" $value) }}
+{{- end }}
+{{- toYaml $props }}
+{{- end }}
+
+{{/* JVM options of the worker (KAFKA_OPTS): jvmOpts, the OAuth token URL Kafka >= 4.0 must be allowed to call, the
+JMX exporter agent. */}}
+{{- define "kafka-connect.kafkaOpts" -}}
+{{- $opts := list }}
+{{- with .Values.jvmOpts }}{{ $opts = append $opts . }}{{ end }}
+{{- if eq .Values.kafka.sasl.mechanism "OAUTHBEARER" }}
+{{- $opts = append $opts (printf "-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=%s" .Values.kafka.sasl.oauthbearer.tokenEndpointUrl) }}
+{{- end }}
+{{- with .Values.metrics.jmxExporter }}
+{{- if .enabled }}
+{{- $opts = append $opts (printf "-javaagent:%s=%d:/etc/kafka-connect/jmx-exporter.yaml" .jarPath (int .port)) }}
+{{- end }}
+{{- end }}
+{{- join " " $opts }}
 {{- end }}
 
 {{/* Name of the ConfigMap holding the worker properties. */}}
@@ -198,9 +336,17 @@ status.storage.partitions: internalTopics.status.partitions
 {{/* Fails on settings the schema cannot express; included by the templates that depend on them. */}}
 {{- define "kafka-connect.validate" -}}
 {{- $reserved := include "kafka-connect.reservedWorkerKeys" . | fromYaml }}
+{{- $client := include "kafka-connect.kafkaClientProperties" . | fromYaml }}
 {{- range $key, $_ := .Values.workerConfig }}
 {{- if hasKey $reserved $key }}
 {{- fail (printf "workerConfig.%s is set by the chart: use %s" $key (get $reserved $key)) }}
+{{- end }}
+{{- if regexMatch "^(security\\.protocol|ssl\\.|sasl\\.)" $key }}
+{{- fail (printf "workerConfig.%s would reach the worker but not the connectors' clients: use kafka.tls, kafka.sasl or kafka.clientConfig (rendered with the producer., consumer. and admin. prefixes too)" $key) }}
+{{- end }}
+{{- $unprefixed := regexReplaceAll "^(producer|consumer|admin)\\." $key "" }}
+{{- if and (ne $unprefixed $key) (hasKey $client $unprefixed) }}
+{{- fail (printf "workerConfig.%s is set by the chart from kafka.tls / kafka.sasl / kafka.clientConfig: change it there" $key) }}
 {{- end }}
 {{- if hasPrefix "config.providers." $key }}
 {{- fail (printf "workerConfig.%s: declare config providers in configProviders" $key) }}
@@ -209,6 +355,47 @@ status.storage.partitions: internalTopics.status.partitions
 {{- $pdb := .Values.podDisruptionBudget }}
 {{- if and $pdb.enabled (not (kindIs "invalid" $pdb.minAvailable)) (not (kindIs "invalid" $pdb.maxUnavailable)) }}
 {{- fail "podDisruptionBudget: set minAvailable or maxUnavailable, not both (set the other to null)" }}
+{{- end }}
+{{- if and $pdb.enabled (gt (int .Values.replicaCount) 0) }}
+{{- $replicas := int .Values.replicaCount }}
+{{- if not (kindIs "invalid" $pdb.minAvailable) }}
+{{- $min := 0 }}
+{{- if kindIs "string" $pdb.minAvailable }}
+{{- $pct := int (trimSuffix "%" $pdb.minAvailable) }}
+{{- $min = div (add (mul $pct $replicas) 99) 100 }}
+{{- else }}
+{{- $min = int $pdb.minAvailable }}
+{{- end }}
+{{- if ge $min $replicas }}
+{{- fail (printf "podDisruptionBudget.minAvailable %v with replicaCount %d never allows an eviction (node drains block): keep it below replicaCount, or set maxUnavailable" $pdb.minAvailable $replicas) }}
+{{- end }}
+{{- else if not (kindIs "invalid" $pdb.maxUnavailable) }}
+{{- if eq (int (trimSuffix "%" (toString $pdb.maxUnavailable))) 0 }}
+{{- fail (printf "podDisruptionBudget.maxUnavailable %v never allows an eviction (node drains block): set it to at least 1" $pdb.maxUnavailable) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $kafkaVersion := include "kafka-connect.kafkaVersion" . }}
+{{- if and $kafkaVersion (semverCompare "<3.5.0-0" $kafkaVersion) }}
+{{- fail (printf "Kafka %s is older than 3.5: the chart sets rest.advertised.host.name=${env:POD_IP}, which needs KIP-887's EnvVarConfigProvider (Kafka >= 3.5, Confluent Platform >= 7.5); use a newer image (kafkaVersion says which Kafka the image holds)" $kafkaVersion) }}
+{{- end }}
+{{- $sasl := .Values.kafka.sasl }}
+{{- if and $sasl.mechanism (not $sasl.existingSecret) }}
+{{- fail (printf "kafka.sasl.existingSecret is required with kafka.sasl.mechanism %s (the Secret holding the credentials)" $sasl.mechanism) }}
+{{- end }}
+{{- if and (eq $sasl.mechanism "OAUTHBEARER") (not $sasl.oauthbearer.tokenEndpointUrl) }}
+{{- fail "kafka.sasl.oauthbearer.tokenEndpointUrl is required with kafka.sasl.mechanism OAUTHBEARER" }}
+{{- end }}
+{{- $tls := .Values.kafka.tls }}
+{{- if and $tls.enabled (not $tls.existingSecret) $tls.keystore.key }}
+{{- fail "kafka.tls.existingSecret is required with kafka.tls.keystore.key (the Secret holding the client certificate)" }}
+{{- end }}
+{{- $apply := .Values.connectorsApply }}
+{{- if and (include "kafka-connect.connectorsEnabled" .) $apply.enabled }}
+{{- $wait := required "connectorsApply.wait is null: set the seconds the apply Job waits for the workers (default 180)" $apply.wait }}
+{{- if ge (float64 $wait) (float64 $apply.activeDeadlineSeconds) }}
+{{- fail (printf "connectorsApply.wait (%v s) must stay below connectorsApply.activeDeadlineSeconds (%v s), or the Job is killed while it waits" $wait $apply.activeDeadlineSeconds) }}
+{{- end }}
 {{- end }}
 {{- if and .Values.healthcheck.auth.username (not .Values.healthcheck.auth.existingSecret) }}
 {{- fail "healthcheck.auth.existingSecret is required when healthcheck.auth.username is set" }}

@@ -29,7 +29,7 @@ the sidecar's endpoints, or Connect's own fallbackProbePath on the REST port whe
 */}}
 {{- define "kafka-connect.sidecar.probeTarget" -}}
 {{- if .Values.healthcheck.enabled }}
-port: {{ .Values.healthcheck.port }}
+port: {{ include "kafka-connect.sidecar.port" . }}
 liveness: /livez
 readiness: /readyz
 startup: /startupz
@@ -39,6 +39,11 @@ liveness: {{ .Values.fallbackProbePath | quote }}
 readiness: {{ .Values.fallbackProbePath | quote }}
 startup: {{ .Values.fallbackProbePath | quote }}
 {{- end }}
+{{- end }}
+
+{{/* The sidecar's port; null (helm drops the key, so the schema never sees it) is refused with one line. */}}
+{{- define "kafka-connect.sidecar.port" -}}
+{{- required "healthcheck.port is null: set the sidecar's port (default 8090)" .Values.healthcheck.port | int }}
 {{- end }}
 
 {{/* Where the declared connectors (the `<fullname>-connectors` ConfigMap) are mounted. */}}
@@ -81,31 +86,11 @@ when basic auth is on. The worker pod's sidecar and the apply Job mount the same
 {{- end }}
 {{- end }}
 
-{{/* The volumes behind kafka-connect.sidecar.volumeMounts (and, with rbac.events, the sidecar container's token:
-the pod mounts none, automountServiceAccountToken stays off for Connect). */}}
+{{/* The volumes behind kafka-connect.sidecar.volumeMounts. */}}
 {{- define "kafka-connect.sidecar.volumes" -}}
 - name: health-tmp
   emptyDir:
     sizeLimit: 64Mi
-{{- if .Values.rbac.events }}
-- name: events-token
-  projected:
-    defaultMode: 292
-    sources:
-      - serviceAccountToken:
-          path: token
-          expirationSeconds: 3607
-      - configMap:
-          name: kube-root-ca.crt
-          items:
-            - key: ca.crt
-              path: ca.crt
-      - downwardAPI:
-          items:
-            - path: namespace
-              fieldRef:
-                fieldPath: metadata.namespace
-{{- end }}
 {{- if include "kafka-connect.connectorsEnabled" . }}
 - name: connectors
   configMap:
@@ -170,7 +155,7 @@ auth with the mounted password file), the log format, and the declared connector
   command: ["connect-health", "serve"]
   ports:
     - name: health
-      containerPort: {{ $hc.port }}
+      containerPort: {{ include "kafka-connect.sidecar.port" . }}
       protocol: TCP
   env:
     # The sidecar's worker id defaults to $POD_IP:<port of the Connect URL>, Connect's advertised id.
@@ -180,19 +165,9 @@ auth with the mounted password file), the log format, and the declared connector
           fieldPath: status.podIP
     - name: CONNECT_HEALTH_CONNECT_URL
       value: {{ include "kafka-connect.localConnectUrl" . | quote }}
-    {{- if .Values.rbac.events }}
-    # rbac.events: Events on this pod (connect_health.events), named by the downward API.
-    - name: CONNECT_HEALTH_KUBERNETES_EVENTS
-      value: "true"
-    {{- range $name, $field := dict "POD_NAME" "metadata.name" "POD_NAMESPACE" "metadata.namespace" "POD_UID" "metadata.uid" }}
-    - name: {{ $name }}
-      valueFrom:
-        fieldRef:
-          fieldPath: {{ $field }}
-    {{- end }}
-    {{- end }}
     {{- include "kafka-connect.sidecar.settingsEnv" (dict
       "CONNECT_HEALTH_PORT" $hc.port
+      "CONNECT_HEALTH_HOST" $hc.host
       "CONNECT_HEALTH_SCOPE" $hc.scope
       "CONNECT_HEALTH_POLL_INTERVAL" $hc.pollInterval
       "CONNECT_HEALTH_GRACE" $hc.grace
@@ -226,9 +201,4 @@ auth with the mounted password file), the log format, and the declared connector
   {{- end }}
   volumeMounts:
     {{- include "kafka-connect.sidecar.volumeMounts" . | nindent 4 }}
-    {{- if .Values.rbac.events }}
-    - name: events-token
-      mountPath: /var/run/secrets/kubernetes.io/serviceaccount
-      readOnly: true
-    {{- end }}
 {{- end }}

@@ -1,7 +1,10 @@
 """``connect-health apply``: make the worker hold exactly the declared connectors.
 
-Order: wait for the worker; read what it has (one expanded call); validate every connector that would be written
-and stop with nothing applied if any is invalid; write configs that differ; set desired states; prune.
+Order: wait for the worker; read what it has (one expanded call); wait until the plugin of every connector that
+would be written is listed by GET /connector-plugins (a plugin added in the same upgrade: see ``wait_for_plugins``);
+validate every connector that would be written and stop with nothing applied if any is invalid; write configs that
+differ; set desired states; prune. A call answered 409 (a rebalance) or not answered at all is retried with backoff
+until the ``--wait`` deadline, which covers the whole run.
 A connector whose config is already what the worker holds gets no write and no validation (the worker accepted
 that exact config before), so re-applying an unchanged file sends no write at all.
 """
@@ -12,6 +15,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from .client import ConnectClient, ConnectError, Reply
 from .declared import DESIRED_STATES, Declared, config_differs
@@ -29,6 +33,71 @@ class Result:
     @property
     def exit_code(self) -> int:
         return 1 if self.refused else 0
+
+
+class Retrier:
+    """Calls Connect again while it answers 409 (rebalance in progress) or does not answer, with a backoff doubling
+    from 0.5 s up to 5 s, until ``deadline`` (a ``clock()`` value). Every call is tried at least once; after the
+    deadline the last answer is returned (or the last ConnectError raised)."""
+
+    def __init__(self, deadline: float, out: Print, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.deadline = deadline
+        self.out = out
+        self.sleep = sleep
+        self.clock = clock
+
+    def call(self, what: str, send: Callable[[], Reply]) -> Reply:
+        backoff = 0.5
+        while True:
+            try:
+                reply = send()
+                if reply.status != 409:
+                    return reply
+                reason = f"409: {reply.error_message()}"
+            except ConnectError as exc:
+                if self.clock() >= self.deadline:
+                    raise
+                reason = str(exc)
+            else:
+                if self.clock() >= self.deadline:
+                    return reply
+            pause = min(backoff, max(0.0, self.deadline - self.clock()))
+            self.out(f"retrying {what} in {pause:.1f}s ({reason})")
+            self.sleep(pause)
+            backoff = min(backoff * 2, 5.0)
+
+
+NO_RETRY = Retrier(deadline=float("-inf"), out=lambda _: None)
+
+
+def _listed(connector_class: str, plugins: set[str]) -> bool:
+    """Whether GET /connector-plugins lists the class, named in full or by its simple name or alias (Connect
+    accepts `FileStreamSink` for `org.apache.kafka.connect.file.FileStreamSinkConnector`)."""
+    for plugin in plugins:
+        simple = plugin.rsplit(".", 1)[-1]
+        if connector_class in (plugin, simple, simple.removesuffix("Connector")):
+            return True
+    return False
+
+
+def wait_for_plugins(client: ConnectClient, classes: set[str], retrier: Retrier, out: Print) -> None:
+    """Wait (until the retrier's deadline) until GET /connector-plugins lists every class, so that a connector whose
+    plugin comes with the same upgrade is validated by a worker that has it. Returns when they are listed, when the
+    worker cannot tell (no list), or at the deadline: validation then names the missing class."""
+    announced = False
+    while True:
+        reply = retrier.call("GET /connector-plugins", partial(client.request, "GET", "/connector-plugins"))
+        if reply.status != 200 or not isinstance(reply.body, list):
+            return
+        listed = {p.get("class", "") for p in reply.body if isinstance(p, dict)}
+        missing = sorted(c for c in classes if not _listed(c, listed))
+        if not missing or retrier.clock() >= retrier.deadline:
+            return
+        if not announced:
+            out(f"waiting for the workers to list {', '.join(missing)} (GET /connector-plugins)")
+            announced = True
+        retrier.sleep(min(2.0, max(0.1, retrier.deadline - retrier.clock())))
 
 
 def wait_ready(client: ConnectClient, timeout: float, out: Print, sleep: Callable[[float], None] = time.sleep,
@@ -92,9 +161,11 @@ def _check(reply: Reply, what: str, result: Result) -> bool:
 
 
 def apply(client: ConnectClient, declared: dict[str, Declared], *, prune: bool = False,
-          prune_selector: re.Pattern[str] | None = None, dry_run: bool = False, out: Print = print) -> Result:
+          prune_selector: re.Pattern[str] | None = None, dry_run: bool = False, out: Print = print,
+          retrier: Retrier = NO_RETRY) -> Result:
     result = Result()
-    reply = client.connectors_expanded()
+    call = retrier.call
+    reply = call("GET /connectors", client.connectors_expanded)
     if reply.status != 200:
         result.refused.append(f"GET /connectors answered {reply.status}: {reply.error_message()}")
         return result
@@ -107,10 +178,13 @@ def apply(client: ConnectClient, declared: dict[str, Declared], *, prune: bool =
     to_write = [n for n in sorted(declared)
                 if config_differs(declared[n], (snapshot.connectors[n].config
                                                 if n in snapshot.connectors else None))]
+    if to_write:
+        wait_for_plugins(client, {declared[n].connector_class for n in to_write}, retrier, out)
     errors: list[str] = []
     for name in to_write:
         decl = declared[name]
-        errors += validation_errors(name, decl, client.validate(decl.connector_class, {**decl.config, "name": name}))
+        errors += validation_errors(name, decl, call(f"validate {name}", partial(
+            client.validate, decl.connector_class, {**decl.config, "name": name})))
     if errors:
         for line in errors:
             out(f"invalid: {line}")
@@ -129,7 +203,8 @@ def apply(client: ConnectClient, declared: dict[str, Declared], *, prune: bool =
                 out(f"would {verb} {name}")
             else:
                 result.writes += 1
-                if not _check(client.put_config(name, decl.config), f"{verb} {name}", result):
+                if not _check(call(f"{verb} {name}", partial(client.put_config, name, decl.config)),
+                              f"{verb} {name}", result):
                     continue
                 out(f"{verb}d {name}")
                 state = state or "RUNNING"
@@ -147,7 +222,7 @@ def apply(client: ConnectClient, declared: dict[str, Declared], *, prune: bool =
             out(f"would {action} {name}")
             continue
         result.writes += 1
-        if _check(client.set_state(name, action), f"{action} {name}", result):
+        if _check(call(f"{action} {name}", partial(client.set_state, name, action)), f"{action} {name}", result):
             out(f"{PAST[action]} {name}")
 
     if prune:
@@ -159,7 +234,7 @@ def apply(client: ConnectClient, declared: dict[str, Declared], *, prune: bool =
                 out(f"would delete {name}")
                 continue
             result.writes += 1
-            if _check(client.delete(name), f"delete {name}", result):
+            if _check(call(f"delete {name}", partial(client.delete, name)), f"delete {name}", result):
                 out(f"deleted {name}")
     for line in result.refused:
         out(f"refused: {line}")
@@ -179,13 +254,17 @@ def _state_action(actual: str | None, target: str) -> str | None:
 
 
 def run(client: ConnectClient, declared: dict[str, Declared], *, wait: float, prune: bool,
-        prune_selector: re.Pattern[str] | None, dry_run: bool, out: Print = print) -> int:
-    not_ready = wait_ready(client, wait, out)
+        prune_selector: re.Pattern[str] | None, dry_run: bool, out: Print = print,
+        sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> int:
+    """``wait`` bounds the whole run: waiting for the worker, for the plugins, and the retries of 409s."""
+    retrier = Retrier(clock() + wait, out, sleep, clock)
+    not_ready = wait_ready(client, wait, out, sleep, clock)
     if not_ready is not None:
         out(f"error: the worker at {client.settings.safe_url} was not ready within {wait:g}s: {not_ready}")
         return 1
     try:
-        result = apply(client, declared, prune=prune, prune_selector=prune_selector, dry_run=dry_run, out=out)
+        result = apply(client, declared, prune=prune, prune_selector=prune_selector, dry_run=dry_run, out=out,
+                       retrier=retrier)
     except ConnectError as exc:
         out(f"error: {exc}")
         return 1

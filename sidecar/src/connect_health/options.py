@@ -429,16 +429,13 @@ OPTIONS: tuple[Option, ...] = (
            "writes them; serve and check report drift and use each one's policy and restartAttempts", None, ALL,
            DECLARED, required_for=("apply",), chart_note="`connectors` (a ConfigMap)"),
     # --- serve ------------------------------------------------------------------------------------------------
-    Option("--host", Text(), "address to listen on", "0.0.0.0", ("serve",), SERVER),
+    Option("--host", Text(), "address to listen on", "0.0.0.0", ("serve",), SERVER, chart="healthcheck.host"),
     Option("--port", Number(minimum=1, maximum=65535, whole=True, metavar="PORT"), "port to listen on", 8090,
            ("serve",), SERVER, chart="healthcheck.port"),
     Option("--poll-interval", seconds(positive=True), "seconds between polls", 5.0, ("serve",), SERVER,
            chart="healthcheck.pollInterval"),
     Option("--server", Choice(("waitress", "flask")), "waitress (production) or flask (development only)",
            "waitress", ("serve",), SERVER),
-    Option("--kubernetes-events", Switch(), "also post each restart sent and each /livez change as an Event on this "
-           "pod, with its service-account token (needs POD_NAME and create on events); off: log lines only", False,
-           ("serve",), SERVER, chart_note="`rbac.events` (with the Role allowing it)"),
     # --- check ------------------------------------------------------------------------------------------------
     Option("--restart", Switch(), "send one rung of the restart ladder to every connector failing on this worker",
            False, ("check",), CHECK),

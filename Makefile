@@ -76,7 +76,7 @@ lint: venv tools
 	$(VENV)/bin/ruff check sidecar tests bench ci
 	$(MYPY) --config-file sidecar/pyproject.toml sidecar/src
 	$(MYPY) --config-file ci/launcher/pyproject.toml ci/launcher/src
-	$(MYPY) bench tests/sidecar tests/chart tests/integration tests/release
+	$(MYPY) bench tests/sidecar tests/chart tests/integration tests/release tests/observability
 	$(MYPY) tests/e2e --exclude tests/e2e/cluster/
 	helm3 lint --strict charts/kafka-connect -f charts/kafka-connect/ci/01-minimal-values.yaml
 	actionlint .github/workflows/*.yaml

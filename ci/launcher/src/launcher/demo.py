@@ -1,15 +1,18 @@
 """`make demo`: a real Kafka broker, a Connect worker and connect-health on 127.0.0.1, with a failure to cause.
 
     python -m launcher.demo up [--workdir DIR] [--broker-port N] [--controller-port N] [--rest-port N]
-                               [--sidecar-port N]
+                               [--sidecar-port N] [--prometheus-port N]
     python -m launcher.demo break [--workdir DIR]   the sink's output directory disappears and its task fails
     python -m launcher.demo heal [--workdir DIR]    the directory comes back; the ladder (or a restart) revives it
     python -m launcher.demo stop [--workdir DIR]    stop a demo running in another terminal (same as Ctrl-C there)
 
 `up` runs in the foreground: the launcher's Stack with its Sidecar (the venv's `connect-health serve`) added; the
-connectors are examples/demo-connectors.yaml, created by `connect-health apply`. Ports default to 9092 (broker),
-8083 (Connect REST) and 8090 (connect-health), the controller gets a free one; each has an environment twin
-(DEMO_BROKER_PORT, DEMO_CONTROLLER_PORT, DEMO_REST_PORT, DEMO_SIDECAR_PORT; 0 = any free port):
+connectors are examples/demo-connectors.yaml, created by `connect-health apply`. A real Prometheus (built by `make
+tools`; left out, with a line saying so, when it is not) scrapes the sidecar with the chart's own alerting rules
+loaded (their `for:` shortened to ALERT_FOR), and the terminal prints each change of its alerts. Ports default to
+9092 (broker), 8083 (Connect REST), 8090 (connect-health) and 9090 (Prometheus), the controller gets a free one;
+each has an environment twin (DEMO_BROKER_PORT, DEMO_CONTROLLER_PORT, DEMO_REST_PORT, DEMO_SIDECAR_PORT,
+DEMO_PROMETHEUS_PORT; 0 = any free port):
 `make demo DEMO_REST_PORT=18083`. State (pids, ports, logs, files) lives in .tools/demo/.
 """
 
@@ -28,12 +31,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .cli import report
-from .errors import PortInUse, StackError
+from .errors import MissingTool, PortInUse, StackError
 from .fetch import require_fetched
 from .net import Port, http, listening, require_free, wait_until
 from .pins import KAFKA_VERSION, ROOT, TOOLS, rel
 from .process import foreground
 from .progress import Progress
+from .prometheus import Prometheus, ScrapeTarget, fullname, render_chart_rules
 from .service import Service, supervise
 from .sidecar import Sidecar, sidecar_env
 from .stack import Stack
@@ -63,6 +67,14 @@ SIDECAR_FLAGS = ("--poll-interval", str(POLL_INTERVAL), "--restart-attempts", st
 # wait it gives up.
 LADDER_WAITS = [RESTART_BACKOFF * 2 ** n for n in range(RESTART_ATTEMPTS)]
 LADDER_GIVES_UP_AFTER = sum(LADDER_WAITS)
+# Prometheus scrapes the sidecar as the chart's ServiceMonitor would for release RELEASE in NAMESPACE (the job is the
+# Service, i.e. the release's fullname; namespace and pod added by its relabelling), so the chart's rules, which
+# select on namespace and job, apply unchanged. Their pending periods are shortened for the demo.
+RELEASE = NAMESPACE = "demo"
+JOB = fullname(RELEASE)
+ALERT_FOR = "10s"
+RULE_VALUES = {f"metrics.prometheusRule.alerts.{a}.for": ALERT_FOR
+               for a in ("connectorFailed", "workerUnreachable", "restartRate")}
 
 
 def _seconds(values: Sequence[int]) -> str:
@@ -84,6 +96,7 @@ PORTS = (
     PortSpec("controller_port", "--controller-port", "DEMO_CONTROLLER_PORT", 0, "the KRaft controller"),
     PortSpec("rest_port", "--rest-port", "DEMO_REST_PORT", 8083, "the Connect REST API"),
     PortSpec("sidecar_port", "--sidecar-port", "DEMO_SIDECAR_PORT", 8090, "connect-health"),
+    PortSpec("prometheus_port", "--prometheus-port", "DEMO_PROMETHEUS_PORT", 9090, "Prometheus"),
 )
 
 
@@ -247,6 +260,43 @@ class Watcher:
         self.livez = livez
 
 
+class AlertWatcher:
+    """Prints each change of Prometheus's alerts (pending, firing, resolved), as /api/v1/alerts shows them."""
+
+    def __init__(self, prom: Prometheus, out: Callable[[str], None]) -> None:
+        self.prom = prom
+        self.out = out
+        self.states: dict[tuple[str, str], str] = {}
+
+    def poll(self) -> None:
+        try:
+            alerts = self.prom.alerts()
+        except (OSError, StackError):
+            return
+        now: dict[tuple[str, str], str] = {}
+        for a in alerts:
+            labels = a.get("labels", {})
+            subject = ", ".join(f"{k}={labels[k]}" for k in ("connector", "pod") if k in labels)
+            now[(str(labels.get("alertname")), subject)] = str(a.get("state"))
+        for key in sorted(set(now) | set(self.states)):
+            before, after = self.states.get(key), now.get(key, "resolved")
+            if before != after and (before is not None or after != "resolved"):
+                self.out(f"Prometheus: alert {key[0]}{{{key[1]}}} {after}"
+                         + (f" (pending for {ALERT_FOR} first)" if after == "pending" else ""))
+        self.states = now
+
+
+def _prometheus(workdir: Path, sidecar: Sidecar, port: int | None, out: Stages) -> Prometheus | None:
+    """The demo's Prometheus with the chart's rules, or None (said why) when `make tools` has not built it."""
+    try:
+        rules = render_chart_rules(workdir / "prometheus-rules" / "rules.yml", RELEASE, NAMESPACE, RULE_VALUES)
+        target = ScrapeTarget(JOB, sidecar.url, {"namespace": NAMESPACE, "pod": f"{JOB}-0"})
+        return Prometheus(workdir, [target], [rules], port=port)
+    except MissingTool as e:
+        out(f"no Prometheus in this demo: {e}")
+        return None
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     try:
         return _up(args)
@@ -268,7 +318,7 @@ def _up(args: argparse.Namespace) -> int:
     ports = _ports(args)
     require_java(args.kafka_version)
     require_fetched(args.kafka_version)
-    for sub in ("broker", "worker", "sidecar"):  # a fresh cluster every time, as the launcher's `up` does
+    for sub in ("broker", "worker", "sidecar", "prometheus"):  # a fresh cluster every time, as the launcher's `up` does
         shutil.rmtree(workdir / sub, ignore_errors=True)
     workdir.mkdir(parents=True, exist_ok=True)
 
@@ -278,6 +328,9 @@ def _up(args: argparse.Namespace) -> int:
                   progress=out.stack_line)
     sidecar = stack.add(Sidecar(workdir, stack.connect_url, [*SIDECAR_FLAGS, "--connectors-file",
                                                              str(CONNECTORS_FILE)], port=ports["sidecar_port"] or None))
+    prom = _prometheus(workdir, sidecar, ports["prometheus_port"] or None, out)
+    if prom is not None:
+        stack.add(prom)
     out.services = stack.services
     out.notes[sidecar.name] = (f" (polls every {POLL_INTERVAL}s; ladder: {RESTART_ATTEMPTS} restarts, "
                                f"{RESTART_BACKOFF}s backoff)")
@@ -286,7 +339,7 @@ def _up(args: argparse.Namespace) -> int:
     demo = {"status_url": sidecar.url + "/status", "metrics_url": sidecar.url + "/metrics", "sidecar_url": sidecar.url,
             "connect_url": stack.connect_url, "bootstrap": stack.bootstrap, "worker_dir": str(worker_dir),
             "input": str(input_file), "output": str(output_file), "source": SOURCE, "sink": SINK, "topic": TOPIC,
-            "connectors_file": str(CONNECTORS_FILE)}
+            "connectors_file": str(CONNECTORS_FILE), "prometheus_url": prom.url if prom else None}
     state = StateWriter(workdir, stack, {"demo": demo})
     lines_written = 0
 
@@ -317,9 +370,10 @@ def _up(args: argparse.Namespace) -> int:
                        "connect-health to report both demo connectors ok", interval=0.3)
             state.save(ready=True)
             out(f"ready in {time.monotonic() - t0:.1f}s")
-            print(_banner(demo, stack, sidecar), flush=True)
+            print(_banner(demo, stack, sidecar, prom), flush=True)
             watcher = Watcher(sidecar.url, out)
             watcher.poll(quiet=True)
+            alerts = AlertWatcher(prom, out) if prom else None
             next_line = time.monotonic() + LINE_EVERY
 
             def tick() -> None:  # a line for the source every LINE_EVERY s; what the sidecar sees, as it changes
@@ -328,10 +382,12 @@ def _up(args: argparse.Namespace) -> int:
                     write_line()
                     next_line += LINE_EVERY
                 watcher.poll()
+                if alerts:
+                    alerts.poll()
 
             supervise(stack.services, tick, interval=0.5)
     finally:
-        out("stopping connect-health, the Connect worker and the broker")
+        out("stopping " + ("Prometheus, " if prom else "") + "connect-health, the Connect worker and the broker")
         # Only the ports of what this process started (a port someone else took is not ours to report).
         ours = [p.number for svc in stack.services if svc.start_seconds is not None for p in svc.ports()]
         stack.stop()
@@ -345,20 +401,25 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _banner(demo: dict[str, Any], stack: Stack, sidecar: Sidecar) -> str:
+def _banner(demo: dict[str, Any], stack: Stack, sidecar: Sidecar, prom: Prometheus | None) -> str:
     s = sidecar.url
     ladder = f"{RESTART_ATTEMPTS} restarts {', '.join(map(str, LADDER_WAITS))} s apart"
+    graph = ("" if prom is None else
+             f"  Prometheus    {prom.url}/alerts   (the chart's alerts, `for:` {ALERT_FOR}; scrapes every 1 s)\n"
+             f"  graph         {prom.url}/graph?g0.expr=connect_health_tasks&g0.tab=graph&g0.range_input=15m\n")
     return f"""
   status page   {demo['status_url']}   (refreshes itself every 2 s)
   metrics       {demo['metrics_url']}
-  Connect REST  {stack.connect_url}   Kafka bootstrap {stack.bootstrap}
+{graph}  Connect REST  {stack.connect_url}   Kafka bootstrap {stack.bootstrap}
   data          {rel(demo['input'])} -> topic {TOPIC} -> {rel(demo['output'])} (a new line every {LINE_EVERY:g} s)
   logs          {rel(stack.broker.log)}, {rel(stack.worker.log)}, {rel(sidecar.log)}
 
 Try, from another terminal:
   make demo-break    the sink's output directory disappears and its task fails: watch the page go yellow
                      (restarting: {ladder}), then red (failed) with /livez 503
+                     {"and Prometheus's KafkaConnectConnectorFailed alert pending, then firing" if prom else ""}
   make demo-heal     the directory comes back; the next restart (or demo-heal's own) revives the sink, no line lost
+                     {"(and the alert resolves)" if prom else ""}
   make demo-stop     stop everything (or Ctrl-C here); nothing is left listening
   curl -i {s}/livez
   curl -s '{s}/status?format=json' | python3 -m json.tool
@@ -421,6 +482,9 @@ def cmd_break(args: argparse.Namespace) -> int:
         print(f"  watch {d['status_url']}: 'restarting' while connect-health's ladder restarts it "
               f"({RESTART_ATTEMPTS} times, {_seconds(LADDER_WAITS)} s apart), then 'failed' and "
               f"{d['sidecar_url']}/livez 503 about {LADDER_GIVES_UP_AFTER} s from now.")
+    if d.get("prometheus_url"):
+        print(f"  Prometheus: KafkaConnectConnectorFailed goes pending once the ladder gives up, firing {ALERT_FOR} "
+              f"later ({d['prometheus_url']}/alerts; the `make demo` terminal prints each change).")
     print("  `make demo-heal` brings the directory back.")
     return 0
 
@@ -469,6 +533,9 @@ def cmd_heal(args: argparse.Namespace) -> int:
         status, _ = http("GET", sidecar_url + "/livez", timeout=5)
         print(f"demo-heal: connect-health says ok; /livez answers {status}; the sink catches up from its committed "
               f"offset, so {rel(d['output'])} gets every line written while it was down")
+    if d.get("prometheus_url"):
+        print(f"demo-heal: Prometheus resolves KafkaConnectConnectorFailed at its next scrape and evaluation "
+              f"({d['prometheus_url']}/alerts)")
     return 0
 
 

@@ -86,11 +86,31 @@ when basic auth is on. The worker pod's sidecar and the apply Job mount the same
 {{- end }}
 {{- end }}
 
-{{/* The volumes behind kafka-connect.sidecar.volumeMounts. */}}
+{{/* The volumes behind kafka-connect.sidecar.volumeMounts (and, with rbac.events, the sidecar container's token:
+the pod mounts none, automountServiceAccountToken stays off for Connect). */}}
 {{- define "kafka-connect.sidecar.volumes" -}}
 - name: health-tmp
   emptyDir:
     sizeLimit: 64Mi
+{{- if .Values.rbac.events }}
+- name: events-token
+  projected:
+    defaultMode: 292
+    sources:
+      - serviceAccountToken:
+          path: token
+          expirationSeconds: 3607
+      - configMap:
+          name: kube-root-ca.crt
+          items:
+            - key: ca.crt
+              path: ca.crt
+      - downwardAPI:
+          items:
+            - path: namespace
+              fieldRef:
+                fieldPath: metadata.namespace
+{{- end }}
 {{- if include "kafka-connect.connectorsEnabled" . }}
 - name: connectors
   configMap:
@@ -165,6 +185,17 @@ auth with the mounted password file), the log format, and the declared connector
           fieldPath: status.podIP
     - name: CONNECT_HEALTH_CONNECT_URL
       value: {{ include "kafka-connect.localConnectUrl" . | quote }}
+    {{- if .Values.rbac.events }}
+    # rbac.events: Events on this pod (connect_health.events), named by the downward API.
+    - name: CONNECT_HEALTH_KUBERNETES_EVENTS
+      value: "true"
+    {{- range $name, $field := dict "POD_NAME" "metadata.name" "POD_NAMESPACE" "metadata.namespace" "POD_UID" "metadata.uid" }}
+    - name: {{ $name }}
+      valueFrom:
+        fieldRef:
+          fieldPath: {{ $field }}
+    {{- end }}
+    {{- end }}
     {{- include "kafka-connect.sidecar.settingsEnv" (dict
       "CONNECT_HEALTH_PORT" $hc.port
       "CONNECT_HEALTH_HOST" $hc.host
@@ -201,4 +232,9 @@ auth with the mounted password file), the log format, and the declared connector
   {{- end }}
   volumeMounts:
     {{- include "kafka-connect.sidecar.volumeMounts" . | nindent 4 }}
+    {{- if .Values.rbac.events }}
+    - name: events-token
+      mountPath: /var/run/secrets/kubernetes.io/serviceaccount
+      readOnly: true
+    {{- end }}
 {{- end }}

@@ -436,6 +436,9 @@ OPTIONS: tuple[Option, ...] = (
            chart="healthcheck.pollInterval"),
     Option("--server", Choice(("waitress", "flask")), "waitress (production) or flask (development only)",
            "waitress", ("serve",), SERVER),
+    Option("--kubernetes-events", Switch(), "also post each restart sent and each /livez change as an Event on this "
+           "pod, with its service-account token (needs POD_NAME and create on events); off: log lines only", False,
+           ("serve",), SERVER, chart_note="`rbac.events` (with the Role allowing it)"),
     # --- check ------------------------------------------------------------------------------------------------
     Option("--restart", Switch(), "send one rung of the restart ladder to every connector failing on this worker",
            False, ("check",), CHECK),

@@ -19,6 +19,7 @@ help:
 	@echo "make docs   - regenerate the chart README with helm-docs"
 	@echo "make image  - build the sidecar image with buildah on a local Debian base (IMAGE=..., VERSION=...)"
 	@echo "make release REGISTRY=host[:port]/org VERSION=x.y.z - push image + chart (digest-pinned), sign both"
+	@echo "make cluster-up / cluster-down - a single-node Kubernetes under .tools/cluster/ (root; ci/cluster.mk)"
 
 # The venv is rebuilt when the pins change; the sidecar and the launcher (ci/launcher) are installed editable so
 # tests, demo and bench see the working tree.
@@ -102,7 +103,10 @@ demo-stop: venv
 # --quick` checks every part in about a minute without touching bench/results/ (bench/README.md).
 bench: venv tools kafka
 	$(PY) bench/measure.py
+	$(PY) bench/scale.py
 	$(PY) bench/report.py
 
 clean:
 	rm -rf $(TOOLS)
+
+include ci/cluster.mk

@@ -13,6 +13,16 @@ command -v ss >/dev/null 2>&1 || need+=(iproute2)
 for c in buildah debootstrap podman runc skopeo; do command -v $c >/dev/null 2>&1 || need+=($c); done
 # debootstrap checks Debian's archive signatures (preinstalled on Debian; a package of its own on Ubuntu CI).
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=(debian-archive-keyring)
+# `system-deps.sh cluster` (make cluster-up / make e2e): also the node of the e2e cluster: containerd, the CNI
+# plugins, etcd, iptables, conntrack and a static busybox (the pause image).
+if [ "${1:-}" = cluster ]; then
+  command -v containerd >/dev/null 2>&1 || need+=(containerd)
+  [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+  command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+  command -v iptables >/dev/null 2>&1 || need+=(iptables)
+  command -v conntrack >/dev/null 2>&1 || need+=(conntrack)
+  [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || need+=(busybox-static)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "system-deps: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2; exit 1

@@ -273,7 +273,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"report: cannot read {args.results}: {e}", file=sys.stderr)
         return 2
     md_path = args.md or args.results.with_suffix(".md")
-    md_path.write_text(markdown(report))
+    text = markdown(report)
+    scale_results = RESULTS / "scale.json"  # bench/scale.py's section (issue 12), when it has run
+    if args.md is None and scale_results.exists():
+        from scale import markdown as scale_markdown
+
+        text += "\n" + scale_markdown(json.loads(scale_results.read_text()))
+    md_path.write_text(text)
     if not args.quiet:
         print(md_path.read_text())
     print(f"report: wrote {md_path}")

@@ -214,3 +214,12 @@ def test_status_pages_and_filters_the_whole_cluster(make_app: MakeApp, fake: Fak
     for bad in ("view=everything", "limit=0", "offset=-1", "limit=x"):
         resp = client.get(f"/status?{bad}")
         assert resp.status_code == 400 and bad.split("=")[0] in resp.get_json()["error"]
+
+
+def test_malloc_is_tuned_on_glibc_unless_the_environment_says_otherwise(monkeypatch: Any) -> None:
+    import platform
+
+    from connect_health.memory import tune_malloc
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    assert tune_malloc() is (platform.libc_ver()[0] == "glibc")  # Debian: glibc takes both settings

@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from .client import ConnectClient
 from .config import HealthSettings, ServeSettings, UsageError
 from .events import EventObserver, KubeEvents, log_event
+from .memory import tune_malloc
 from .metrics import Metrics
 from .model import Verdict
 from .poller import Poller, View
@@ -48,6 +49,7 @@ class Sidecar:
 
 def build(settings: ServeSettings, *, clock: Callable[[], float] = time.monotonic) -> Sidecar:
     """Wire the sidecar for ``settings``; nothing runs until ``start()``."""
+    tune_malloc()  # before any thread starts (memory.py)
     client = ConnectClient(settings.connect)
     # The metrics read the poller's latest View at scrape time and observe each poll's duration: the lambda
     # names the poller created on the next line.

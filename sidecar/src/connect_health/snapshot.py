@@ -17,8 +17,9 @@ through ``json`` and the lenient per-entry parser, so both paths give the same S
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,7 +179,10 @@ class _Entry(msgspec.Struct, omit_defaults=True):
     info: msgspec.Raw = msgspec.Raw()  # left undecoded (empty: no expand=info); decoded only for kept connectors
 
 
-_DECODER = msgspec.json.Decoder(dict[str, _Entry])
+# The answer is split into one raw slice per connector first, then each entry is decoded on its own as the scoping
+# loop reaches it: only one connector's structs exist at a time, so a poll's transient memory stays small.
+_ENTRIES = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_ENTRY = msgspec.json.Decoder(_Entry)
 
 
 class _Odd(Exception):
@@ -194,14 +198,23 @@ def _unit_state(value: str) -> str:
 def parse_answer(raw: bytes, *, worker_id: str | None = None, keep: Collection[str] = ()) -> Snapshot:
     """Connect's raw answer -> Snapshot, as :func:`parse_expanded` of the decoded JSON would give."""
     try:
-        entries = _DECODER.decode(raw)
-        has_info = any(e.info for e in entries.values())
-        listing = None
+        entries = _ENTRIES.decode(raw)
+        found_info: list[bool] = []
+
+        def units() -> Iterator[tuple[str, _Unit, list[_Task], str, msgspec.Raw | None]]:
+            for name, slice_ in entries.items():
+                e = _ENTRY.decode(slice_)
+                if e.info:
+                    found_info.append(True)
+                yield name, e.status.connector, e.status.tasks, e.status.type or "unknown", e.info or None
+
+        snapshot = _scoped(units(), 0, worker_id, keep, raw if worker_id is not None else None, False)
+        if not found_info:
+            return snapshot
+        listing = None  # an answer with configs: the listing keeps only the statuses (a fifth of the size)
         if worker_id is not None:
-            listing = msgspec.json.encode({n: {"status": e.status} for n, e in entries.items()}) if has_info else raw
-        units = ((n, e.status.connector, e.status.tasks, e.status.type or "unknown", e.info or None)
-                 for n, e in entries.items())
-        return _scoped(units, 0, worker_id, keep, listing, has_info)
+            listing = msgspec.json.encode({n: {"status": _ENTRY.decode(r).status} for n, r in entries.items()})
+        return dataclasses.replace(snapshot, listing=listing, with_configs=True)
     except (msgspec.DecodeError, _Odd):  # ValidationError is a DecodeError
         pass
     try:

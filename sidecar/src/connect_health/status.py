@@ -73,6 +73,22 @@ def _groups(rows: tuple[model.Row, ...] | list[model.Row]) -> dict[str, list[mod
     return out
 
 
+_ORDERED: tuple[View, list[list[model.Row]]] | None = None  # the last View's connectors in page order
+
+
+def _ordered(view: View) -> list[list[model.Row]]:
+    """The View's connectors (their rows): with units on this worker first, problems first, then by name. Sorted
+    once per View (a poll), not per request."""
+    global _ORDERED
+    cached = _ORDERED
+    if cached is not None and cached[0] is view:
+        return cached[1]
+    groups = list(_groups(view.report.rows).values())
+    groups.sort(key=lambda g: (not any(r.local for r in g), min(RANK.get(r.verdict, 9) for r in g), g[0].connector))
+    _ORDERED = (view, groups)
+    return groups
+
+
 def _matches(rows: list[model.Row], q: Query) -> bool:
     return ((not q.name or q.name in rows[0].connector)
             and (not q.state or any(r.state == q.state for r in rows))
@@ -85,9 +101,7 @@ def _page(view: View, settings: HealthSettings, q: Query) -> tuple[list[list[mod
     obs = view.observation
     snapshot = obs.snapshot
     if q.view == "worker" or snapshot is None:
-        groups = [g for g in _groups(view.report.rows).values() if _matches(g, q)]
-        groups.sort(key=lambda g: (not any(r.local for r in g), min(RANK.get(r.verdict, 9) for r in g),
-                                   g[0].connector))
+        groups = [g for g in _ordered(view) if _matches(g, q)]
         return groups[q.offset:q.offset + q.limit], len(groups), snapshot
     full = parse_answer(snapshot.listing) if snapshot.listing is not None else snapshot
     conns = sorted(full.connectors)

@@ -4,21 +4,21 @@
 #
 #   bash ci/image/base.sh NAME PACKAGE...     e.g. base.sh connect-health-python python3 python3-venv python-is-python3
 #
-# The name's tag is a hash of the suite, mirror, package list and this script, so a changed list makes a new base
+# The name's tag is a hash of the suite, mirror, package list and this script's code (not its comments), so a changed list makes a new base
 # and an unchanged one is reused. Cached twice under .tools/: the root filesystem tarball (.tools/image/) and the
 # imported image in the project's container storage (ci/image/env.sh). Downloaded .debs are kept in
 # .tools/image/debs so a rebuild after a list change fetches only what is new.
 # Kept small the way Debian's slim images are: no docs (copyright files stay), man pages, locales or apt lists,
 # and a dpkg path-exclude so packages a Dockerfile adds later stay slim too.
 set -euo pipefail
-# shellcheck source=env.sh
+# shellcheck source-path=SCRIPTDIR source=env.sh
 . "$(dirname "$0")/env.sh"
 if [ $# -lt 1 ] || [[ ! "$1" =~ ^[a-z0-9][a-z0-9._-]*$ ]]; then
   echo "usage: base.sh NAME [PACKAGE...]  (NAME: lowercase letters, digits, . _ -)" >&2; exit 2
 fi
 name=$1; shift
 packages=$(printf '%s\n' "$@" | sort -u | paste -sd, -)
-key=$( { echo "$DEBIAN_SUITE $DEBIAN_MIRROR $packages"; cat "$0"; } | sha256sum | cut -c1-12)
+key=$( { echo "$DEBIAN_SUITE $DEBIAN_MIRROR $packages"; grep -v '^ *#' "$0"; } | sha256sum | cut -c1-12)
 image="localhost/$name:$key"
 image_need buildah debootstrap
 if buildah inspect --type image "$image" >/dev/null 2>&1; then echo "$image"; exit 0; fi
@@ -52,6 +52,7 @@ EOF
          "$rootfs"/etc/machine-id "$rootfs"/etc/hostname "$rootfs"/etc/resolv.conf
   tar --numeric-owner --sort=name --xattrs -C "$rootfs" -cf "$tarball.tmp" .
   mv "$tarball.tmp" "$tarball"
+  find "$cache" -maxdepth 1 -name "$name-*.tar" ! -name "$name-$key.tar" -delete  # older bases of this name
   rm -rf "$work"; trap - EXIT
   echo "image: root filesystem of $name made in $(( $(date +%s) - start )) s ($(du -m "$tarball" | cut -f1) MB)" >&2
 fi

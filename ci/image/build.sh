@@ -18,7 +18,7 @@
 # labels with --label too (applied to the final image, outside the cache).
 # Prints the image's name, ID and uncompressed size on its last line.
 set -euo pipefail
-# shellcheck source=env.sh
+# shellcheck source-path=SCRIPTDIR source=env.sh
 . "$(dirname "$0")/env.sh"
 usage() { echo "usage: build.sh --tag TAG --dockerfile FILE --context DIR --base NAME --base-arg ARG [--package PKG]... [--build-arg K=V]... [--label K=V]...${1:+ ($1)}" >&2; exit 2; }
 tag="" dockerfile="" context="" base="" base_arg="" packages=() build_args=()

@@ -1,3 +1,4 @@
+# shellcheck shell=bash source-path=SCRIPTDIR
 # Sourced by the image scripts (ci/image/*.sh, ci/images/*) and by anyone running buildah, podman or skopeo on
 # the project's images (`. ci/image/env.sh`; `bash ci/image/env.sh --print` prints the two variables for tests):
 # - the container storage lives under .tools/containers instead of the machine's /var/lib/containers, so

@@ -45,6 +45,7 @@ class Answer:
     hang: bool = False  # block until the fake is released (or 30 s), then answer
     truncate_to: int | None = None  # send only this many bytes of the body, then close the connection
     stream_without_length: bool = False  # no Content-Length: the body ends when the connection closes
+    trickle: float | None = None  # send the body one byte every this many seconds (until released or sent)
 
     def payload(self) -> bytes:
         if self.body is None:
@@ -72,7 +73,7 @@ Route = Answer | Callable[["Seen"], Answer]
 
 
 class FakeConnect:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.routes: dict[tuple[str, str], Route] = {}
         self.seen: list[Seen] = []
         self.release = threading.Event()
@@ -116,6 +117,13 @@ class FakeConnect:
                     self.end_headers()
                     if answer.truncate_to is not None:
                         payload = payload[: answer.truncate_to]
+                    if answer.trickle is not None:  # a worker that answers, but slower than any deadline
+                        for i in range(len(payload)):
+                            if fake.release.wait(answer.trickle):
+                                break
+                            self.wfile.write(payload[i:i + 1])
+                            self.wfile.flush()
+                        payload = b""
                     self.wfile.write(payload)
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
@@ -124,7 +132,7 @@ class FakeConnect:
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="fake-connect", daemon=True)

@@ -300,6 +300,7 @@ def test_metrics_worker_unreachable_and_restart_outcomes(make_app: MakeApp, fake
     app, poller = make_app(health())
     for _ in range(2):
         poller.poll_once()
+        clock.advance(30)  # a 409 is retried after --restart-backoff
     fake.connectors(Answer(200, b"garbage"))
     poller.poll_once()
     fams = scrape(app)

@@ -52,14 +52,17 @@ def test_exhaustion_time_is_the_sum_of_the_doubling_waits(attempts: int, backoff
     assert sent == attempts
 
 
-def test_a_409_conflict_is_retried_at_the_next_poll_and_not_counted() -> None:
+def test_a_409_conflict_is_retried_after_the_backoff_and_counts_only_when_it_does_not_end() -> None:
     rungs, todo = step({}, 0, outcome="conflict")
     assert todo == ["x"] and rungs["x"].attempts == 0 and rungs["x"].last_outcome == "conflict"
-    for now in (5, 10, 15):  # rebalance keeps going: every poll tries again, nothing is counted
+    assert step(rungs, 29, outcome="conflict")[1] == []  # retried after --restart-backoff, not at every poll
+    for now in (30, 60):  # a rebalance: the first FREE_CONFLICTS 409s in a row are not counted
         rungs, todo = step(rungs, now, outcome="conflict")
         assert todo == ["x"] and rungs["x"].attempts == 0 and not rungs["x"].exhausted
-    rungs, todo = step(rungs, 20, outcome="requested")
-    assert rungs["x"].attempts == 1 and rungs["x"].next_at == 50
+    rungs, todo = step(rungs, 90, outcome="conflict")  # a 409 that never ends counts from now on
+    assert todo == ["x"] and rungs["x"].attempts == 1 and rungs["x"].next_at == 120
+    rungs, todo = step(rungs, 120, outcome="requested")
+    assert rungs["x"].attempts == 2 and rungs["x"].conflicts == 0
 
 
 def test_errors_count_as_attempts_but_a_deleted_connector_does_not() -> None:

@@ -27,7 +27,7 @@ def parse(*argv: str) -> Any:
     ("--restart-attempts", ["0", "100", " 7 "], ["-1", "101", "2.5", "", "three"]),
     ("--failure-threshold", ["0.001", "100", "50"], ["0", "100.5", "-1", "", "half", "nan"]),
     ("--grace", ["0", "12.5", "1e9"], ["-0.5", "", "5m", "inf"]),
-    ("--poll-interval", ["0.001"], ["0", "-1"]),
+    ("--poll-interval", ["0.1", "2.5"], ["0", "-1", "0.001", "1e-300"]),
     ("--port", ["1", "65535"], ["0", "65536", "80.5"]),
     ("--scope", ["worker", "cluster"], ["Cluster", " worker", ""]),
     ("--traces", ["redacted", "none"], ["full", "NONE"]),

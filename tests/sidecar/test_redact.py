@@ -114,3 +114,46 @@ def test_a_planted_secret_never_survives(prefix: str, suffix: str, secret: str, 
     assume(secret not in prefix and secret not in suffix)
     line = trace_line(f"{prefix} {form.format(s=secret)} {suffix}\n\tat x.y(Z.java:1)", "redacted")
     assert line is None or secret not in line
+
+
+# --- issue 11, item 7: the forms that once slipped past ----------------------------------------------------------
+
+MORE = {
+    "kafka-invalid-value": ("Invalid value s3cr3t for configuration connection.password: must be longer",
+                            "Invalid value *** for configuration connection.password", "s3cr3t"),
+    "kafka-invalid-value-spaces": ("Invalid value my s3cr3t pw for configuration ssl.keystore.password",
+                                   "for configuration ssl.keystore.password", "s3cr3t"),
+    "basic-auth-user-info": ("schema registry: basic.auth.user.info=fred:letmein rejected",
+                             "basic.auth.user.info=***", "letmein"),
+    "passphrase": ("ssl.key.passphrase=Op3nSesame is wrong", "passphrase=***", "Op3nSesame"),
+    "json-spaced": ('{"password" : "x-hunter2-x"}', '"password" : "***"', "x-hunter2-x"),
+    "braced-value-with-semicolon": ("connection: password={ab;cd}; user=app", "password=***", "cd}"),
+    "at-sign-in-password": ("jdbc:postgresql://bob:p@ss@db.internal:5432/x", "jdbc:postgresql://bob:***@db.internal",
+                            "ss@db"),
+    "at-sign-bare": ("cannot log in as bob:p@ss@host", "bob:***@host", "p@ss"),
+    "sasl-jaas": ('sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required '
+                  'username="u" password="hunter2";', 'password="***"', "hunter2"),
+}
+
+
+@pytest.mark.parametrize(("text", "expected", "secret"), MORE.values(), ids=MORE.keys())
+def test_redact_masks_the_forms_connect_and_kafka_write(text: str, expected: str, secret: str) -> None:
+    out = redact(text)
+    assert secret not in out, out
+    assert expected in out, out
+
+
+@settings(max_examples=300, deadline=None)
+@given(prefix=noise, suffix=noise, secret=st.text(alphabet=string.ascii_letters + string.digits + "-._~+!@#$%^*",
+                                                   min_size=8, max_size=24),
+       form=st.sampled_from(["Invalid value {s} for configuration connection.password",
+                             "basic.auth.user.info=fred:{s}", "ssl.key.passphrase={s}", "\"password\":\"{s}\"",
+                             "password={{{s}}}", "jdbc:mysql://bob:{s}@db:3306/x", "password=\"{s}\""]))
+def test_a_planted_secret_with_any_punctuation_never_survives(prefix: str, suffix: str, secret: str,
+                                                              form: str) -> None:
+    assume(secret not in prefix and secret not in suffix and '"' not in secret and "}" not in secret)
+    assume(secret.strip(".-_~+") == secret)  # a secret is not separated from its key by punctuation alone
+    # (";" ends an unquoted value, as in JDBC URLs: a password holding one is only safe quoted or braced)
+    text = f"{prefix} {form.format(s=secret)} {suffix}"
+    out = redact(text)
+    assert secret not in out, out

@@ -6,7 +6,9 @@ gunicorn comparison in bench/ both use it.
 
 from __future__ import annotations
 
+import hmac
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -60,17 +62,27 @@ def build(settings: ServeSettings, *, clock: Callable[[], float] = time.monotoni
         raise UsageError(str(exc)) from None
     poller = Poller(client, settings.health, connectors_file=settings.connectors_file, clock=clock,
                     observers=(metrics.observe, EventObserver(emit)))
-    app = create_app(poller, settings.health, metrics, refresh_seconds=settings.refresh_seconds)
+    token = None
+    if settings.pages_token_file:
+        from .config import read_secret
+
+        try:
+            token = read_secret(settings.pages_token_file).strip()
+        except ValueError as exc:
+            raise UsageError(f"--pages-token-file: {exc}") from None
+    app = create_app(poller, settings.health, metrics, refresh_seconds=settings.refresh_seconds, pages_token=token)
     return Sidecar(client=client, poller=poller, metrics=metrics, app=app, poll_interval=settings.poll_interval)
 
 
-def create_app(poller: Poller, settings: HealthSettings, metrics: Metrics, *, refresh_seconds: float = 3.0) -> Flask:
-    """The Flask app over ``poller``'s View; ``metrics`` must be one of the poller's observers."""
+def create_app(poller: Poller, settings: HealthSettings, metrics: Metrics, *, refresh_seconds: float = 3.0,
+               pages_token: str | None = None) -> Flask:
+    """The Flask app over ``poller``'s View; ``metrics`` must be one of the poller's observers. With
+    ``pages_token`` every page but the probes needs ``Authorization: Bearer <pages_token>``."""
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["connect_health"] = {"poller": poller, "metrics": metrics}
 
-    app.wsgi_app = ProbeAnswers(poller, app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = ProbeAnswers(poller, app.wsgi_app, pages_token=pages_token)  # type: ignore[method-assign]
 
     @app.get("/metrics")
     def metrics_endpoint() -> Response:
@@ -95,18 +107,26 @@ def create_app(poller: Poller, settings: HealthSettings, metrics: Metrics, *, re
 
 
 PROBE_PATHS = {"/livez": "livez", "/health": "livez", "/readyz": "readyz", "/startupz": "startupz", "/ping": None}
+HEAVY_LANE = 4  # pages other than the probes served at once; of the server's 8 threads the rest are the probes'
 
 
 class ProbeAnswers:
     """WSGI middleware answering the probe paths before Flask's routing.
 
     The answers are rendered once per View (after each poll) and then served as bytes, so a probe costs a dict
-    lookup and never touches Connect. Every other path goes to the Flask app.
+    lookup and never touches Connect. Every other path goes to the Flask app through a lane of ``heavy_limit``
+    requests at once: one more is answered 503 at once instead of queueing, so however many clients read /metrics
+    or /status, the server's other threads stay free for the probes (issue 11, item 3). With ``pages_token`` those
+    pages need ``Authorization: Bearer <token>``; the probes never do (the kubelet sends no credentials).
     """
 
-    def __init__(self, poller: Poller, app: WSGIApplication) -> None:
+    def __init__(self, poller: Poller, app: WSGIApplication, *, pages_token: str | None = None,
+                 heavy_limit: int = HEAVY_LANE) -> None:
         self.poller = poller
         self.app = app
+        self.heavy_limit = heavy_limit
+        self._lane = threading.BoundedSemaphore(heavy_limit)
+        self._expected = f"Bearer {pages_token}".encode() if pages_token else None
         self._cache: tuple[View, dict[str, tuple[str, bytes]]] | None = None
 
     def answers(self, view: View) -> dict[str, tuple[str, bytes]]:
@@ -135,4 +155,29 @@ class ProbeAnswers:
                 start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                                          ("Cache-Control", "no-store")])
                 return [body] if method == "GET" else []
-        return self.app(environ, start_response)
+        if self._expected is not None:
+            given = str(environ.get("HTTP_AUTHORIZATION", "")).encode("utf-8", "replace")
+            if not hmac.compare_digest(given, self._expected):
+                return _plain(start_response, "401 UNAUTHORIZED", b"this page needs Authorization: Bearer <token>\n",
+                              [("WWW-Authenticate", "Bearer")])
+        if not self._lane.acquire(blocking=False):
+            return _plain(start_response, "503 SERVICE UNAVAILABLE", b"busy: too many page requests at once\n",
+                          [("Retry-After", "1")])
+        try:
+            # Read the whole answer inside the lane: the pages are built in memory anyway.
+            chunks = self.app(environ, start_response)
+            try:
+                return [b"".join(chunks)]
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+        finally:
+            self._lane.release()
+
+
+def _plain(start_response: StartResponse, status: str, body: bytes,
+           extra: list[tuple[str, str]]) -> Iterable[bytes]:
+    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
+                            ("Cache-Control", "no-store"), *extra])
+    return [body]

@@ -19,6 +19,7 @@ from functools import partial
 
 from .client import ConnectClient, ConnectError, Reply
 from .declared import DESIRED_STATES, Declared, config_differs
+from .redact import redact
 from .snapshot import ParseError, Snapshot, parse_expanded
 
 Print = Callable[[str], None]
@@ -147,7 +148,8 @@ def validation_errors(name: str, decl: Declared, reply: Reply) -> list[str]:
         if not isinstance(value, dict):
             continue
         for message in value.get("errors") or []:
-            errors.append(f"connector {name}: {value.get('name', '?')}: {str(message).splitlines()[0]}")
+            lines = str(message).splitlines()
+            errors.append(redact(f"connector {name}: {value.get('name', '?')}: {lines[0] if lines else ''}"))
     if not errors and isinstance(body.get("error_count"), int) and body["error_count"] > 0:
         errors.append(f"connector {name}: {body['error_count']} validation error(s)")
     return errors

@@ -61,40 +61,56 @@ def main(argv: list[str] | None = None) -> int:
             return check(settings)
         return apply_command(settings)
     except (config.UsageError, DeclarationError) as exc:
-        _usage_exit(str(exc))
+        _usage_exit(redact(str(exc)))
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: still one line, never a traceback (which could quote a secret)
+        print(f"connect-health: internal error: {type(exc).__name__}: {redact(str(exc))[:300]}", file=sys.stderr)
+        return 1
 
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM from the kubelet: stop the poller and exit like Ctrl-C
 
 
+# waitress, sized so that nothing a client sends can starve the probes (issue 11, item 3): requests are read by
+# the event loop (a half-sent request holds no thread), idle connections are closed after CHANNEL_TIMEOUT, bodies
+# over MAX_BODY are refused (413) before they are read, and the heavy pages get at most app.HEAVY_LANE of THREADS.
+THREADS = 8
+WAITRESS = {"threads": THREADS, "connection_limit": 4000, "channel_timeout": 10, "cleanup_interval": 2,
+            "max_request_body_size": 4096, "max_request_header_size": 16384, "backlog": 1024,
+            "asyncore_use_poll": True, "ident": "connect-health"}
+
+
 def serve(settings: config.ServeSettings) -> int:
+    from . import listen
     from .app import build
 
     setup_logging(settings.log_format)
     log = logging.getLogger("connect_health")
+    sock = listen.bind(settings.host, settings.port)  # before the poller: a bad address sends nothing to Connect
     sidecar = build(settings)
+    server = None
+    if settings.server == "waitress":
+        from waitress import create_server
+
+        server = create_server(sidecar.app, sockets=[sock], **WAITRESS)
+    else:
+        sock.close()  # the development server binds again itself
     sidecar.start()
     log.info("connect-health serving on %s:%d, watching %s as worker %s (scope %s)", settings.host,
              settings.port, settings.connect.safe_url, settings.health.worker_id or "-", settings.health.scope)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        if settings.server == "flask":
+        if server is None:
             sidecar.app.run(host=settings.host, port=settings.port, threaded=True)
         else:
-            from waitress import serve as waitress_serve
-
-            waitress_serve(sidecar.app, host=settings.host, port=settings.port, threads=8, ident="connect-health",
-                           _quiet=True)
-    except OSError as exc:
-        print(f"connect-health: error: --port: cannot listen on {settings.host}:{settings.port}: "
-              f"{exc.strerror or exc}", file=sys.stderr)
-        return 2
+            server.run()
     except KeyboardInterrupt:
         pass
     finally:
+        if server is not None:
+            server.close()
         sidecar.stop()
     return 0
 
@@ -149,7 +165,7 @@ def apply_command(settings: config.ApplySettings) -> int:
     try:
         return apply_mod.run(client, declared, wait=settings.wait, prune=settings.prune,
                              prune_selector=settings.prune_selector, dry_run=settings.dry_run,
-                             out=lambda line: print(line, flush=True))
+                             out=lambda line: print(redact(line), flush=True))
     finally:
         client.close()
 

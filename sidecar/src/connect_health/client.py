@@ -6,21 +6,30 @@ credentials. Answers larger than ``MAX_BODY`` are refused rather than read into 
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import requests
+import urllib3
 
 from .config import ConnectSettings
+from .redact import redact
 
 MAX_BODY = 32 * 1024 * 1024  # a worker with thousands of connectors answers a few MiB with expand=info
 
 
 class ConnectError(Exception):
     """The REST call failed: unreachable, timed out, oversized or unparsable answer."""
+
+
+class Unreachable(ConnectError):
+    """Nothing accepted the connection (refused, no route): the worker's process is not there, e.g. restarting."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +43,8 @@ class Reply:
 
     def error_message(self) -> str:
         if isinstance(self.body, dict) and isinstance(self.body.get("message"), str):
-            return str(self.body["message"]).splitlines()[0][:300]
+            lines = str(self.body["message"]).splitlines()
+            return redact(lines[0] if lines else "")[:300]  # Connect's messages quote configs, passwords included
         return f"HTTP {self.status}"
 
 
@@ -47,9 +57,15 @@ class ConnectClient:
         self.settings = settings
         self.base = settings.url.rstrip("/")
         self.session = requests.Session()
-        self.session.headers.update({"Accept": "application/json", "User-Agent": "connect-health"})
-        if settings.user is not None:
-            self.session.auth = (settings.user, settings.password or "")
+        # identity: the body is read raw (read1, for the deadline), so it must not come compressed
+        self.session.headers.update({"Accept": "application/json", "User-Agent": "connect-health",
+                                     "Accept-Encoding": "identity"})
+        # Basic auth is built here, not by requests: the password may be any UTF-8 text (requests encodes Latin-1
+        # only), and a password file is read again when it changes (a rotated Secret) or after a 401/403.
+        self._password = settings.password or ""
+        self._password_stamp: tuple[int, int] | None = _stamp(settings.password_file)
+        self.credentials_error: str | None = None  # why the password file could not be read again, if it could not
+        self._authorization = self._basic()
         # Passed on every request, not set on the Session: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE from
         # the environment override a Session's verify (psf/requests#3829), which would ignore --connect-ca-file.
         self.verify: bool | str = settings.ca_file or True
@@ -62,25 +78,56 @@ class ConnectClient:
     def close(self) -> None:
         self.session.close()
 
+    def _basic(self) -> str | None:
+        if self.settings.user is None:
+            return None
+        token = base64.b64encode(f"{self.settings.user}:{self._password}".encode()).decode("ascii")
+        return f"Basic {token}"
+
+    def _refresh_credentials(self, force: bool = False) -> None:
+        path = self.settings.password_file
+        if path is None:
+            return
+        stamp = _stamp(path)
+        if not force and stamp == self._password_stamp:
+            return
+        from .config import read_secret
+
+        try:
+            self._password = read_secret(path)
+        except ValueError as exc:
+            self.credentials_error = str(exc)
+            return
+        self.credentials_error = None
+        self._password_stamp = stamp
+        self._authorization = self._basic()
+
     def request(self, method: str, path: str, *, params: Any = None, body: Any = None, raw: bool = False) -> Reply:
         """``raw=True``: a 2xx answer's body is returned as the bytes read (bounded), for the caller to decode."""
         self.calls += 1
         where = f"{method} {path}"
+        self._refresh_credentials()
+        headers = {"Authorization": self._authorization} if self._authorization else None
+        deadline = time.monotonic() + self.settings.request_timeout  # for the whole call, body included
         try:
             resp = self.session.request(
                 method, self.base + path, params=params, json=body, timeout=self.timeout, stream=True,
-                verify=self.verify, cert=self.cert,
+                verify=self.verify, cert=self.cert, headers=headers,
             )
         except requests.Timeout:
             raise ConnectError(f"{where}: timed out after {self.settings.request_timeout:g}s") from None
         except requests.ConnectionError as exc:
-            raise ConnectError(f"{where}: cannot connect ({_short(exc)})") from None
-        except requests.RequestException as exc:
+            inner = exc.args[0] if exc.args else None
+            refused = isinstance(getattr(inner, "reason", inner), urllib3.exceptions.NewConnectionError)
+            raise (Unreachable if refused else ConnectError)(f"{where}: cannot connect ({_short(exc)})") from None
+        except (requests.RequestException, ValueError, UnicodeError) as exc:
             raise ConnectError(f"{where}: {_short(exc)}") from None
         try:
-            data = _read_bounded(resp, where)
+            data = _read_bounded(resp, where, deadline, self.settings.request_timeout)
         finally:
             resp.close()
+        if resp.status_code in (401, 403):
+            self._refresh_credentials(force=True)  # maybe rotated without a new mtime yet: read it again
         if not data.strip():
             return Reply(resp.status_code, None)
         if raw and 200 <= resp.status_code < 300:
@@ -126,21 +173,39 @@ class ConnectClient:
         return self.request("DELETE", f"/connectors/{_segment(name)}")
 
 
-def _read_bounded(resp: requests.Response, where: str) -> bytes:
+def _read_bounded(resp: requests.Response, where: str, deadline: float, budget: float) -> bytes:
+    """The body, at most MAX_BODY bytes, read by at most one socket read at a time so that a worker trickling its
+    answer (each byte within the read timeout) still ends at ``deadline``."""
     declared = resp.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY:
         raise ConnectError(f"{where}: answer of {declared} bytes exceeds the {MAX_BODY} byte limit")
     chunks: list[bytes] = []
     size = 0
     try:
-        for chunk in resp.iter_content(chunk_size=65536):
+        while True:
+            if time.monotonic() > deadline:
+                raise ConnectError(f"{where}: answer not complete after {budget:g}s (a worker answering too slowly)")
+            chunk = resp.raw.read1(65536)
+            if not chunk:
+                break
             size += len(chunk)
             if size > MAX_BODY:
                 raise ConnectError(f"{where}: answer exceeds the {MAX_BODY} byte limit")
             chunks.append(chunk)
-    except requests.RequestException as exc:
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
         raise ConnectError(f"{where}: answer cut short ({_short(exc)})") from None
     return b"".join(chunks)
+
+
+def _stamp(path: str | None) -> tuple[int, int] | None:
+    """What tells a rewritten file: its mtime and inode (the kubelet swaps a symlink to a new file)."""
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_ino)
 
 
 _TLS_REASON = re.compile(r"\[SSL: [A-Z0-9_]+\][^'\")(]{0,200}")

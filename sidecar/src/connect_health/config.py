@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-from .options import COMMANDS, ENV_PREFIX, Option, Switch, UsageError, default, env_name, for_command
+from .options import COMMANDS, ENV_PREFIX, Option, Switch, UsageError, default, env_name, for_command, worker_id_of
 
 __all__ = ["ApplySettings", "CheckSettings", "ConnectSettings", "HealthSettings", "ServeSettings", "UsageError",
            "build_parser", "env_name", "parse", "settings_for"]
@@ -28,6 +28,7 @@ class ConnectSettings:
     url: str = default("--connect-url")
     user: str | None = None
     password: str | None = field(default=None, repr=False)
+    password_file: str | None = None  # read again whenever it changes (a rotated Secret) and after a 401/403
     ca_file: str | None = None
     client_cert: str | None = None
     client_key: str | None = None
@@ -64,6 +65,9 @@ class HealthSettings:
     best_effort: re.Pattern[str] | None = None
     failure_threshold: float | None = None
     traces: str = default("--traces")  # redacted | none
+    flap_window: float = default("--flap-window")
+    pod_restarts: int = default("--pod-restarts")
+    pod_restart_window: float = default("--pod-restart-window")
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class ServeSettings:
     connectors_file: str | None = None
     log_format: str = default("--log-format")
     server: str = default("--server")
+    pages_token_file: str | None = None
     kubernetes_events: bool = False
 
     @property
@@ -179,11 +184,27 @@ def values(ns: argparse.Namespace, command: str) -> dict[str, Any]:
     return out
 
 
+def read_secret(path: str) -> str:
+    """A mounted secret's text (UTF-8, without the trailing newline). Raises ValueError with one line (never the
+    content) when it cannot be read or is not UTF-8."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(64 * 1024)
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not UTF-8 text (byte {exc.start})") from None
+
+
 def connect_settings(v: dict[str, Any]) -> ConnectSettings:
     password: str | None = None
     if v["connect_password_file"]:
-        with open(v["connect_password_file"], encoding="utf-8", errors="replace") as fh:
-            password = fh.read().rstrip("\r\n")
+        try:
+            password = read_secret(v["connect_password_file"])
+        except ValueError as exc:
+            raise UsageError(f"--connect-password-file: {exc}") from None
     elif os.environ.get(ENV_PREFIX + "CONNECT_PASSWORD"):
         password = os.environ[ENV_PREFIX + "CONNECT_PASSWORD"]
     if password is not None and not v["connect_user"]:
@@ -194,6 +215,7 @@ def connect_settings(v: dict[str, Any]) -> ConnectSettings:
         url=v["connect_url"],
         user=v["connect_user"],
         password=password,
+        password_file=v["connect_password_file"],
         ca_file=v["connect_ca_file"],
         client_cert=v["connect_client_cert"],
         client_key=v["connect_client_key"],
@@ -205,11 +227,11 @@ def health_settings(v: dict[str, Any], connect: ConnectSettings) -> HealthSettin
     scope = v["scope"]
     wid: str | None = v["worker_id"]
     if wid is None and os.environ.get("POD_IP"):
-        wid = f"{os.environ['POD_IP'].strip()}:{connect.rest_port}"
+        wid = worker_id_of(os.environ["POD_IP"], connect.rest_port)  # [fd00::1]:8083 for an IPv6 pod
     elif wid is None and scope == "worker":
         # Outside Kubernetes the worker usually advertises the host it is reached on.
         host = urlsplit(connect.url).hostname or "127.0.0.1"
-        wid = f"{host}:{connect.rest_port}"
+        wid = worker_id_of(host, connect.rest_port)
     return HealthSettings(
         worker_id=wid,
         scope=scope,
@@ -221,6 +243,9 @@ def health_settings(v: dict[str, Any], connect: ConnectSettings) -> HealthSettin
         best_effort=v["best_effort"],
         failure_threshold=v["failure_threshold"],
         traces=v["traces"],
+        flap_window=v["flap_window"],
+        pod_restarts=v["pod_restarts"],
+        pod_restart_window=v["pod_restart_window"],
     )
 
 
@@ -229,7 +254,8 @@ def serve_settings(ns: argparse.Namespace) -> ServeSettings:
     connect = connect_settings(v)
     return ServeSettings(connect=connect, health=health_settings(v, connect), host=v["host"], port=v["port"],
                          poll_interval=v["poll_interval"], connectors_file=v["connectors_file"],
-                         log_format=v["log_format"], server=v["server"], kubernetes_events=v["kubernetes_events"])
+                         log_format=v["log_format"], server=v["server"],
+                         pages_token_file=v["pages_token_file"], kubernetes_events=v["kubernetes_events"])
 
 
 def check_settings(ns: argparse.Namespace) -> CheckSettings:

@@ -125,6 +125,8 @@ def load(path: str) -> dict[str, Declared]:
             text = fh.read()
     except OSError as exc:
         raise DeclarationError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise DeclarationError(f"{path}: not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x})") from None
     if path.endswith(".json"):
         try:
             data = json.loads(text)

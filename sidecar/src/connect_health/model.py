@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from .config import HealthSettings
 from .ladder import Rung
+from .redact import redact
 from .snapshot import ConnectorView, Snapshot
 
 TRANSIENT = ("UNASSIGNED", "RESTARTING")
@@ -55,6 +56,11 @@ class Observation:
     declared_policies: Mapping[str, str] = field(default_factory=dict)
     restart_limits: Mapping[str, int] = field(default_factory=dict)  # declared per-connector restartAttempts
     drift: tuple[str, ...] = ()
+    down: bool = False  # nothing accepts connections on Connect's port: the process is gone (or restarting)
+    sidecar_error: str | None = None  # the sidecar cannot see (401/403, a bug in a poll): its problem, not Connect's
+    notes: tuple[str, ...] = ()  # readiness warnings of the poll itself (a rebalance answered 409, ...)
+    pod_restarts: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # liveness failures per connector
+    restart_fixed: frozenset[str] = frozenset()  # connectors that ran cleanly after their last pod restart
 
 
 @dataclass(frozen=True)
@@ -64,9 +70,11 @@ class Verdict:
     warnings: tuple[str, ...] = ()
 
     def body(self) -> dict[str, object]:
-        out: dict[str, object] = {"status": "ok" if self.ok else "unhealthy", "reasons": list(self.reasons)}
+        # Reasons quote Connect's own messages: redacted here, where every probe answer and page gets them.
+        out: dict[str, object] = {"status": "ok" if self.ok else "unhealthy",
+                                  "reasons": [redact(r) for r in self.reasons]}
         if self.warnings:
-            out["warnings"] = list(self.warnings)
+            out["warnings"] = [redact(w) for w in self.warnings]
         return out
 
 
@@ -91,6 +99,8 @@ class Report:
     startupz: Verdict
     rows: tuple[Row, ...] = ()
     failed_connectors: tuple[str, ...] = ()  # connectors with a failure on this worker past the ladder
+    live_failed: tuple[str, ...] = ()  # the connectors liveness fails for (a pod restart is asked for them)
+    spared: tuple[str, ...] = ()  # failed past the ladder, but a pod restart would not help: not failing liveness
 
 
 def policy_of(name: str, settings: HealthSettings, declared: Mapping[str, str]) -> str:
@@ -177,14 +187,36 @@ def rows_of(snapshot: Snapshot, obs: Observation, settings: HealthSettings) -> l
     return rows
 
 
+def pod_restart_helps(name: str, obs: Observation, settings: HealthSettings) -> str | None:
+    """None when failing liveness for connector ``name`` may still help; else why a pod restart would not."""
+    if settings.pod_restarts == 0:
+        return "pod restarts for connector failures are off (--pod-restarts 0)"
+    recent = [t for t in obs.pod_restarts.get(name, ()) if obs.now - t < settings.pod_restart_window]
+    if len(recent) >= settings.pod_restarts:
+        return (f"{len(recent)} pod restart{'s' if len(recent) != 1 else ''} for it in the last "
+                f"{settings.pod_restart_window:g}s (--pod-restarts {settings.pod_restarts})")
+    if recent and name not in obs.restart_fixed:
+        return "the last pod restart did not fix it"
+    return None
+
+
 def evaluate(obs: Observation, settings: HealthSettings) -> Report:
-    startupz = Verdict(True) if obs.started else Verdict(False, (f"worker starting: {obs.startup_detail}",))
+    if obs.down:
+        startupz = Verdict(False, (f"Connect REST API not reachable: {obs.error or 'no answer'}",))
+    elif obs.started:
+        startupz = Verdict(True)
+    else:
+        startupz = Verdict(False, (f"worker starting: {obs.startup_detail}",))
     rows = rows_of(obs.snapshot, obs, settings) if obs.snapshot is not None else []
 
     live_reasons: list[str] = []
     ready_reasons: list[str] = []
     warnings: list[str] = []
+    live_failed: list[str] = []
+    spared: list[str] = []
 
+    if obs.sidecar_error:
+        ready_reasons.append(f"the sidecar cannot judge Connect: {obs.sidecar_error}")
     if obs.started and not obs.reachable:
         since = obs.unreachable_since if obs.unreachable_since is not None else obs.now
         down_for = obs.now - since
@@ -194,11 +226,33 @@ def evaluate(obs: Observation, settings: HealthSettings) -> Report:
             live_reasons.append(
                 f"Connect REST API unresponsive for {down_for:.0f}s "
                 f"(limit {settings.unresponsive_after:g}s): {detail}")
-    if not obs.started:
+    if not startupz.ok and startupz.reasons[0] not in ready_reasons:
         ready_reasons.append(startupz.reasons[0])
 
-    failed_rows = [r for r in rows if r.verdict == "failed"]
-    critical_failed = [r for r in failed_rows if r.policy == "critical"]
+    # (connector, reason, policy) of each failure past the ladder: FAILED rows, and connectors that are RUNNING at
+    # this poll but were FAILED in most of the flap window's polls.
+    failed: list[tuple[str, str, str]] = [(r.connector, r.reason, r.policy) for r in rows if r.verdict == "failed"]
+    failed_names = {name for name, _, _ in failed}
+    present = obs.snapshot.connectors if obs.snapshot is not None else {}
+    for name, rung in sorted(obs.rungs.items()):
+        if rung.exhausted and rung.failed_share >= 0.5 and name not in failed_names and name in present:
+            failed.append((name, f"{name} flapping: FAILED in {100 * rung.failed_share:.0f}% of the polls of the "
+                                 f"last {settings.flap_window:g}s", policy_of(name, settings, obs.declared_policies)))
+    if obs.down or obs.sidecar_error:
+        # The answer is from before Connect went away (or from before the sidecar went blind): not a verdict on
+        # the worker that is there now.
+        warnings += [f"{reason} (last known, not judged now)" for _, reason, _ in failed]
+        failed = []
+    critical_failed = []
+    for name, reason, policy in failed:
+        why_not = pod_restart_helps(name, obs, settings) if policy == "critical" else None
+        if why_not:
+            spared.append(name)
+            warnings.append(f"{reason}; not failing liveness: {why_not}")
+        elif policy == "critical":
+            critical_failed.append((name, reason))
+        else:
+            warnings.append(f"{reason} [{policy}]")
     fail_live = bool(critical_failed)
     if critical_failed and settings.failure_threshold is not None:
         local_units = [r for r in rows if r.local]
@@ -207,12 +261,14 @@ def evaluate(obs: Observation, settings: HealthSettings) -> Report:
         if not fail_live:
             warnings.append(f"{len(critical_failed)} of {len(local_units)} tasks on this worker failed "
                             f"({share:.0f}%, threshold {settings.failure_threshold:g}%)")
-    for r in failed_rows:
-        if r.policy == "critical" and fail_live:
-            live_reasons.append(r.reason)
+    for name, reason in critical_failed:
+        if fail_live:
+            live_reasons.append(reason)
+            live_failed.append(name)
         else:
-            warnings.append(f"{r.reason} [{r.policy}]")
+            warnings.append(f"{reason} [critical]")
     warnings += [r.reason for r in rows if r.verdict in ("stuck", "restarting")]
+    warnings += list(obs.notes)
     if obs.snapshot is not None and obs.snapshot.skipped:
         warnings.append(f"{obs.snapshot.skipped} malformed connector entries in Connect's answer were skipped")
     warnings += list(obs.drift)
@@ -221,6 +277,7 @@ def evaluate(obs: Observation, settings: HealthSettings) -> Report:
     livez = Verdict(not live_reasons, tuple(live_reasons), tuple(warnings) if not live_reasons else ())
     ready_reasons += live_reasons
     readyz = Verdict(not ready_reasons, tuple(dict.fromkeys(ready_reasons)), tuple(warnings))
-    failed_connectors = tuple(sorted({r.connector for r in failed_rows}))
+    failed_connectors = tuple(sorted({name for name, _, _ in failed} | failed_names | set(spared)))
     return Report(livez=livez, readyz=readyz, startupz=startupz, rows=tuple(rows),
-                  failed_connectors=failed_connectors)
+                  failed_connectors=failed_connectors, live_failed=tuple(dict.fromkeys(live_failed)),
+                  spared=tuple(sorted(set(spared))))

@@ -14,6 +14,7 @@ place.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import warnings
@@ -136,8 +137,9 @@ class Number:
         return f"{base}, {self.bounds().removesuffix(' seconds')}"
 
 
-def seconds(*, positive: bool = False) -> Number:
-    return Number(minimum=0, exclusive_minimum=positive, unit="seconds", metavar="SECONDS")
+def seconds(*, positive: bool = False, minimum: float = 0) -> Number:
+    """Seconds; ``minimum`` for a period that must not be absurdly short (a poll every 1e-300 s is a busy loop)."""
+    return Number(minimum=minimum, exclusive_minimum=positive and not minimum, unit="seconds", metavar="SECONDS")
 
 
 @dataclass(frozen=True)
@@ -263,6 +265,14 @@ class File:
         return "readable file"
 
 
+def worker_id_of(host: str, port: int) -> str:
+    """A worker id as Connect writes it: ``host:port``, an IPv6 address in brackets (``[fd00::1]:8083``)."""
+    host = host.strip()
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
 @dataclass(frozen=True)
 class WorkerId:
     metavar: str = "HOST:PORT"
@@ -271,8 +281,16 @@ class WorkerId:
     def parse(self, text: str) -> str:
         value = text.strip()
         host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit():
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise Invalid(f"expected host:port (as Connect reports worker_id), got {text!r}")
+        if host.startswith("[") and host.endswith("]"):
+            try:
+                ipaddress.IPv6Address(host[1:-1])
+            except ValueError:
+                raise Invalid(f"expected an IPv6 address in the brackets of {text!r}") from None
+        elif ":" in host or "[" in host or "]" in host or any(c.isspace() for c in host):
+            # '::1' would be read as host '::' port 1: Connect writes IPv6 worker ids as [::1]:8083
+            raise Invalid(f"expected host:port with an IPv6 address in brackets ([fd00::1]:8083), got {text!r}")
         return value
 
     def from_json(self, value: Any) -> Any:
@@ -395,7 +413,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("--connect-ca-file", File(), "CA bundle for https", None, ALL, CONNECT),
     Option("--connect-client-cert", File(), "client certificate (mTLS)", None, ALL, CONNECT),
     Option("--connect-client-key", File(), "client key (mTLS); needs --connect-client-cert", None, ALL, CONNECT),
-    Option("--request-timeout", seconds(positive=True), "seconds to wait for each REST call (connect and read)", 5.0,
+    Option("--request-timeout", seconds(minimum=0.1), "seconds each REST call may take in all (connect, "
+           "headers and the whole body)", 5.0,
            ALL, CONNECT, chart="healthcheck.requestTimeout"),
     Option("--log-format", Choice(("text", "json")), "log lines as text or one JSON object each", "text", ALL,
            "output", chart="healthcheck.logFormat"),
@@ -422,6 +441,12 @@ OPTIONS: tuple[Option, ...] = (
            Number(minimum=0, exclusive_minimum=True, maximum=100, unit="percent", metavar="PERCENT"),
            "percent of this worker's connector instances and tasks that must have failed past the ladder to fail "
            "liveness (unset: any failure counts)", None, chart="healthcheck.failureThreshold"),
+    Option("--flap-window", seconds(positive=True), "seconds over which a connector that failed past the ladder "
+           "is judged: it stays failed while FAILED in at least half of this window's polls", 40.0),
+    Option("--pod-restarts", Number(minimum=0, maximum=100, whole=True),
+           "liveness failures (pod restarts) one connector may cause per --pod-restart-window; none again when the "
+           "last one did not fix it; 0: a connector's failure never fails liveness", 2),
+    Option("--pod-restart-window", seconds(positive=True), "seconds over which --pod-restarts are counted", 3600.0),
     Option("--traces", Choice(("redacted", "none")),
            "redacted: first line of each trace with secrets masked; none: drop traces", "redacted",
            chart="healthcheck.traces"),
@@ -429,11 +454,14 @@ OPTIONS: tuple[Option, ...] = (
            "writes them; serve and check report drift and use each one's policy and restartAttempts", None, ALL,
            DECLARED, required_for=("apply",), chart_note="`connectors` (a ConfigMap)"),
     # --- serve ------------------------------------------------------------------------------------------------
-    Option("--host", Text(), "address to listen on", "0.0.0.0", ("serve",), SERVER, chart="healthcheck.host"),
+    Option("--host", Text(), "address to listen on; `::` listens on IPv6 and IPv4 (falling back to 0.0.0.0 "
+           "where IPv6 is off)", "::", ("serve",), SERVER, chart="healthcheck.host"),
     Option("--port", Number(minimum=1, maximum=65535, whole=True, metavar="PORT"), "port to listen on", 8090,
            ("serve",), SERVER, chart="healthcheck.port"),
-    Option("--poll-interval", seconds(positive=True), "seconds between polls", 5.0, ("serve",), SERVER,
+    Option("--poll-interval", seconds(minimum=0.1), "seconds between polls", 5.0, ("serve",), SERVER,
            chart="healthcheck.pollInterval"),
+    Option("--pages-token-file", File(), "file holding a token that /status and /metrics then require "
+           "(`Authorization: Bearer <token>`); the probes stay open", None, ("serve",), SERVER),
     Option("--server", Choice(("waitress", "flask")), "waitress (production) or flask (development only)",
            "waitress", ("serve",), SERVER),
     Option("--kubernetes-events", Switch(), "also post each restart sent and each /livez change as an Event on this "

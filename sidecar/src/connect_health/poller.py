@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 
 from . import declared as declared_mod
 from . import ladder, model
-from .client import ConnectClient, ConnectError, Reply
+from .client import ConnectClient, ConnectError, Reply, Unreachable
 from .config import HealthSettings
+from .redact import redact
 from .snapshot import ParseError, Snapshot, parse_answer, parse_expanded
 
 log = logging.getLogger("connect_health.poller")
@@ -51,6 +52,14 @@ class View:
 
 class _Failure(Exception):
     pass
+
+
+class _AuthFailure(Exception):
+    """Connect refused the sidecar's credentials (401/403): the sidecar's problem, never Connect's liveness."""
+
+
+class _Rebalancing(Exception):
+    """GET /connectors answered 409: a rebalance is under way, the last answer still stands for a while."""
 
 
 Observer = Callable[[View], None]
@@ -89,11 +98,50 @@ class Poller:
         self._rungs: dict[str, ladder.Rung] = {}
         self._restarts: Counter[tuple[str, str]] = Counter()
         self._polls = 0
+        # A new worker incarnation (issue 11): nothing listening on Connect's port then an answer, /health 503
+        # after startup, or another version/commit on GET /, start a new view. What outlives it: the restart
+        # counters and, per connector, the pod restarts its liveness failures asked for.
+        self._down = False
+        self._root_ident: tuple[object, object] | None = None
+        self._blamed: tuple[str, ...] = ()  # the connectors liveness failed for at the last judged poll
+        self._pod_restarts: dict[str, tuple[float, ...]] = {}
+        self._restart_fixed: set[str] = set()
+        self._rebalancing_since: float | None = None
+        self._poll_started: float | None = None
+        self._overdue: tuple[View, float, View] | None = None
+        self.poll_budget = 3 * client.settings.request_timeout  # a poll running longer is a worker not answering
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         now = clock()
         first = model.Observation(now=now)
-        self.view = View(report=model.evaluate(first, settings), observation=first, wall_time=time.time())
+        self._view = View(report=model.evaluate(first, settings), observation=first, wall_time=time.time())
+
+    @property
+    def view(self) -> View:
+        """The latest View; while a poll runs past ``poll_budget`` (a worker trickling its answer, a hung call)
+        a View judging Connect as not answering since that poll began, so no verdict outlives its poll's deadline."""
+        view, started = self._view, self._poll_started
+        if started is None:
+            return view
+        now = self.clock()
+        if now - started <= self.poll_budget:
+            return view
+        cached = self._overdue
+        if cached is not None and cached[0] is view and now - cached[1] < 0.5:
+            return cached[2]
+        since = view.observation.unreachable_since
+        obs = dataclasses.replace(
+            view.observation, now=now, reachable=False,
+            unreachable_since=started if since is None else min(since, started),
+            error=f"poll not finished after {now - started:.0f}s (deadline {self.poll_budget:g}s): "
+                  "Connect answers too slowly")
+        overdue = dataclasses.replace(view, report=model.evaluate(obs, self.settings), observation=obs, stale=True)
+        self._overdue = (view, now, overdue)
+        return overdue
+
+    @view.setter
+    def view(self, value: View) -> None:
+        self._view = value
 
     # --- declarations ------------------------------------------------------------------------------------
     def _load_declared(self) -> None:
@@ -114,12 +162,18 @@ class Poller:
         except declared_mod.DeclarationError as exc:
             self._declared_error = str(exc)
             log.warning("%s", exc)
+        except Exception as exc:  # noqa: BLE001 - whatever the file holds, the poll goes on judging
+            self._declared_error = f"connectors file {self.connectors_file}: {type(exc).__name__}: {exc}"[:300]
+            log.warning("%s", self._declared_error)
 
     # --- one poll ----------------------------------------------------------------------------------------
     def _startup_state(self) -> bool:
         """Ask /health (or /). True when the worker says it finished startup (or cannot say)."""
         if self.health_endpoint != "/":
             reply = self.client.health()
+            self._answered()
+            if reply.status in (401, 403):
+                raise _AuthFailure(f"GET /health answered {reply.status}: {reply.error_message()}")
             if reply.status == 404:
                 self.health_endpoint = "/"
                 log.info("worker has no GET /health (Kafka < 3.9): falling back to GET /")
@@ -134,14 +188,44 @@ class Poller:
                     if self._started:
                         # The Connect container restarted under us (the kubelet re-runs the startup probe):
                         # its startup window belongs to /startupz again, not to the unresponsive budget.
-                        log.warning("worker is starting again: %s", detail)
-                        self._started = False
+                        self._new_incarnation(f"worker is starting again: {detail}")
+                        self._startup_detail = detail
                     return False
                 raise _Failure(f"GET /health answered {reply.status}: {detail}")
         reply = self.client.root()
+        self._answered()
+        if reply.status in (401, 403):
+            raise _AuthFailure(f"GET / answered {reply.status}: {reply.error_message()}")
         if not reply.ok:
             raise _Failure(f"GET / answered {reply.status}")
+        if isinstance(reply.body, dict):
+            ident = (reply.body.get("version"), reply.body.get("commit"))
+            if self._root_ident is not None and ident != self._root_ident:
+                self._new_incarnation(f"GET / reports another worker ({ident[0]}, commit {ident[1]})")
+            self._root_ident = ident
         return True
+
+    def _answered(self) -> None:
+        """An answer came on Connect's port: after a time nothing listened there, this is a new worker."""
+        if self._down:
+            self._down = False
+            self._new_incarnation("Connect's REST port refused connections and answers again")
+
+    def _new_incarnation(self, why: str) -> None:
+        """Forget everything judged of the previous worker; remember the pod restarts asked for it."""
+        now = self.clock()
+        log.warning("new Connect worker incarnation (%s): new startup window, restart ladder and timers", why)
+        for name in self._blamed:
+            self._pod_restarts[name] = (*self._pod_restarts.get(name, ()), now)
+            self._restart_fixed.discard(name)
+        self._blamed = ()
+        self._started = False
+        self._startup_detail = f"new worker incarnation ({why})"
+        self._snapshot = None
+        self._transient = {}
+        self._rungs = {}
+        self._unreachable_since = None
+        self._rebalancing_since = None
 
     def _fetch(self) -> Snapshot | None:
         if not self._startup_state():
@@ -150,6 +234,10 @@ class Poller:
         info = bool(self._declared) and (self._configs_for is not self._declared or self._configs_at is None
                                          or now - self._configs_at >= CONFIG_REFRESH)
         reply = self.client.connectors_expanded(info=info, raw=True)
+        if reply.status in (401, 403):
+            raise _AuthFailure(f"GET /connectors answered {reply.status}: {reply.error_message()}")
+        if reply.status == 409:
+            raise _Rebalancing(f"GET /connectors answered 409: {reply.error_message()}")
         if reply.status != 200:
             raise _Failure(f"GET /connectors answered {reply.status}: {reply.error_message()}")
         worker_id = self.settings.worker_id if self.settings.scope == "worker" else None
@@ -172,23 +260,70 @@ class Poller:
         return dataclasses.replace(snapshot, connectors=lent)
 
     def poll_once(self) -> View:
+        """One poll, always ending in a published View: an unexpected error is judged, never swallowed."""
         start = self.clock()
+        self._poll_started = start
+        try:
+            return self._poll(start)
+        except Exception as exc:  # a bug in the sidecar: the View says so; the poller goes on
+            log.exception("poll failed unexpectedly")
+            return self._publish_error(start, f"unexpected error in a poll: {type(exc).__name__}: {exc}")
+        finally:
+            self._poll_started = None
+
+    def _publish_error(self, start: float, error: str) -> View:
+        old = self._view
+        obs = dataclasses.replace(old.observation, now=self.clock(), sidecar_error=redact(error)[:300])
+        self._polls += 1
+        view = dataclasses.replace(old, report=model.evaluate(obs, self.settings), observation=obs,
+                                   wall_time=time.time(), polls=self._polls, poll_seconds=self.clock() - start,
+                                   stale=True)
+        self.view = view
+        for observe in self.observers:
+            try:
+                observe(view)
+            except Exception:  # noqa: BLE001 - an observer's bug must not stop the poller
+                log.exception("poll observer failed")
+        return view
+
+    def _poll(self, start: float) -> View:
         calls_before = self.client.calls
         self._load_declared()
         error: str | None = None
+        sidecar_error: str | None = None
+        notes: tuple[str, ...] = ()
         snapshot: Snapshot | None = None
         try:
             snapshot = self._fetch()
+            self._rebalancing_since = None
+        except _AuthFailure as exc:
+            detail = f"; and {self.client.credentials_error}" if self.client.credentials_error else ""
+            sidecar_error = f"Connect refused the sidecar's credentials ({exc}){detail}"
+        except _Rebalancing as exc:
+            since = self._rebalancing_since = self._rebalancing_since or start
+            if start - since < self.settings.unresponsive_after:
+                notes = (f"rebalance in progress for {start - since:.0f}s ({exc}): verdicts from the last answer",)
+            else:
+                error = f"{exc}, for {start - since:.0f}s"
+                self._unreachable_since = min(self._unreachable_since or since, since)
+        except Unreachable as exc:
+            error = str(exc)
+            self._down = True
         except (ConnectError, _Failure) as exc:
             error = str(exc)
         except ParseError as exc:
             error = f"unexpected answer from GET /connectors: {exc}"
+        except Exception as exc:  # a bug while reading the answer: the sidecar's problem, judged as such
+            log.exception("poll failed unexpectedly")
+            sidecar_error = f"unexpected error in a poll: {type(exc).__name__}: {exc}"
         now = self.clock()
         reachable = error is None
         if reachable:
             self._unreachable_since = None
         elif self._unreachable_since is None:
-            self._unreachable_since = now
+            self._unreachable_since = start
+        if error is not None and not self._started:
+            self._startup_detail = error  # never "startup complete" when the next call failed
         if snapshot is not None:
             if not self._started:
                 log.info("worker startup complete")
@@ -200,21 +335,26 @@ class Poller:
         drift_reasons = tuple(d[2] for d in drift)
         if self._declared_error:
             drift_reasons += (self._declared_error,)
+        self._note_fixed(now)
         obs = model.Observation(
             now=now, started=self._started, startup_detail=self._startup_detail,
             reachable=reachable,
             unreachable_since=self._unreachable_since, error=error, snapshot=self._snapshot,
             transient_since=dict(self._transient), rungs=dict(self._rungs),
             declared_policies={n: d.policy for n, d in self._declared.items()}, drift=drift_reasons,
-            restart_limits=self._restart_limits(),
+            restart_limits=self._restart_limits(), down=self._down,
+            sidecar_error=redact(sidecar_error)[:300] if sidecar_error else None, notes=notes,
+            pod_restarts=dict(self._pod_restarts), restart_fixed=frozenset(self._restart_fixed),
         )
         report = model.evaluate(obs, self.settings)
+        if not self._down and sidecar_error is None:
+            self._blamed = report.live_failed
         self._log_transitions(self.view.report, report)
         self._polls += 1
         view = View(report=report, observation=obs, wall_time=time.time(), polls=self._polls,
                     poll_seconds=self.clock() - start, rest_calls_last_poll=self.client.calls - calls_before,
                     health_endpoint=self.health_endpoint, drift=drift, restarts=dict(self._restarts),
-                    stale=not reachable and self._snapshot is not None,
+                    stale=(not reachable or sidecar_error is not None or bool(notes)) and self._snapshot is not None,
                     configs_age=None if self._configs_at is None else max(0.0, now - self._configs_at))
         self.view = view
         for observe in self.observers:
@@ -236,6 +376,22 @@ class Poller:
             if rung.exhausted and not self._rungs.get(name, ladder.Rung()).exhausted:
                 log.error("connector %s still FAILED after the restart ladder (%d attempts)", name, rung.attempts)
         self._rungs = rungs
+
+    def _note_fixed(self, now: float) -> None:
+        """A connector that ran cleanly for --restart-reset after a pod restart was fixed by it; pod restarts
+        older than the window are forgotten."""
+        window = self.settings.pod_restart_window
+        for name in list(self._pod_restarts):
+            kept = tuple(t for t in self._pod_restarts[name] if now - t < window)
+            if not kept:
+                del self._pod_restarts[name]
+                self._restart_fixed.discard(name)
+                continue
+            self._pod_restarts[name] = kept
+            rung = self._rungs.get(name)
+            if rung is not None and rung.healthy_since is not None and not rung.exhausted \
+                    and now - rung.healthy_since >= self.settings.restart_reset:
+                self._restart_fixed.add(name)
 
     def _restart_limits(self) -> dict[str, int]:
         return {n: d.restart_attempts for n, d in self._declared.items() if d.restart_attempts is not None}
@@ -294,10 +450,7 @@ class Poller:
     # --- the thread --------------------------------------------------------------------------------------
     def run(self, interval: float) -> None:
         while not self._stop.is_set():
-            try:
-                self.poll_once()
-            except Exception:  # the poller must outlive any bug in one poll
-                log.exception("poll failed unexpectedly")
+            self.poll_once()  # never raises: an error is published in the View
             self._stop.wait(interval)
 
     def start(self, interval: float) -> None:
@@ -316,7 +469,7 @@ def _health_detail(reply: Reply) -> str:
     if isinstance(body, dict):
         parts = [str(body.get(k)) for k in ("status", "message") if isinstance(body.get(k), str)]
         if parts:
-            return ": ".join(parts)[:300]
+            return redact(": ".join(parts))[:300]
     return f"HTTP {reply.status}"
 
 

@@ -337,3 +337,44 @@ def test_a_pod_restart_that_did_not_fix_a_connector_is_not_repeated(
     assert "jdbc-sink" in view.report.failed_connectors
     assert any("jdbc-sink" in w and "pod restart" in w for w in view.report.readyz.warnings), view.report.readyz
 
+
+
+# --- 4. a worker id that matches nothing is reported ----------------------------------------------------------------
+
+@pytest.mark.parametrize(("reported", "mine"), [("localhost:8083", "127.0.0.1:8083"),
+                                                ("fd00::1:8083", "[fd00::1]:8083"),
+                                                ("[::ffff:10.0.0.7]:8083", "10.0.0.7:8083")])
+def test_a_worker_id_written_another_way_is_reported(fake: FakeConnect, make_poller: MakePoller, reported: str,
+                                                     mine: str) -> None:
+    answer = fixture(FAILED_HERE)
+    for entry in answer.values():
+        entry["status"]["connector"]["worker_id"] = reported
+        for task in entry["status"]["tasks"]:
+            task["worker_id"] = reported
+    fake.healthy(answer)
+    view = make_poller(health(worker_id=mine)).poll_once()
+    assert any(reported in w and mine in w for w in view.report.readyz.warnings), view.report.readyz
+
+
+def test_no_alias_warning_when_the_worker_is_named_or_simply_idle(fake: FakeConnect, make_poller: MakePoller) -> None:
+    fake.healthy(fixture(FAILED_HERE))
+    assert not any("written" in w for w in make_poller().poll_once().report.readyz.warnings)
+    view = make_poller(health(worker_id="10.0.0.9:8083")).poll_once()  # a third worker with nothing assigned
+    assert not any("written" in w for w in view.report.readyz.warnings)
+
+
+def test_metrics_show_a_blind_sidecar_and_a_spared_connector(make_app: Any, fake: FakeConnect, clock: FakeClock,
+                                                             stopped_fakes: list[FakeConnect]) -> None:
+    app, poller = make_app(health(restart_attempts=0))
+    fake.healthy(fixture(FAILED_HERE))
+    poller.poll_once()
+    new = restart_on_same_port(fake, poller)
+    stopped_fakes.append(new)
+    new.healthy(fixture(FAILED_HERE))
+    poller.poll_once()
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+    assert 'connect_health_connector_pod_restart_spared{connector="jdbc-sink"} 1.0' in text
+    assert "connect_health_sidecar_error 0.0" in text
+    new.route("GET", "/connectors", Answer(401, {"error_code": 401, "message": "nope"}))
+    poller.poll_once()
+    assert "connect_health_sidecar_error 1.0" in app.test_client().get("/metrics").get_data(as_text=True)

@@ -111,6 +111,18 @@ class ViewCollector(Collector):
         calls.add_metric([], float(view.rest_calls_last_poll))
         yield calls
 
+        # issue 11: what the sidecar cannot see, and the connectors a pod restart would not fix
+        blind = GaugeMetricFamily(f"{PREFIX}_sidecar_error", "1 while the sidecar cannot judge Connect (its "
+                                  "credentials refused, an error in a poll): its problem, never Connect's liveness")
+        blind.add_metric([], 1.0 if obs.sidecar_error else 0.0)
+        yield blind
+        spared = GaugeMetricFamily(f"{PREFIX}_connector_pod_restart_spared", "1 for a connector failed past the "
+                                   "ladder that no longer fails liveness: a pod restart did not or would not fix it "
+                                   "(--pod-restarts)", labels=["connector"])
+        for name in report.spared:
+            spared.add_metric([name], 1.0)
+        yield spared
+
 
 class Metrics:
     def __init__(self, get_view: Callable[[], View]) -> None:

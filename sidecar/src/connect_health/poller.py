@@ -409,11 +409,13 @@ class Poller:
             except (ValueError, TypeError, AttributeError):
                 pass
         alias = next((w for w in sorted(workers) if w != wid and same_worker(w, wid)), None)
-        notes = () if alias is None else (
-            f"no connector or task names this worker ({wid}) but Connect reports {alias}: the same worker written "
-            "another way? --worker-id must be exactly what Connect reports (rest.advertised.host.name:port)",)
+        notes = ()
         if alias is not None:
-            log.warning("%s", notes[0])
+            note = (f"no connector or task names this worker ({wid}) but Connect reports {alias}: the same worker "
+                    "written another way? --worker-id must be exactly what Connect reports "
+                    "(rest.advertised.host.name:port)")
+            log.warning("%s", note)
+            notes = (note,)
         self._alias_note = (max(now, 1e-9), notes)
         return notes
 

@@ -30,6 +30,7 @@ from .service import Service
 
 CHART = ROOT / "charts" / "kafka-connect"
 RULE_TEMPLATE = "templates/prometheusrule.yaml"
+UI_STATIC = TOOLS / "prometheus-ui" / "static"  # built by ci/prometheus-ui.sh (only screenshots need the UI)
 
 
 def _tool(name: str) -> str:
@@ -152,6 +153,12 @@ class Prometheus(Service):
     def prepare(self) -> None:
         super().prepare()
         shutil.rmtree(self.dir / "data", ignore_errors=True)  # every start is a fresh TSDB
+        # The web UI (graph, alerts pages), when ci/prometheus-ui.sh has built it: a server built without embedded
+        # assets serves ./web/ui/static from a working directory named "prometheus", which self.dir is.
+        ui, link = UI_STATIC, self.dir / "web" / "ui" / "static"
+        if self.dir.name == "prometheus" and (ui / "mantine-ui" / "index.html").is_file() and not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(ui)
         self.config_file.write_text(json.dumps(self.config(), indent=2) + "\n")  # JSON is YAML
 
     def command(self) -> list[str]:

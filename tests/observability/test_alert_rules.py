@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 import yaml
-from chart.render import NAMESPACE
-from launcher.prometheus import promtool_executable
+from chart.render import NAMESPACE, RELEASE
+from launcher.prometheus import promtool_executable, render_chart_rules
 
 from .conftest import BEST_EFFORT, CRITICAL, Live
 from .rulekit import (
@@ -83,6 +83,16 @@ def test_promtool_check_rules_rejects_a_broken_expression(rules: dict[str, Any],
     path.write_text(yaml.safe_dump(rules))
     proc = promtool("check", "rules", str(path))
     assert proc.returncode != 0 and FAILED in proc.stdout + proc.stderr
+
+
+def test_the_demo_loads_exactly_the_rules_the_chart_renders(rules: dict[str, Any], tmp_path: Path) -> None:
+    """make demo's Prometheus takes its rules from launcher.prometheus (standard library only, no YAML parser):
+    the same groups as the chart's PrometheusRule, with --set values applied."""
+    path = render_chart_rules(tmp_path / "rules.yml", RELEASE, NAMESPACE)
+    assert yaml.safe_load(path.read_text()) == rules
+    short = render_chart_rules(tmp_path / "short.yml", RELEASE, NAMESPACE,
+                               {"metrics.prometheusRule.alerts.connectorFailed.for": "10s"})
+    assert rule(yaml.safe_load(short.read_text()), FAILED)["for"] == "10s"
 
 
 # ---------------------------------------------------------------------------- names the sidecar exports

@@ -35,6 +35,7 @@ tools:
 
 kafka: venv
 	@$(PY) -m launcher fetch --kafka $(KAFKA_VERSION) --kafka $(KAFKA_LEGACY_VERSION) --debezium
+	@$(PY) -m launcher.jmx_exporter
 
 # The sidecar image: sidecar/Dockerfile built by buildah on a local Debian bookworm base whose python3 is 3.11
 # (no public registry is reachable here; the Dockerfile's default base stays python:3.11-slim). See ci/image/.

@@ -1,0 +1,159 @@
+"""The chart's rendered worker properties against a REAL broker with TLS and SASL/SCRAM listeners (issue 13).
+
+The chart is rendered by the real helm with `kafka.tls` / `kafka.sasl`; its worker properties (and its log4j2
+configuration) are used as they are, with three substitutions a pod does not need: the Secret mount paths
+(/mnt/kafka/tls, /mnt/kafka/sasl) become local directories holding one file per Secret key, `listeners` binds
+127.0.0.1 instead of every interface, and POD_IP is 127.0.0.1 in the worker's environment (the env config provider
+resolves `rest.advertised.host.name=${env:POD_IP}`). The broker (launcher.kafka_security.SecureBroker) has an SSL
+listener requiring client certificates, a SASL_PLAINTEXT listener with SCRAM-SHA-512 and a SASL_SSL one with
+SCRAM-SHA-256; certificates are made by openssl, SCRAM users by Kafka's storage tool (`format --add-scram`).
+Topic auto-creation is off on the broker, so the source's topic exists only if Connect's admin client (the
+`admin.` prefix) created it; records reach the sink's file only through the `producer.` and `consumer.` clients.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import launcher
+import pytest
+from launcher.fetch import kafka_libs
+from launcher.kafka_security import PropertiesWorker, SecureBroker, TlsFiles, make_tls
+from probing import wait_for
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the chart suite's one render helper
+from chart.render import one, properties, render_chart  # noqa: E402
+
+VERSION = launcher.KAFKA_VERSION
+STORE_PASSWORD = "store-pass-13"
+USER = "connect"
+USER_PASSWORD = "scram-secret-13"
+SOURCE = "org.apache.kafka.connect.file.FileStreamSourceConnector"
+SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"
+TLS_MOUNT = "/mnt/kafka/tls"
+SASL_MOUNT = "/mnt/kafka/sasl"
+
+
+@pytest.fixture(scope="module")
+def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SecureBroker, TlsFiles]]:
+    try:
+        launcher.require_java(VERSION)
+        launcher.require_fetched(VERSION)
+    except launcher.StackError as e:
+        pytest.fail(str(e), pytrace=False)
+    d = tmp_path_factory.mktemp("secure-kafka")
+    tls = make_tls(d / "pki", STORE_PASSWORD, VERSION)
+    broker = SecureBroker(d, tls, {USER: USER_PASSWORD}, VERSION)
+    broker.extra_props["auto.create.topics.enable"] = "false"
+    try:
+        broker.start()
+    except launcher.StackError as e:
+        pytest.fail(f"the TLS/SASL broker did not start: {e}", pytrace=False)
+    yield broker, tls
+    broker.stop()
+
+
+def mounted_secrets(workdir: Path, tls: TlsFiles) -> dict[str, Path]:
+    """What the kubelet would mount from the two Secrets: one file per key, values without a trailing newline."""
+    tls_dir, sasl_dir = workdir / "secret-tls", workdir / "secret-sasl"
+    tls_dir.mkdir()
+    sasl_dir.mkdir()
+    shutil.copy(tls.truststore, tls_dir / "truststore.p12")
+    shutil.copy(tls.client_keystore, tls_dir / "keystore.p12")
+    for key in ("truststore.password", "keystore.password"):
+        (tls_dir / key).write_text(tls.password)
+    (sasl_dir / "username").write_text(USER)
+    (sasl_dir / "password").write_text(USER_PASSWORD)
+    return {TLS_MOUNT: tls_dir, SASL_MOUNT: sasl_dir}
+
+
+def rendered_worker(kafka: dict[str, Any], bootstrap: str, group: str) -> tuple[str, str]:
+    """The chart's worker properties and log4j2 configuration for these `kafka` values (real helm)."""
+    port = launcher.free_port()
+    values = {
+        "bootstrapServers": bootstrap,
+        "groupId": group,
+        "restPort": port,
+        "kafka": kafka,
+        "internalTopics": {"config": {"replicationFactor": 1},
+                           "offset": {"replicationFactor": 1, "partitions": 1},
+                           "status": {"replicationFactor": 1, "partitions": 1}},
+        "pluginPath": [str(kafka_libs(VERSION) / f"connect-file-{VERSION}.jar")],
+        "workerConfig": {"key.converter.schemas.enable": False, "value.converter.schemas.enable": False,
+                         "offset.flush.interval.ms": 1000, "plugin.discovery": "service_load"},
+    }
+    data = one(render_chart(values, show_only=["templates/configmap.yaml"]), "ConfigMap")["data"]
+    return data["connect-distributed.properties"], data["log4j2.properties"]
+
+
+def start_chart_worker(workdir: Path, text: str, log_config: str, mounts: dict[str, Path]) -> PropertiesWorker:
+    props = properties(text)
+    for key, value in props.items():
+        for mount, local in mounts.items():
+            value = value.replace(mount, str(local))
+        props[key] = value
+    assert props["listeners"].startswith("http://:")
+    props["listeners"] = props["listeners"].replace("http://:", "http://127.0.0.1:")
+    log_file = workdir / "log4j2.properties"
+    log_file.write_text(log_config)
+    worker = PropertiesWorker(workdir, props, VERSION, jvm_options=[f"-Dlog4j2.configurationFile={log_file}"],
+                              env={"POD_IP": "127.0.0.1"})
+    try:
+        return worker.start()
+    except launcher.StackError as e:
+        pytest.fail(f"the worker on the chart's properties did not start: {e}", pytrace=False)
+
+
+CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    # SSL with a client certificate (the listener requires one): keystore and truststore from the Secret.
+    "ssl": ("SSL", {"tls": {"enabled": True, "existingSecret": "kafka-tls", "keystore": {"key": "keystore.p12"}}}),
+    "sasl-scram-512": ("SASL_PLAINTEXT", {"sasl": {"mechanism": "SCRAM-SHA-512", "existingSecret": "kafka-user"}}),
+    "sasl-ssl-scram-256": ("SASL_SSL", {"tls": {"enabled": True, "existingSecret": "kafka-tls"},
+                                        "sasl": {"mechanism": "SCRAM-SHA-256", "existingSecret": "kafka-user"}}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_connectors_move_data_through_a_secured_listener_on_the_charts_properties(
+        secure_broker: tuple[SecureBroker, TlsFiles], workdir: Path, case: str) -> None:
+    broker, tls = secure_broker
+    protocol, kafka = CASES[case]
+    text, log_config = rendered_worker(kafka, broker.bootstrap_of(protocol), f"sec-{case}")
+    assert STORE_PASSWORD not in text and USER_PASSWORD not in text, "a secret reached the ConfigMap"
+    assert f"consumer.security.protocol={protocol}" in text and f"admin.security.protocol={protocol}" in text
+
+    worker = start_chart_worker(workdir, text, log_config, mounted_secrets(workdir, tls))
+    try:
+        assert worker.worker_id == f"127.0.0.1:{worker.rest_port}"
+        status = worker.request("GET", "/connectors?expand=status")
+        assert status[0] == 200
+        src, out, topic = workdir / "in.txt", workdir / "out.txt", f"lines-{case}"
+        src.write_text("".join(f"{case} line {i}\n" for i in range(5)))
+        worker.put_connector(f"{case}-src", {"connector.class": SOURCE, "tasks.max": "1", "file": str(src),
+                                             "topic": topic, "topic.creation.default.replication.factor": "1",
+                                             "topic.creation.default.partitions": "1"}, timeout=60)
+        worker.put_connector(f"{case}-sink", {"connector.class": SINK, "tasks.max": "1", "topics": topic,
+                                              "file": str(out)}, timeout=60)
+        worker.wait_connector_state(f"{case}-src", timeout=90)
+        worker.wait_connector_state(f"{case}-sink", timeout=90)
+        lines = wait_for(lambda: (lambda t: t if t.count("\n") >= 5 else None)(out.read_text() if out.exists()
+                                                                                 else ""),
+                         90, f"5 records through the {protocol} listener into {out}")
+        assert lines.splitlines() == [f"{case} line {i}" for i in range(5)]
+        # The chart's log configuration: stdout only (worker.log is the JVM's stdout), REST requests at WARN.
+        log = worker.log.read_text(errors="replace")
+        assert " INFO " in log, "the root logger writes INFO to stdout"
+        # Every Kafka client the worker made (its own, and each connector's producer, consumer and admin) used the
+        # secured protocol; none fell back to PLAINTEXT, and no secret was logged.
+        protocols = re.findall(r"\bsecurity\.protocol = (\S+)", log)
+        assert len(protocols) >= 6 and set(protocols) == {protocol}, protocols
+        assert USER_PASSWORD not in log and STORE_PASSWORD not in log
+        assert '"PUT /connectors/' not in log and '"GET /connectors' not in log, "request log lines at INFO"
+        assert not list(workdir.rglob("connect.log*")), "a log file was written"
+    finally:
+        worker.stop()

@@ -108,7 +108,9 @@ def test_cause_fixed_before_ladder_runs_out_recovers(sidecar: Callable[..., laun
             connector_entry(sc, connector_name)), 20, "the sidecar to see the task running")
     assert sampler.seen and set(sampler.seen) == {200}, sampler.seen
     assert (metric(sc, "connect_health_restarts_total", connector=connector_name, outcome="requested") or 0) >= 1
-    assert metric(sc, "connect_health_connector_failed", connector=connector_name, policy="critical") == 0
+    # healed: no FAILED unit here any more, so no connector_failed series (only failing connectors have one)
+    assert metric(sc, "connect_health_connector_failed", connector=connector_name, policy="critical") is None
+    assert metric(sc, "connect_health_task_state", connector=connector_name, task="0", state="RUNNING") == 1
 
 
 def test_frozen_worker_fails_liveness_then_recovers(stack_factory: Callable[..., launcher.Stack],

@@ -120,3 +120,21 @@ def test_listed_matches_full_names_simple_names_and_aliases() -> None:
     assert apply_mod._listed("FileStreamSink", plugins)
     assert not apply_mod._listed("FileStreamSource", plugins)
     assert not apply_mod._listed("Sink", plugins)
+
+
+def test_an_unanswered_call_is_retried_like_a_409(fake: FakeConnect, client: ConnectClient) -> None:
+    """A connection cut mid-answer (a worker restarting under the Service) is a ConnectError: retried too."""
+    calls = {"n": 0}
+
+    def cut_then_created(_: Seen) -> Answer:
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            return Answer(201, {"name": "new-sink", "config": {"x": "y" * 200}}, truncate_to=10)
+        return Answer(201, {})
+
+    fake.route("PUT", "/connector-plugins/FileStreamSink/config/validate", valid)
+    fake.route("PUT", "/connectors/new-sink/config", cut_then_created)
+    code, lines, sleeps = run(client, with_new_connector(), wait=60)
+    assert code == 0, lines
+    assert calls["n"] == 3 and sleeps == [0.5, 1.0]
+    assert sum(line.startswith("retrying create new-sink in ") for line in lines) == 2

@@ -19,6 +19,8 @@ Modules, by role:
 ``postgres``   Postgres        ``sidecar`` Sidecar (`connect-health serve`) and sidecar_env()
 ``registry``   Registry: a CNCF Distribution OCI registry (make release, the e2e cluster)
 ``prometheus`` Prometheus: a real Prometheus scraping the stack with the chart's rules (demo, observability tests)
+``kafka_security`` make_tls, SecureBroker (SSL and SASL/SCRAM listeners), PropertiesWorker (the chart's properties)
+``jmx_exporter`` the Prometheus JMX exporter agent jar from Maven Central (make kafka; the worker metrics test)
 ``stack``      Stack: a broker, workers and added services, started and stopped together
 ``state``      state files of `up` processes, and down()
 ``cli``        python -m launcher / connect-health-stack: fetch, up, down, status

@@ -165,7 +165,8 @@ def test_drift_made_by_hand_shows_in_status_and_metrics(apply: Any, worker: laun
             found = {(d["connector"], d["kind"]) for d in sc.get("/status")[1]["drift"]}
             return found if found == expected else None
 
-        launcher.wait_until(drift, 30, f"drift {expected} on /status")
+        # state drift shows at the next poll; config drift once configs are fetched again (every 30 s, poller.py)
+        launcher.wait_until(drift, 45, f"drift {expected} on /status")
         text = sc.get("/metrics")[1]
         samples = {(s.labels.get("connector"), s.labels.get("kind")) for f in text_string_to_metric_families(text)
                    if f.name == "connect_health_drift" for s in f.samples}

@@ -9,13 +9,14 @@ export PATH := $(TOOLS)/bin:$(VENV)/bin:$(PATH)
 include ci/versions.env
 export
 
-.PHONY: help venv tools kafka image release test test-unit test-chart test-integration lint demo demo-break demo-heal demo-stop bench docs clean
+.PHONY: help venv tools kafka image release test test-unit test-chart test-integration lint demo demo-break demo-heal demo-stop bench faults docs clean
 
 help:
 	@echo "make demo   - run Kafka, a Connect worker and connect-health locally (127.0.0.1), no cluster needed"
 	@echo "make test   - install what the tests need (cached in .tools/) and run every suite"
 	@echo "make lint   - ruff + mypy strict on the sidecar, the launcher, bench and tests; helm lint on the chart"
 	@echo "make bench  - benchmarks (probe latency, RSS, REST calls per poll, helm template time)"
+	@echo "make faults - faults on a real stack, connect-health beside kafka-connect-healthcheck 0.3.0 (bench/FAULTS.md)"
 	@echo "make docs   - regenerate the chart README with helm-docs"
 	@echo "make image  - build the sidecar image with buildah on a local Debian base (IMAGE=..., VERSION=...)"
 	@echo "make release REGISTRY=host[:port]/org VERSION=x.y.z - push image + chart (digest-pinned), sign both"
@@ -102,6 +103,10 @@ demo-stop: venv
 
 # Measuring (bench/results/latest.json) and the report written from it (latest.md) are two steps; `bench/measure.py
 # --quick` checks every part in about a minute without touching bench/results/ (bench/README.md).
+# Faults on a real broker and worker (bench/faults.py, about 3 minutes; its fast subset is tests/integration/test_faults.py).
+faults: venv kafka
+	$(PY) bench/faults.py
+
 bench: venv tools kafka
 	$(PY) bench/measure.py
 	$(PY) bench/scale.py

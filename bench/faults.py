@@ -1,0 +1,366 @@
+#!/usr/bin/env python3
+"""`make faults`: connect-health and kafka-connect-healthcheck 0.3.0 under the same faults, on a real broker and
+Connect worker on 127.0.0.1; writes bench/FAULTS.md (expected vs observed for both).
+
+Every case is a real fault on the real stack (launcher): a sink failing on this worker, Connect stopped and
+started again with the cause still there, a second worker joining and leaving (a rebalance), the broker restarted,
+the JVM frozen (SIGSTOP), and hostile clients (1,000 half-sent requests and 50 MiB bodies) while a kubelet-like
+prober measures /livez. The faults a real worker cannot produce on demand (409 answers, a trickling answer, a
+rotated password refused with 401, a flapping task, fuzzed answers) are covered by the unit suite against the
+fake worker (tests/sidecar/test_stale_beliefs.py, test_properties.py) and listed as such in the report.
+Every wait is bounded; all traffic goes to 127.0.0.1. Timings are recorded, never asserted.
+
+    .tools/venv/bin/python bench/faults.py                 # all cases (about 3 minutes), writes bench/FAULTS.md
+    .tools/venv/bin/python bench/faults.py --quick --out /tmp/FAULTS.md
+
+``run_cases`` is also what tests/integration/test_faults.py runs (its fast subset) in `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import launcher
+import requests
+
+sys.path.insert(0, str(Path(__file__).parent))
+from measure import HealthcheckSidecar, ensure_kchc  # noqa: E402 - bench/ is not a package
+
+SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"
+CH_ARGS = ["--poll-interval", "0.5", "--request-timeout", "1", "--unresponsive-after", "4", "--restart-attempts", "1",
+           "--restart-backoff", "1", "--flap-window", "4"]
+say = launcher.Progress("faults")
+
+
+@dataclass
+class Row:
+    case: str
+    kind: str  # no false positive | true positive | hostile client
+    expected: str
+    connect_health: str
+    ch_ok: bool
+    kchc: str = "-"
+    kchc_ok: bool | None = None
+    notes: str = ""
+
+
+@dataclass
+class Env:
+    stack: launcher.Stack
+    ch: launcher.Sidecar
+    kchc: launcher.Sidecar | None
+    workdir: Path
+    rows: list[Row] = field(default_factory=list)
+
+
+def probe(url: str, timeout: float = 2.0) -> str:
+    """The answer a kubelet would get: the status code, 'timeout' or 'refused'."""
+    try:
+        return str(requests.get(url, timeout=timeout).status_code)
+    except requests.Timeout:
+        return "timeout"
+    except requests.ConnectionError:
+        return "refused"
+
+
+def until(check: Callable[[], bool], seconds: float, step: float = 0.2) -> float | None:
+    """Seconds until ``check`` holds, or None if it never did within ``seconds``."""
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        if check():
+            return time.monotonic() - start
+        time.sleep(step)
+    return None
+
+
+class Sampler:
+    """A kubelet-like prober: GET url every ``period`` s (timeout 1 s) in a thread; answers and latencies."""
+
+    def __init__(self, url: str, period: float = 0.2, timeout: float = 1.0) -> None:
+        self.url, self.period, self.timeout = url, period, timeout
+        self.answers: list[str] = []
+        self.latencies: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        session = requests.Session()
+        while not self._stop.is_set() and len(self.answers) < 10_000:
+            t0 = time.monotonic()
+            answer = probe_with(session, self.url, self.timeout)
+            self.latencies.append(time.monotonic() - t0)
+            self.answers.append(answer)
+            self._stop.wait(max(0.0, self.period - (time.monotonic() - t0)))
+        session.close()
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def summary(self) -> str:
+        counts = {a: self.answers.count(a) for a in sorted(set(self.answers))}
+        return ", ".join(f"{n}× {a}" for a, n in counts.items()) or "no answer"
+
+    def p99_ms(self) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+def probe_with(session: requests.Session, url: str, timeout: float) -> str:
+    try:
+        return str(session.get(url, timeout=timeout).status_code)
+    except requests.Timeout:
+        return "timeout"
+    except requests.ConnectionError:
+        return "refused"
+
+
+def kchc_url(env: Env) -> str | None:
+    return env.kchc.url + "/" if env.kchc is not None else None
+
+
+# ------------------------------------------------------------------------------------------------- the cases
+
+def case_true_positive_then_restart(env: Env) -> None:
+    """FAILED on this worker past the ladder; then Connect stopped and started with the cause still there."""
+    worker, ch = env.stack.worker, env.ch
+    name = "faults-poison-sink"
+    worker.put_connector(name, {"connector.class": SINK, "tasks.max": "1", "topics": f"{name}-topic",
+                                "file": str(env.workdir / "missing-dir" / "out.txt")})
+    took = until(lambda: probe(ch.url + "/livez") == "503", 60)
+    k = kchc_url(env)
+    kchc_answer = probe(k, timeout=5) if k else "-"
+    env.rows.append(Row("task FAILED on this worker past the ladder", "true positive", "/livez 503",
+                        f"/livez 503 after {took:.1f}s" if took is not None else "/livez never 503", took is not None,
+                        f"/ {kchc_answer}", kchc_answer == "503" if k else None))
+
+    # Connect goes away: the kubelet re-runs the startup probe on the new container.
+    worker.stop()
+    time.sleep(1.5)  # a few polls see the refused port
+    down = {p: probe(ch.url + p) for p in ("/startupz", "/livez", "/readyz")}
+    kchc_down = probe(k, timeout=5) if k else "-"
+    env.rows.append(Row("Connect stopped (container restarting)", "no false positive",
+                        "/startupz 503 (no stale 200), /readyz 503",
+                        ", ".join(f"{p} {a}" for p, a in down.items()),
+                        down["/startupz"] == "503" and down["/readyz"] == "503", f"/ {kchc_down}", None,
+                        "kafka-connect-healthcheck has no startup probe of its own"))
+    with Sampler(ch.url + "/livez") as while_starting:
+        worker.start()
+        started = until(lambda: probe(ch.url + "/startupz") == "200", 60)
+    # The kubelet probes liveness only once the startup probe passed: sample from then on.
+    with Sampler(ch.url + "/livez") as sampler, Sampler(k or ch.url + "/ping") as kchc_sampler:
+        time.sleep(8)  # the new ladder runs (1 attempt, 1 s backoff) and the failure outlives it again
+    readyz = requests.get(ch.url + "/readyz", timeout=5).json()
+    spared = any(name in w and "pod restart" in w for w in readyz.get("warnings", []))
+    env.rows.append(Row("Connect restarted, the same connector fails again past a new ladder (poison connector)",
+                        "no false positive", "/livez 200 throughout (a 2nd pod restart would not fix it), "
+                        "reported failed in /readyz warnings", f"/livez {sampler.summary()}; warning: {spared}",
+                        set(sampler.answers) <= {"200"} and spared,
+                        f"/ {kchc_sampler.summary()}" if k else "-",
+                        ("503" not in kchc_sampler.answers) if k else None,
+                        "kafka-connect-healthcheck would restart the pod again, and again; connect-health's "
+                        f"/startupz passed {started if started is None else round(started, 1)} s after the worker "
+                        f"was started, /livez while it started (not probed by the kubelet then): "
+                        f"{while_starting.summary()} (503 once down longer than --unresponsive-after)"))
+    worker.delete_connector(name)
+    until(lambda: probe(ch.url + "/livez") == "200", 30)
+
+
+def case_rebalance(env: Env) -> None:
+    """A second worker joins and leaves: tasks move, UNASSIGNED for a while: nobody may fail liveness."""
+    ch, k = env.ch, kchc_url(env)
+    src = env.workdir / "rebalance-in.txt"
+    src.write_text("a\nb\n")
+    env.stack.worker.put_connector("faults-rebalance-src", {
+        "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector", "tasks.max": "2",
+        "file": str(src), "topic": "faults-rebalance"})
+    env.stack.worker.wait_connector_state("faults-rebalance-src", tasks=None, timeout=60)
+    with Sampler(ch.url + "/livez") as sampler, Sampler(k or ch.url + "/ping") as kchc_sampler:
+        second = env.stack.add_worker(name="faults-second")
+        time.sleep(6)
+        second.stop()
+        time.sleep(6)
+    env.rows.append(Row("a second worker joins, then leaves (rebalance)", "no false positive", "/livez 200 throughout",
+                        f"/livez {sampler.summary()}", set(sampler.answers) <= {"200"},
+                        f"/ {kchc_sampler.summary()}" if k else "-",
+                        set(kchc_sampler.answers) <= {"200"} if k else None))
+    env.stack.worker.delete_connector("faults-rebalance-src")
+
+
+def case_broker_restart(env: Env) -> None:
+    ch, k = env.ch, kchc_url(env)
+    with Sampler(ch.url + "/livez") as sampler, Sampler(k or ch.url + "/ping") as kchc_sampler:
+        env.stack.broker.restart()
+        time.sleep(5)
+    env.rows.append(Row("the broker restarted", "no false positive", "/livez 200 throughout",
+                        f"/livez {sampler.summary()}", set(sampler.answers) <= {"200"},
+                        f"/ {kchc_sampler.summary()}" if k else "-",
+                        set(kchc_sampler.answers) <= {"200"} if k else None))
+
+
+def case_frozen_jvm(env: Env) -> None:
+    ch, k = env.ch, kchc_url(env)
+    worker = env.stack.worker
+    worker.pause()
+    try:
+        took = until(lambda: probe(ch.url + "/livez") == "503", 30)
+        kchc_answer = probe(k, timeout=5) if k else "-"
+        ping = probe(ch.url + "/ping", timeout=2)
+    finally:
+        worker.resume()
+    back = until(lambda: probe(ch.url + "/livez") == "200", 60)
+    env.rows.append(Row("Connect's JVM frozen (SIGSTOP)", "true positive",
+                        "/livez 503 after --unresponsive-after (4 s); probes still answer",
+                        f"/livez 503 after {took:.1f}s; /ping {ping}; 200 again {back:.1f}s after SIGCONT"
+                        if took is not None and back is not None else f"503 after {took}, back after {back}",
+                        took is not None and ping == "200", f"/ {kchc_answer} (5 s client timeout)",
+                        kchc_answer == "503" if k else None,
+                        "kafka-connect-healthcheck calls Connect on every probe, without a timeout"))
+
+
+@contextmanager
+def hostile_clients(port: int, slow: int, big_bodies: int) -> Iterator[int]:
+    """``slow`` half-sent requests held open and ``big_bodies`` POSTs announcing 50 MiB, sending 1 MiB each."""
+    socks: list[socket.socket] = []
+    refused = 0
+    deadline = time.monotonic() + 15  # a server that stops accepting gets 15 s of attempts, not one per client
+    try:
+        for _ in range(slow):
+            if time.monotonic() > deadline:
+                refused += 1
+                continue
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=0.5)
+                s.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n")
+                socks.append(s)
+            except OSError:
+                refused += 1
+        chunk = b"x" * (1 << 20)
+        for _ in range(big_bodies):
+            if time.monotonic() > deadline:
+                refused += 1
+                continue
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=0.5)
+                s.sendall(b"POST /livez HTTP/1.1\r\nHost: x\r\nContent-Length: 52428800\r\n\r\n")
+                with suppress(OSError):
+                    s.sendall(chunk)
+                socks.append(s)
+            except OSError:
+                refused += 1
+        yield refused
+    finally:
+        for s in socks:
+            s.close()
+
+
+def case_hostile(env: Env, slow: int, seconds: float) -> None:
+    targets = [("connect-health", env.ch)] + ([("kafka-connect-healthcheck", env.kchc)] if env.kchc else [])
+    results: dict[str, tuple[str, bool]] = {}
+    for label, svc in targets:
+        path = "/livez" if label == "connect-health" else "/"
+        with hostile_clients(svc.port, slow, 5) as refused, Sampler(svc.url + path, period=0.05) as sampler:
+            time.sleep(seconds)
+        timeouts = sampler.answers.count("timeout") + sampler.answers.count("refused")
+        p99 = sampler.p99_ms()
+        text = (f"p99 {p99:.1f} ms over {len(sampler.answers)} probes, {timeouts} timeouts"
+                f"{f', {refused} attacker connections not accepted' if refused else ''}")
+        results[label] = (text, timeouts == 0 and p99 < 50)
+    ch_text, ch_ok = results["connect-health"]
+    kchc_text, kchc_ok = results.get("kafka-connect-healthcheck", ("-", False))
+    env.rows.append(Row(f"{slow} half-sent requests and 5 bodies of 50 MiB, probed every 50 ms for {seconds:g} s",
+                        "hostile client", "/livez p99 < 50 ms, zero probe timeouts", ch_text, ch_ok, kchc_text,
+                        kchc_ok if env.kchc else None))
+
+
+# ------------------------------------------------------------------------------------------------- running
+
+FAKE_ONLY = [
+    ("409 on GET /connectors during a rebalance; restarts answered 409", "tests/sidecar/test_stale_beliefs.py "
+     "(test_409_*): a real worker answers 409 only inside a rebalance's few milliseconds"),
+    ("a worker trickling its answer (one byte every 0.2 s)", "test_a_trickling_*: no real worker does it"),
+    ("credential rotation (401 until the mounted file changes)", "test_a_rotated_password_file_*"),
+    ("a task FAILED 75 % of the time (flapping)", "test_a_task_failed_75_percent_*"),
+    ("fuzzed Connect answers, memory bounded", "tests/sidecar/test_properties.py (hypothesis, 32 MiB body cap)"),
+    ("/metrics and /status hammered at 3,000 connectors", "bench/scale.py (issue 12)"),
+]
+
+
+def run_cases(workdir: Path, *, with_kchc: bool = True, quick: bool = False) -> list[Row]:
+    """Start a stack and both sidecars, run the cases, stop everything; the rows of the report."""
+    with launcher.Stack(workdir / "stack", launcher.KAFKA_VERSION, progress=say) as stack:
+        ch = stack.add(launcher.Sidecar(workdir, stack.connect_url, [*CH_ARGS, "--worker-id",
+                                                                    stack.worker.worker_id]), start=True)
+        kchc = stack.add(HealthcheckSidecar(workdir, stack.worker, ensure_kchc()), start=True) if with_kchc else None
+        env = Env(stack, ch, kchc, workdir)
+        until(lambda: probe(ch.url + "/startupz") == "200", 60)
+        say("case: FAILED past the ladder, then Connect restarted with the cause still there")
+        case_true_positive_then_restart(env)
+        say(f"case: {200 if quick else 1000} hostile clients")
+        case_hostile(env, 200 if quick else 1000, 3 if quick else 10)
+        if not quick:
+            say("case: rebalance")
+            case_rebalance(env)
+            say("case: broker restart")
+            case_broker_restart(env)
+            say("case: frozen JVM")
+            case_frozen_jvm(env)
+        return env.rows
+
+
+def mark(ok: bool | None) -> str:
+    return {True: "as expected", False: "**not as expected**", None: "-"}[ok]
+
+
+def report(rows: list[Row], started: dt.datetime, seconds: float) -> str:
+    lines = ["# Faults: connect-health and kafka-connect-healthcheck 0.3.0 under the same faults", "",
+             f"Generated by `make faults` (bench/faults.py) on {started:%Y-%m-%d %H:%M} UTC in {seconds:.0f} s: a real "
+             f"Kafka {launcher.KAFKA_VERSION} broker and Connect worker on 127.0.0.1, connect-health "
+             f"(`{' '.join(CH_ARGS)}`) and kafka-connect-healthcheck 0.3.0 from PyPI (its `/`, worker id set) "
+             "watching the same worker. Timings come from a shared 2-core machine.", "",
+             "| case | kind | expected (connect-health) | connect-health observed | | kafka-connect-healthcheck "
+             "observed | | notes |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r.case} | {r.kind} | {r.expected} | {r.connect_health} | {mark(r.ch_ok)} | {r.kchc} | "
+                     f"{mark(r.kchc_ok)} | {r.notes} |")
+    lines += ["", "Faults a real worker cannot produce on demand, covered against the fake worker in `make test`:", ""]
+    lines += [f"- {what}: {where}" for what, where in FAKE_ONLY]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--quick", action="store_true", help="two cases, 200 hostile clients (about a minute)")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "FAULTS.md"))
+    ap.add_argument("--no-kchc", action="store_true", help="connect-health only (no PyPI install)")
+    args = ap.parse_args()
+    started = dt.datetime.now(dt.UTC)
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="faults-", dir=launcher.TOOLS / "tmp") as tmp:
+        rows = run_cases(Path(tmp), with_kchc=not args.no_kchc, quick=args.quick)
+    text = report(rows, started, time.monotonic() - t0)
+    Path(args.out).write_text(text)
+    say(f"wrote {args.out}")
+    print(text)
+    bad = [r.case for r in rows if not r.ch_ok]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -234,6 +234,52 @@ def case_frozen_jvm(env: Env) -> None:
                         "kafka-connect-healthcheck calls Connect on every probe, without a timeout"))
 
 
+def case_slow_connect_and_409(env: Env) -> None:
+    """Through launcher.FaultProxy: every request 2 s slower, then GET /connectors answered 409 for 10 s. A sidecar
+    pair with production-like timeouts watches the worker through the proxy (no real worker does either on demand)."""
+    from launcher.faultproxy import FaultProxy
+
+    worker = env.stack.worker
+    with FaultProxy(worker.url) as proxy:
+        ch = env.stack.add(launcher.Sidecar(env.workdir / "slow", proxy.url, [
+            "--poll-interval", "1", "--request-timeout", "5", "--unresponsive-after", "20", "--worker-id",
+            worker.worker_id], name="connect-health-via-proxy"), start=True)
+        kchc = None
+        if env.kchc is not None:
+            kchc = HealthcheckSidecar(env.workdir / "slow", worker, ensure_kchc())
+            kchc.connect_url = proxy.url
+            env.stack.add(kchc, start=True)
+        until(lambda: probe(ch.url + "/startupz") == "200", 30)
+        k = kchc.url + "/" if kchc is not None else ch.url + "/ping"
+        proxy.delay = 2.0
+        with Sampler(ch.url + "/livez", 0.5) as live, Sampler(ch.url + "/readyz", 0.5) as ready, \
+                Sampler(k, 0.5) as other:
+            time.sleep(12)
+        proxy.delay = 0.0
+        env.rows.append(Row("Connect slowed by 2 s per request (proxy)", "no false positive",
+                            "/livez and /readyz 200 throughout (--request-timeout 5)",
+                            f"/livez {live.summary()}; /readyz {ready.summary()}",
+                            set(live.answers) <= {"200"} and set(ready.answers) <= {"200"},
+                            f"/ {other.summary()} (1 s probe timeout)" if kchc else "-",
+                            set(other.answers) <= {"200"} if kchc else None))
+        time.sleep(2)
+        proxy.conflict_for(10)
+        with Sampler(ch.url + "/livez", 0.5) as live, Sampler(ch.url + "/readyz", 0.5) as ready, \
+                Sampler(k, 0.5) as other:
+            time.sleep(10)
+        warned = any("rebalance" in w for w in requests.get(ch.url + "/readyz", timeout=5).json().get("warnings", []))
+        env.rows.append(Row("GET /connectors answered 409 for 10 s (a long rebalance, proxy)", "no false positive",
+                            "/livez and /readyz 200 (last answer kept, a warning) for up to --unresponsive-after",
+                            f"/livez {live.summary()}; /readyz {ready.summary()}",
+                            set(live.answers) <= {"200"} and set(ready.answers) <= {"200"},
+                            f"/ {other.summary()}" if kchc else "-",
+                            set(other.answers) <= {"200"} if kchc else None,
+                            "the warning is gone once the 409s stop" if not warned else ""))
+        ch.stop()
+        if kchc is not None:
+            kchc.stop()
+
+
 @contextmanager
 def hostile_clients(port: int, slow: int, big_bodies: int) -> Iterator[int]:
     """``slow`` half-sent requests held open and ``big_bodies`` POSTs announcing 50 MiB, sending 1 MiB each."""
@@ -292,8 +338,7 @@ def case_hostile(env: Env, slow: int, seconds: float) -> None:
 # ------------------------------------------------------------------------------------------------- running
 
 FAKE_ONLY = [
-    ("409 on GET /connectors during a rebalance; restarts answered 409", "tests/sidecar/test_stale_beliefs.py "
-     "(test_409_*): a real worker answers 409 only inside a rebalance's few milliseconds"),
+    ("restarts answered 409 (bounded)", "tests/sidecar/test_stale_beliefs.py::test_restarts_answered_409_*"),
     ("a worker trickling its answer (one byte every 0.2 s)", "test_a_trickling_*: no real worker does it"),
     ("credential rotation (401 until the mounted file changes)", "test_a_rotated_password_file_*"),
     ("a task FAILED 75 % of the time (flapping)", "test_a_task_failed_75_percent_*"),
@@ -321,6 +366,8 @@ def run_cases(workdir: Path, *, with_kchc: bool = True, quick: bool = False) -> 
             case_broker_restart(env)
             say("case: frozen JVM")
             case_frozen_jvm(env)
+            say("case: slow Connect and 409s (proxy)")
+            case_slow_connect_and_409(env)
         return env.rows
 
 

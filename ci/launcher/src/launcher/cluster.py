@@ -209,6 +209,11 @@ def _pid_cmdline(pid: int) -> str:
         return ""
 
 
+# The components this process started, kept so they are reaped when `down` stops them (and never garbage
+# collected while running, which Python reports as a ResourceWarning).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def spawn(lay: Layout, name: str, cmd: Sequence[str], env: dict[str, str] | None = None) -> int:
     """Start a component detached (own session, outlives this process: `down` stops it), output in logs/NAME.log."""
     lay.logs.mkdir(parents=True, exist_ok=True)
@@ -216,7 +221,15 @@ def spawn(lay: Layout, name: str, cmd: Sequence[str], env: dict[str, str] | None
         p = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                              cwd=lay.root, start_new_session=True, close_fds=True,
                              env={**os.environ, **(env or {})})
+    _CHILDREN[p.pid] = p
     return p.pid
+
+
+def _reap(pid: int) -> None:
+    child = _CHILDREN.pop(pid, None)
+    if child is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=5)
 
 
 def _log_tail(path: Path, lines: int = 15) -> str:
@@ -564,6 +577,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     def _stop(self, name: str, say: Callable[[str], None], timeout: float = 20) -> None:
         pid = self.pids.get(name)
         if not pid or not self._alive(name):
+            if pid:
+                _reap(pid)
             return
         say(f"stopping {name} (pid {pid})")
         with contextlib.suppress(ProcessLookupError):
@@ -575,6 +590,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             os.killpg(pid, signal.SIGKILL)
         while self._alive(name) and time.monotonic() < deadline + 5:
             time.sleep(0.1)
+        _reap(pid)
 
     def _kill_containers(self, say: Callable[[str], None]) -> None:
         if not self._alive("containerd"):

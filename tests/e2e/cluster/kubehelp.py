@@ -1,0 +1,170 @@
+"""The cluster e2e's view of the cluster, through the Kubernetes API (the `kubernetes` client), and of each worker
+pod's Connect and sidecar (their pod IPs are reachable from this host through the node's bridge).
+
+Every wait is bounded in count and time; `report()` prints what the kubelet and the sidecars saw (restart counts,
+events, /livez and /readyz answers, the sidecar's last log lines) so a failing scenario explains itself.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+ROOT = Path(__file__).resolve().parents[3]
+KUBECONFIG = ROOT / ".tools" / "cluster" / "kubeconfig"
+HELM = ROOT / ".tools" / "bin" / "helm3"
+NAMESPACE = "e2e"
+RELEASE = "kc"
+WORKER_SELECTOR = "app.kubernetes.io/component=worker"
+CONNECT_PORT = 8083
+SIDECAR_PORT = 8090
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http_json(method: str, url: str, body: Any = None, timeout: float = 5) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json", "Accept": "application/json"})
+    try:
+        with _OPENER.open(req, timeout=timeout) as r:
+            status, raw = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+        e.close()
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+def helm(*args: str, timeout: float = 600, check: bool = True) -> str:
+    cmd = [str(HELM), "--kubeconfig", str(KUBECONFIG), *args]
+    print("$ helm " + " ".join(args), flush=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError(f"helm {args[0]} failed (exit {r.returncode}):\n{r.stdout}\n{r.stderr}")
+    return r.stdout
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 1.0) -> Any:
+    """Poll until predicate() is truthy (returned); AssertionError naming `what` after timeout seconds. An
+    AssertionError raised by the predicate ends the wait at once."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except AssertionError:
+            raise  # the predicate saw something that must not happen: fail now, not at the timeout
+        except Exception as e:  # noqa: BLE001 - not yet
+            last = e
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}"
+                                 + (f" (last error: {last})" if last else ""))
+        time.sleep(interval)
+
+
+class Kube:
+    def __init__(self, kubeconfig: Path, namespace: str) -> None:
+        self.api_client = config.new_client_from_config(str(kubeconfig))
+        self.core = client.CoreV1Api(self.api_client)
+        self.ns = namespace
+
+    # ---- namespace
+    def ensure_namespace(self) -> None:
+        try:
+            self.core.read_namespace(self.ns)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=self.ns)))
+
+    def delete_namespace(self) -> None:
+        try:
+            self.core.delete_namespace(self.ns)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+    # ---- pods
+    def workers(self) -> list[Any]:
+        pods = self.core.list_namespaced_pod(self.ns, label_selector=WORKER_SELECTOR).items
+        return sorted((p for p in pods if p.metadata.deletion_timestamp is None), key=lambda p: p.metadata.name)
+
+    @staticmethod
+    def ready(pod: Any) -> bool:
+        conds = {c.type: c.status for c in (pod.status.conditions or [])}
+        return conds.get("Ready") == "True"
+
+    def wait_workers_ready(self, count: int, timeout: float = 300) -> list[Any]:
+        def ok() -> list[Any] | None:
+            pods = self.workers()
+            return pods if len(pods) == count and all(self.ready(p) for p in pods) else None
+        result: list[Any] = wait_for(ok, timeout, f"{count} Ready worker pods", interval=2)
+        return result
+
+    def pod(self, name: str) -> Any:
+        return self.core.read_namespaced_pod(name, self.ns)
+
+    def restarts(self, name: str) -> dict[str, int]:
+        """restartCount of each container of the pod."""
+        pod = self.pod(name)
+        return {s.name: s.restart_count for s in (pod.status.container_statuses or [])}
+
+    def events(self, pod_name: str) -> list[tuple[str, str, int]]:
+        """(reason, message, count) of the pod's events, oldest first."""
+        evs = self.core.list_namespaced_event(self.ns, field_selector=f"involvedObject.name={pod_name}").items
+        evs.sort(key=lambda e: (e.last_timestamp or e.event_time or e.metadata.creation_timestamp))
+        return [(e.reason or "", e.message or "", e.count or 1) for e in evs]
+
+    def probe_failures(self, pod_name: str, kind: str = "Liveness") -> list[str]:
+        return [m for r, m, _ in self.events(pod_name) if r == "Unhealthy" and m.startswith(f"{kind} probe failed")]
+
+    def logs(self, pod_name: str, container: str, tail: int = 20, previous: bool = False) -> str:
+        try:
+            text: str = self.core.read_namespaced_pod_log(pod_name, self.ns, container=container,
+                                                          tail_lines=tail, previous=previous)
+            return text
+        except ApiException as e:
+            return f"(no logs: HTTP {e.status})"
+
+    # ---- Connect and the sidecar of a pod, over the pod IP
+    @staticmethod
+    def connect(pod: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        return http_json(method, f"http://{pod.status.pod_ip}:{CONNECT_PORT}{path}", body)
+
+    @staticmethod
+    def sidecar(pod: Any, path: str) -> tuple[int, Any]:
+        return http_json("GET", f"http://{pod.status.pod_ip}:{SIDECAR_PORT}{path}")
+
+    @staticmethod
+    def worker_id(pod: Any) -> str:
+        return f"{pod.status.pod_ip}:{CONNECT_PORT}"
+
+    # ---- what the kubelet and the sidecars saw
+    def report(self, title: str) -> None:
+        print(f"\n===== {title}: what the kubelet and the sidecars saw =====", flush=True)
+        for pod in self.workers():
+            name = pod.metadata.name
+            print(f"--- pod {name} ({pod.status.pod_ip}) Ready={self.ready(pod)} restarts={self.restarts(name)}")
+            for reason, message, count in self.events(name):
+                print(f"    event {reason} x{count}: {message}")
+            for path in ("/livez", "/readyz"):
+                try:
+                    print(f"    sidecar {path}: {self.sidecar(pod, path)}")
+                except OSError as e:
+                    print(f"    sidecar {path}: no answer ({e})")
+            for line in self.logs(name, "connect-health", tail=8).splitlines():
+                print(f"    sidecar log: {line[:300]}")
+        print("=====", flush=True)

@@ -203,6 +203,40 @@ def case_rebalance(env: Env) -> None:
     env.stack.worker.delete_connector("faults-rebalance-src")
 
 
+def case_failed_elsewhere(env: Env) -> None:
+    """A sink FAILED on another worker: the pod of the worker without it stays healthy (worker scope)."""
+    second = env.stack.add_worker(name="faults-other")
+    time.sleep(3)  # the join's rebalance settles before the connector is placed
+    name = "faults-remote-sink"
+    env.stack.worker.put_connector(name, {"connector.class": SINK, "tasks.max": "1", "topics": f"{name}-topic",
+                                          "file": str(env.workdir / "missing-dir" / "remote.txt")})
+    failed_on = None
+    deadline = time.monotonic() + 60
+    while failed_on is None and time.monotonic() < deadline:
+        status = env.stack.worker.connector_status(name) or {}
+        tasks = [t for t in status.get("tasks", []) if t.get("state") == "FAILED"]
+        failed_on = tasks[0]["worker_id"] if tasks else None
+        time.sleep(0.5)
+    clean = env.stack.worker if failed_on == second.worker_id else second
+    workdir = env.workdir / "other"
+    sc = env.stack.add(launcher.Sidecar(workdir, clean.url, [*CH_ARGS, "--worker-id", clean.worker_id],
+                                        name="connect-health-other"), start=True)
+    kchc = env.stack.add(HealthcheckSidecar(workdir, clean, ensure_kchc()), start=True) if env.kchc else None
+    until(lambda: probe(sc.url + "/startupz") == "200", 30)
+    with Sampler(sc.url + "/livez", 0.5) as live, Sampler(kchc.url + "/" if kchc else sc.url + "/ping", 0.5) as other:
+        time.sleep(6)
+    env.rows.append(Row("a task FAILED on another worker, judged by the pod without it", "no false positive",
+                        "/livez 200 throughout (that pod's business)", f"/livez {live.summary()}",
+                        failed_on is not None and set(live.answers) <= {"200"},
+                        f"/ {other.summary()}" if kchc else "-", set(other.answers) <= {"200"} if kchc else None,
+                        f"the task failed on {failed_on}"))
+    sc.stop()
+    if kchc is not None:
+        kchc.stop()
+    env.stack.worker.delete_connector(name)
+    second.stop()
+
+
 def case_broker_restart(env: Env) -> None:
     ch, k = env.ch, kchc_url(env)
     with Sampler(ch.url + "/livez") as sampler, Sampler(k or ch.url + "/ping") as kchc_sampler:
@@ -362,6 +396,8 @@ def run_cases(workdir: Path, *, with_kchc: bool = True, quick: bool = False) -> 
         if not quick:
             say("case: rebalance")
             case_rebalance(env)
+            say("case: FAILED on another worker")
+            case_failed_elsewhere(env)
             say("case: broker restart")
             case_broker_restart(env)
             say("case: frozen JVM")

@@ -4,7 +4,7 @@
 CLUSTER := $(PY) -m launcher.cluster
 E2E_IMAGES := $(addprefix --image-archive $(TOOLS)/images/,pause.tar connect.tar sidecar.tar)
 
-.PHONY: cluster-tools e2e-images cluster-up cluster-down
+.PHONY: cluster-tools e2e-images cluster-up cluster-down e2e
 
 # Kubernetes + CoreDNS from the Go module proxy (first build: 30 min measured on 2 shared, busy cores; cached by Go
 # afterwards: 1 s), and Debian's packages.
@@ -21,3 +21,7 @@ cluster-up: venv cluster-tools e2e-images
 
 cluster-down: venv
 	@$(CLUSTER) down
+# The chart on the node, driven through the Kubernetes API. Uses a cluster of `make cluster-up` when one runs
+# (and leaves it), otherwise starts its own and tears it down. E2E_CHART=oci://... installs a released chart.
+e2e: venv tools cluster-tools e2e-images
+	E2E_CLUSTER=1 $(PY) -m pytest tests/e2e/cluster -s -v -p no:cacheprovider

@@ -107,7 +107,7 @@ def create_app(poller: Poller, settings: HealthSettings, metrics: Metrics, *, re
 
 
 PROBE_PATHS = {"/livez": "livez", "/health": "livez", "/readyz": "readyz", "/startupz": "startupz", "/ping": None}
-HEAVY_LANE = 4  # pages other than the probes served at once; of the server's 8 threads the rest are the probes'
+HEAVY_LANE = 2  # pages other than the probes served at once; of the server's 8 threads the rest are the probes'
 
 
 class ProbeAnswers:

@@ -89,6 +89,9 @@ def serve(settings: config.ServeSettings) -> int:
     setup_logging(settings.log_format)
     log = logging.getLogger("connect_health")
     sock = listen.bind(settings.host, settings.port)  # before the poller: a bad address sends nothing to Connect
+    # Threads building /metrics or /status hold the GIL in 5 ms slices by default; 1 ms slices let a probe through
+    # sooner while they run (bench/FAULTS.md, heavy pages at 3,000 connectors).
+    sys.setswitchinterval(0.001)
     sidecar = build(settings)
     server = None
     if settings.server == "waitress":

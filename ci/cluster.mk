@@ -22,6 +22,7 @@ cluster-up: venv cluster-tools e2e-images
 cluster-down: venv
 	@$(CLUSTER) down
 # The chart on the node, driven through the Kubernetes API. Uses a cluster of `make cluster-up` when one runs
-# (and leaves it), otherwise starts its own and tears it down. E2E_CHART=oci://... installs a released chart.
+# (and leaves it), otherwise starts its own and tears it down. The chart comes from `make release` to a local
+# registry (E2E_CHART=source: the source chart with the images imported instead).
 e2e: venv tools cluster-tools e2e-images
 	E2E_CLUSTER=1 $(PY) -m pytest tests/e2e/cluster -s -v -p no:cacheprovider

@@ -4,9 +4,11 @@
   left running; otherwise the session starts one and tears it down at the end.
 - `broker`: a KRaft broker on the host (the launcher's Broker) with a second listener on the node address, which
   is what it advertises to the pods (127.0.0.1 inside a pod is the pod itself).
-- `release`: the chart installed with tests/e2e/cluster/values-e2e.yaml: from the registry when E2E_CHART names an
-  `oci://` reference (what `make release` pushed), else from charts/kafka-connect with the images of
-  ci/images/build-e2e.sh. 2 workers, short probe and ladder timings, declared connectors.
+- `chart`: by default `make release` to a local registry (127.0.0.1) and the chart installed from there
+  (`oci://`), its images pulled by the node from that registry; E2E_CHART=source uses charts/kafka-connect and
+  the images imported from ci/images/build-e2e.sh.
+- `release`: the chart installed with tests/e2e/cluster/values-e2e.yaml: 2 workers, short probe and ladder timings,
+  declared connectors.
 - `kube`: the Kubernetes API (the `kubernetes` client) plus helpers that print what the kubelet and the sidecar saw.
 
 These tests only run when E2E_CLUSTER=1 (set by `make e2e`): `make test` does not build a cluster. Anything
@@ -16,6 +18,7 @@ missing (root, the cluster binaries, the images) fails them with one line saying
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +29,7 @@ from kubehelp import NAMESPACE, RELEASE, ROOT, Kube, helm
 from launcher import cluster as kcluster
 from launcher.broker import Broker
 from launcher.errors import StackError
+from launcher.registry import Registry
 
 IMAGES = ROOT / ".tools" / "images"
 VALUES = Path(__file__).resolve().parent / "values-e2e.yaml"
@@ -84,26 +88,60 @@ def kube(cluster: kcluster.Cluster) -> Kube:
     return Kube(cluster.lay.kubeconfig, NAMESPACE)
 
 
-def chart_args() -> list[str]:
-    """The chart to install: the released one from the registry (E2E_CHART=oci://..., E2E_CHART_VERSION), else the
-    source chart with the locally built images."""
-    ref = os.environ.get("E2E_CHART", "")
-    if ref:
-        args = [ref]
-        if os.environ.get("E2E_CHART_VERSION"):
-            args += ["--version", os.environ["E2E_CHART_VERSION"], "--plain-http"]
-        return args
-    version = next(line.split('"')[1] for line in (ROOT / "sidecar" / "pyproject.toml").read_text().splitlines()
-                   if line.startswith("version = "))
-    return [str(ROOT / "charts" / "kafka-connect"), "--set", "healthcheck.image.repository=e2e.local/connect-health",
-            "--set", f"healthcheck.image.tag={version}"]
+def _sidecar_version() -> str:
+    return next(line.split('"')[1] for line in (ROOT / "sidecar" / "pyproject.toml").read_text().splitlines()
+                if line.startswith("version = "))
+
+
+def _run(cmd: list[str], what: str, env: dict[str, str] | None = None, timeout: float = 1800) -> str:
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    if r.returncode != 0:
+        pytest.fail(f"{what} failed (exit {r.returncode}): {(r.stderr or r.stdout).strip()[-600:]}", pytrace=False)
+    return r.stdout
 
 
 @pytest.fixture(scope="session")
-def release(kube: Kube, broker: Broker) -> Iterator[str]:
+def chart(cluster: kcluster.Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """The chart reference and its image settings for `helm install`.
+
+    Default: what `make release` pushes to a local registry (the launcher's Registry on 127.0.0.1, the image and the
+    chart with the image's digest stamped, signed with a throwaway cosign key), plus the Connect image copied there;
+    the node's containerd pulls both from it. E2E_CHART=source: charts/kafka-connect with the imported images."""
+    if os.environ.get("E2E_CHART") == "source":
+        yield [str(ROOT / "charts" / "kafka-connect"), "--set", "healthcheck.image.repository=e2e.local/connect-health",
+               "--set", f"healthcheck.image.tag={_sidecar_version()}"]
+        return
+    reg = Registry(tmp_path_factory.mktemp("registry"))
+    try:
+        reg.start()
+    except StackError as e:
+        _fail("registry", e)
+    try:
+        keys = tmp_path_factory.mktemp("cosign")
+        env = {"COSIGN_PASSWORD": "e2e-only-password"}
+        _run([str(ROOT / ".tools" / "bin" / "cosign"), "generate-key-pair", f"--output-key-prefix={keys}/cosign"],
+             "cosign generate-key-pair", env, 60)
+        version = f"{_sidecar_version()}-e2e"
+        t0 = time.monotonic()
+        _run(["make", "--no-print-directory", "-s", "-C", str(ROOT), "release", f"REGISTRY={reg.address}/e2e",
+              f"VERSION={version}", f"COSIGN_KEY={keys}/cosign.key"], "make release", env)
+        connect = f"{reg.address}/e2e/kafka-connect"
+        _run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci-archive:{IMAGES / 'connect.tar'}",
+              f"docker://{connect}:{kcluster.PINS['KAFKA_VERSION']}"], "skopeo copy of the Connect image")
+        print(f"make release to {reg.address}/e2e (version {version}) and the Connect image: "
+              f"{time.monotonic() - t0:.0f}s", flush=True)
+        cluster.trust_registry(reg.address)
+        yield [f"oci://{reg.address}/e2e/charts/kafka-connect", "--version", version, "--plain-http",
+               "--set", f"image.repository={connect}", "--set", "image.pullPolicy=Always"]
+    finally:
+        reg.stop()
+
+
+@pytest.fixture(scope="session")
+def release(kube: Kube, broker: Broker, chart: list[str]) -> Iterator[str]:
     kube.ensure_namespace()
     t0 = time.monotonic()
-    helm("upgrade", "--install", RELEASE, *chart_args(), "--namespace", NAMESPACE, "-f", str(VALUES),
+    helm("upgrade", "--install", RELEASE, *chart, "--namespace", NAMESPACE, "-f", str(VALUES),
          "--set", f"bootstrapServers={kcluster.NODE_IP}:{BROKER_POD_PORT}", "--wait", "--wait-for-jobs",
          "--timeout", "6m")
     print(f"release {RELEASE} installed and Ready in {time.monotonic() - t0:.0f}s", flush=True)

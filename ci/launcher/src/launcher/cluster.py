@@ -409,11 +409,9 @@ class Cluster:
         self.progress("starting containerd")
         c = self.lay.containerd
         certs = c / "certs.d"
-        for reg in registries:  # the local OCI registry (127.0.0.1:PORT) speaks plain HTTP
-            (certs / reg).mkdir(parents=True, exist_ok=True)
-            (certs / reg / "hosts.toml").write_text(f'server = "http://{reg}"\n\n[host."http://{reg}"]\n'
-                                                    '  capabilities = ["pull", "resolve"]\n')
         certs.mkdir(parents=True, exist_ok=True)
+        for reg in registries:
+            self.trust_registry(reg)
         cri = 'plugins."io.containerd.grpc.v1.cri"'
         config = f"""version = 2
 root = "{c / 'root'}"
@@ -454,6 +452,14 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         self._start("containerd", ["containerd", "--config", str(c / "config.toml")])
         wait_until(lambda: self.ctr("version", check=False), 60, "containerd to answer", interval=0.5,
                    check=self._check("containerd"))
+
+    def trust_registry(self, address: str) -> None:
+        """Let the node pull from a local OCI registry (HOST:PORT) over plain HTTP. containerd reads its hosts
+        config (certs.d) on each pull, so this works on a running node too."""
+        d = self.lay.containerd / "certs.d" / address
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "hosts.toml").write_text(f'server = "http://{address}"\n\n[host."http://{address}"]\n'
+                                      '  capabilities = ["pull", "resolve"]\n')
 
     def ctr(self, *args: str, check: bool = True, timeout: float = 300) -> str:
         return run(["ctr", "--address", str(self.lay.containerd_sock), "--namespace", "k8s.io", *args],

@@ -106,3 +106,11 @@ def test_serve_listens_on_ipv4_and_ipv6_by_default(fake: FakeConnect) -> None:
     finally:
         proc.terminate()
         proc.communicate(timeout=15)
+
+
+def test_check_says_when_connect_refuses_its_credentials(fake: FakeConnect) -> None:
+    fake.route("GET", "/health", Answer(401, {"error_code": 401, "message": "User cannot access the resource."}))
+    result = run("check", "--connect-url", fake.url, "--connect-user", "u", "--worker-id", WORKER,
+                 env=clean_env(CONNECT_HEALTH_CONNECT_PASSWORD="wrong-pw-5Tg"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "refused the sidecar's credentials" in result.stdout and "wrong-pw-5Tg" not in result.stdout

@@ -140,7 +140,10 @@ def check(settings: config.CheckSettings) -> int:
     obs = view.observation
     healthy = report.livez.ok and obs.reachable and obs.started
     reasons = list(report.livez.reasons)
-    if not obs.reachable:
+    if obs.sidecar_error:
+        healthy = False  # nothing could be judged: not a verdict of healthy
+        reasons.insert(0, f"the sidecar cannot judge Connect: {obs.sidecar_error}")
+    elif not obs.reachable:
         reasons.insert(0, f"Connect not reachable: {obs.error}")
     elif not obs.started:
         reasons.insert(0, f"worker not started: {obs.startup_detail}")

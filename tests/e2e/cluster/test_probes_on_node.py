@@ -7,6 +7,8 @@ apart; the sidecar polls every 2 s. Waits are bounded; none of them is a timing 
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import urllib.request
 from typing import Any
@@ -213,3 +215,34 @@ def _timing(request: pytest.FixtureRequest) -> Any:
     t0 = time.monotonic()
     yield
     print(f"{request.node.name}: {time.monotonic() - t0:.0f}s")
+
+
+def test_8_sidecar_killed_connect_not_restarted_and_view_rebuilt(kube: Kube, workers: list[Any],
+                                                                  cluster: Any) -> None:
+    """The sidecar's process killed (SIGKILL from the node, a crash): the kubelet restarts the sidecar container
+    only; Connect keeps running through it (its liveness probe is refused for the moment the sidecar is away), and
+    the new sidecar rebuilds its view from Connect (/readyz ok again)."""
+    target, other = workers[0], workers[1]
+    tname, oname = target.metadata.name, other.metadata.name
+    try:
+        before = {p.metadata.name: kube.restarts(p.metadata.name) for p in workers}
+        cid = next(s.container_id for s in target.status.container_statuses if s.name == "connect-health")
+        cid = cid.split("://", 1)[1]
+        tasks = cluster.ctr("tasks", "ls").splitlines()
+        pid = int(next(line.split()[1] for line in tasks if line.startswith(cid)))
+        print(f"killing the sidecar of {tname}: container {cid[:12]}, host pid {pid}")
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: kube.restarts(tname)["connect-health"] > before[tname]["connect-health"], 60,
+                 f"the kubelet to restart the sidecar of {tname}")
+
+        def rebuilt() -> Any:
+            status, body = kube.sidecar(kube.pod(tname), "/readyz")
+            return status == 200 and body
+        print(f"/readyz of the new sidecar: {wait_for(rebuilt, 60, 'the new sidecar to judge Connect ready')}")
+        time.sleep(3 * LIVENESS_PERIOD + 1)
+        after = {p.metadata.name: kube.restarts(p.metadata.name) for p in kube.workers()}
+        assert after[tname]["connect"] == before[tname]["connect"], f"Connect restarted: {before} -> {after}"
+        assert after[oname] == before[oname], f"the other worker was restarted: {before} -> {after}"
+        assert kube.ready(kube.pod(tname))
+    finally:
+        kube.report("scenario 8: the sidecar killed")

@@ -32,9 +32,7 @@ from pathlib import Path
 
 import launcher
 import requests
-
-sys.path.insert(0, str(Path(__file__).parent))
-from measure import HealthcheckSidecar, _kb, ensure_kchc, process_tree  # noqa: E402 - bench/ is not a package
+from measure import HealthcheckSidecar, ensure_kchc, process_tree, status_kb  # bench/: a script's own folder
 
 SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"
 CH_ARGS = ["--poll-interval", "0.5", "--request-timeout", "1", "--unresponsive-after", "4", "--restart-attempts", "1",
@@ -345,7 +343,7 @@ def case_heavy_pages(env: Env, connectors: int, seconds: float) -> None:
             for t in readers:
                 t.join(15)
         pid = sc.pid
-        rss_kb = sum(_kb(Path(f"/proc/{p}/status"), "VmHWM") for p in process_tree(pid)) if pid else 0
+        rss_kb = sum(status_kb(Path(f"/proc/{p}/status"), "VmHWM") for p in process_tree(pid)) if pid else 0
         timeouts = sampler.answers.count("timeout") + sampler.answers.count("refused")
         counts = {a: pages.count(a) for a in sorted(set(pages))}
         env.rows.append(Row(f"/metrics and /status read by 24 clients at once at {connectors:,} connectors, /livez "

@@ -193,7 +193,8 @@ def process_tree(pid: int) -> list[int]:
     return out
 
 
-def _kb(path: Path, key: str) -> int:
+def status_kb(path: Path, key: str) -> int:
+    """A kB field (VmRSS, VmHWM, Pss, ...) of a /proc status-like file; 0 when the process is gone."""
     with contextlib.suppress(OSError, ValueError, IndexError):
         for line in path.read_text().splitlines():
             if line.startswith(key + ":"):
@@ -220,8 +221,8 @@ def memory(pid: int | None) -> dict[str, Any]:
     if pid is None:
         return {}
     pids = process_tree(pid)
-    rss = sum(_kb(Path(f"/proc/{p}/status"), "VmRSS") for p in pids)
-    pss = sum(_kb(Path(f"/proc/{p}/smaps_rollup"), "Pss") for p in pids)
+    rss = sum(status_kb(Path(f"/proc/{p}/status"), "VmRSS") for p in pids)
+    pss = sum(status_kb(Path(f"/proc/{p}/smaps_rollup"), "Pss") for p in pids)
     return {"processes": len(pids), "rss_mb": round(rss / 1024, 1), "pss_mb": round(pss / 1024, 1)}
 
 

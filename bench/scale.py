@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import scale_connect
+from measure import status_kb
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -70,11 +71,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK  # utime, stime
 
 
-def status_kb(pid: int, key: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+def status_mb(pid: int, key: str) -> float:
+    return status_kb(Path(f"/proc/{pid}/status"), key) / 1024
 
 
 class Client:
@@ -160,7 +158,7 @@ def measure_sidecar(cluster: scale_connect.Cluster, connect_port: int, polls: in
         client.close()
         time.sleep(0.5)
         cpu = cpu_per_poll(proc, cluster, polls)
-        rss, hwm = status_kb(proc.pid, "VmRSS"), status_kb(proc.pid, "VmHWM")
+        rss, hwm = status_mb(proc.pid, "VmRSS"), status_mb(proc.pid, "VmHWM")
         client = Client(port)
         code, metrics, metrics_s = client.get("/metrics")
         series = sum(1 for line in metrics.decode().splitlines() if line and not line.startswith("#"))
@@ -208,7 +206,7 @@ def measure_declared(cluster: scale_connect.Cluster, connect_port: int, workdir:
         client.close()
         cluster.calls.clear()
         cpu = cpu_per_poll(proc, cluster, 31)
-        return {**cpu, "drift": len(doc["drift"]), "rss_mb": round(status_kb(proc.pid, "VmRSS"), 1)}
+        return {**cpu, "drift": len(doc["drift"]), "rss_mb": round(status_mb(proc.pid, "VmRSS"), 1)}
     finally:
         stop(proc)
 

@@ -1,6 +1,6 @@
 """The README's screenshots, from a running `make demo`: its status page and Prometheus's graph of the dashboard's
-headline panel, side by side in docs/. Debian's Chromium, headless, driven by playwright (the flags of
-tests/e2e/conftest.py); Prometheus's graph page needs its web UI (bash ci/prometheus-ui.sh).
+headline panel, side by side in docs/. Debian's Chromium, headless, driven by playwright (flags:
+launcher.tools.CHROMIUM_ARGS); Prometheus's graph page needs its web UI (bash ci/prometheus-ui.sh).
 
     make demo                 # in one terminal
     make demo-break           # in another; wait for the alert to fire (the demo prints it)
@@ -17,11 +17,11 @@ import sys
 import urllib.parse
 from pathlib import Path
 
+from launcher.demo import JOB, NAMESPACE
+from launcher.state import load_state
+from launcher.tools import CHROMIUM_ARGS
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from conftest import CHROMIUM_ARGS  # noqa: E402 - the e2e suite's flags, one copy
-from launcher.demo import JOB, NAMESPACE  # noqa: E402
-from launcher.state import load_state  # noqa: E402
 
 # The dashboard's "Tasks by state" panel (charts/kafka-connect/files/grafana-dashboard.json), for the demo's release.
 HEADLINE = f'sum by (state) (connect_health_tasks{{namespace="{NAMESPACE}", job="{JOB}"}})'
@@ -51,7 +51,7 @@ def main() -> int:
     query = urllib.parse.urlencode({"g0.expr": HEADLINE, "g0.tab": "graph", "g0.range_input": args.range,
                                     "g0.show_tree": "0"})
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=chromium, args=list(CHROMIUM_ARGS))
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(demo["status_url"])
         page.wait_for_selector("table")

@@ -21,11 +21,10 @@ from typing import Any
 
 import launcher
 import pytest
+from launcher.tools import CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parents[2]
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = ROOT / ".tools" / "artifacts"
 
 
@@ -86,7 +85,7 @@ def browser(chromium: str) -> Iterator[Any]:
 
     pw = sync_playwright().start()
     try:
-        b = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        b = pw.chromium.launch(executable_path=chromium, args=list(CHROMIUM_ARGS))
     except Exception as e:  # noqa: BLE001 - one line, no playwright traceback
         pw.stop()
         pytest.fail(f"could not start {chromium} through playwright: {str(e).splitlines()[0]}", pytrace=False)

@@ -6,14 +6,10 @@ kafka-connect-healthcheck beside it and the p99 target, writes bench/FAULTS.md."
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-import launcher
+import faults  # bench/faults.py (bench/ is on pytest's pythonpath)
 import pytest
-
-sys.path.insert(0, str(launcher.ROOT / "bench"))
-import faults  # noqa: E402 - bench/ is not a package
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

@@ -12,21 +12,18 @@ alert rules read. Runs on both Kafka versions: log4j2 on 4.x, log4j 1 on 3.x (th
 from __future__ import annotations
 
 import re
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import launcher
 import pytest
+from chart.render import container, env_of, one, properties, render_chart
 from launcher.fetch import kafka_libs
 from launcher.jmx_exporter import require_jmx_exporter
 from launcher.kafka_security import PropertiesWorker
 from launcher.pins import is_legacy_kafka
 from probing import wait_for
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the chart suite's one render helper
-from chart.render import container, env_of, one, properties, render_chart  # noqa: E402
 
 SOURCE = "org.apache.kafka.connect.file.FileStreamSourceConnector"
 SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"

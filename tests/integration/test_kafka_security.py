@@ -15,19 +15,16 @@ from __future__ import annotations
 
 import re
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import launcher
 import pytest
+from chart.render import one, properties, render_chart
 from launcher.fetch import kafka_libs
 from launcher.kafka_security import PropertiesWorker, SecureBroker, TlsFiles, make_tls
 from probing import wait_for
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the chart suite's one render helper
-from chart.render import one, properties, render_chart  # noqa: E402
 
 VERSION = launcher.KAFKA_VERSION
 STORE_PASSWORD = "store-pass-13"

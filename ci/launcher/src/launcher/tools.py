@@ -64,3 +64,9 @@ def connect_health_executable() -> str:
     if found:
         return found
     raise MissingTool("connect-health", "run `make venv` (installs the sidecar into .tools/venv)")
+
+
+# Debian's Chromium, headless, as root, on a machine whose only network is loopback: without the
+# background-networking flags it keeps opening connections that are refused. The browser test and the screenshots.
+CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync")

@@ -22,18 +22,11 @@ from typing import Any
 import launcher
 import pytest
 from launcher.tools import CHROMIUM_ARGS
+from stackcheck import fail_on_stack_error
 
 ROOT = Path(__file__).resolve().parents[2]
 
 ARTIFACTS = ROOT / ".tools" / "artifacts"
-
-
-def _fail_on_stack_error(what: str, fn: Callable[[], Any]) -> Any:
-    try:
-        return fn()
-    except launcher.StackError as e:
-        problem = f"{what}: {e}"
-    pytest.fail(problem, pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +38,7 @@ def e2e_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[launcher.Sta
         launcher.require_fetched(version)
         return launcher.Stack(tmp_path_factory.mktemp("e2e-stack"), version).start()
 
-    stack: launcher.Stack = _fail_on_stack_error(f"Kafka {version} stack", make)
+    stack: launcher.Stack = fail_on_stack_error(f"Kafka {version} stack", make)
     yield stack
     stack.stop()
 
@@ -62,7 +55,7 @@ def sidecar(e2e_stack: launcher.Stack, workdir: Path) -> Iterator[Callable[..., 
     def start(*flags: str) -> launcher.Sidecar:
         sc = launcher.Sidecar(workdir, e2e_stack.connect_url, list(flags), name=f"sidecar-{len(started)}")
         started.append(sc)
-        result: launcher.Sidecar = _fail_on_stack_error("connect-health serve", sc.start)
+        result: launcher.Sidecar = fail_on_stack_error("connect-health serve", sc.start)
         return result
 
     yield start

@@ -24,7 +24,7 @@ import json
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ import pytest
 import yaml
 from chart.render import NAMESPACE
 from launcher.prometheus import Prometheus, ScrapeTarget
+from stackcheck import fail_on_stack_error
 
 from .rulekit import JOB, POD, Series, chart_rules
 
@@ -129,14 +130,6 @@ class AlertWatcher:
         self._thread.join(timeout=5)
 
 
-def _fail_on_stack_error(what: str, fn: Callable[[], Any]) -> Any:
-    try:
-        return fn()
-    except launcher.StackError as e:
-        problem = f"{what}: {e}"
-    pytest.fail(problem, pytrace=False)
-
-
 def _value(prom: Prometheus, expr: str) -> float | None:
     result = prom.query(expr)
     return float(result[0]["value"][1]) if result else None
@@ -164,8 +157,8 @@ def live_rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def live(tmp_path_factory: pytest.TempPathFactory, live_rules: Path) -> Iterator[Live]:
     workdir = tmp_path_factory.mktemp("observability")
-    _fail_on_stack_error("Java for the live stack", lambda: launcher.require_java(launcher.KAFKA_VERSION))
-    _fail_on_stack_error("Kafka for the live stack", lambda: launcher.require_fetched(launcher.KAFKA_VERSION))
+    fail_on_stack_error("Java for the live stack", lambda: launcher.require_java(launcher.KAFKA_VERSION))
+    fail_on_stack_error("Kafka for the live stack", lambda: launcher.require_fetched(launcher.KAFKA_VERSION))
     stack = launcher.Stack(workdir, launcher.KAFKA_VERSION)
     declared = workdir / "declared.yaml"  # a declared connector nobody created: the drift series
     declared.write_text(json.dumps({DECLARED_MISSING: {"config": {"connector.class": SINK, "tasks.max": 1,
@@ -175,7 +168,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, live_rules: Path) -> Iterator
                                          [*SIDECAR_FLAGS, "--connectors-file", str(declared)]))
     prom = stack.add(Prometheus(workdir, [ScrapeTarget(JOB, sidecar.url, {"namespace": NAMESPACE, "pod": POD})],
                                 [live_rules]))
-    _fail_on_stack_error("the live stack (broker, worker, sidecar, Prometheus)", stack.start)
+    fail_on_stack_error("the live stack (broker, worker, sidecar, Prometheus)", stack.start)
     live = Live(stack, sidecar, prom)
     try:
         with AlertWatcher(prom, live.alert_log) as watcher:

@@ -7,6 +7,7 @@ apart; the sidecar polls every 2 s. Waits are bounded; none of them is a timing 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -215,6 +216,38 @@ def _timing(request: pytest.FixtureRequest) -> Any:
     t0 = time.monotonic()
     yield
     print(f"{request.node.name}: {time.monotonic() - t0:.0f}s")
+
+
+@pytest.mark.skipif(os.environ.get("E2E_SCENARIO_7") != "1", reason=(
+    "fails today (not run by make e2e; E2E_SCENARIO_7=1 runs it): with the broker down, Connect's GET /health "
+    "(a herder round-trip) times out on a worker whose JVM is alive, the sidecar calls the REST API unresponsive "
+    "after --unresponsive-after (30 s here) and the kubelet kills Connect; seen in 1 of 2 runs"))
+def test_7_broker_stopped_for_60s_restarts_no_connect(kube: Kube, workers: list[Any], broker: Any) -> None:
+    """The broker gone for 60 s while the workers' JVMs stay up: no Connect restart caused by the sidecar, and
+    the declared connector RUNNING again after it is back."""
+    try:
+        before = {p.metadata.name: kube.restarts(p.metadata.name) for p in workers}
+        wait_for(lambda: task_worker(kube, workers, "sink-ok", "RUNNING"), 60, "sink-ok RUNNING before")
+        broker.stop()
+        print("broker stopped", flush=True)
+        deadline = time.monotonic() + 60
+        seen: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            for pod in workers:
+                with contextlib.suppress(OSError):
+                    seen[pod.metadata.name] = kube.sidecar(pod, "/livez")
+            time.sleep(5)
+        print(f"the sidecars' /livez at the end of the outage: {seen}")
+        broker.start()
+        print("broker started again", flush=True)
+        wait_for(lambda: task_worker(kube, kube.workers(), "sink-ok", "RUNNING"), 120, "sink-ok RUNNING after")
+        kube.wait_workers_ready(2, timeout=120)
+        after = {p.metadata.name: kube.restarts(p.metadata.name) for p in kube.workers()}
+        assert after == before, f"a restart during or after the broker outage: {before} -> {after}"
+    finally:
+        if not broker.alive():
+            broker.start()
+        kube.report("scenario 7: the broker stopped for 60 s")
 
 
 def test_8_sidecar_killed_connect_not_restarted_and_view_rebuilt(kube: Kube, workers: list[Any],

@@ -7,15 +7,13 @@ events, /livez and /readyz answers, the sidecar's last log lines) so a failing s
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import launcher
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
@@ -27,23 +25,8 @@ RELEASE = "kc"
 WORKER_SELECTOR = "app.kubernetes.io/component=worker"
 CONNECT_PORT = 8083
 SIDECAR_PORT = 8090
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
 def http_json(method: str, url: str, body: Any = None, timeout: float = 5) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json", "Accept": "application/json"})
-    try:
-        with _OPENER.open(req, timeout=timeout) as r:
-            status, raw = r.status, r.read()
-    except urllib.error.HTTPError as e:
-        status, raw = e.code, e.read()
-        e.close()
-    try:
-        return status, json.loads(raw) if raw else None
-    except ValueError:
-        return status, raw.decode(errors="replace")
+    return launcher.http(method, url, body, timeout)
 
 
 def helm(*args: str, timeout: float = 600, check: bool = True) -> str:

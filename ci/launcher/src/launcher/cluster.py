@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MissingTool, StackError
-from .net import wait_until
+from .net import http, wait_until
 from .pins import PINS, ROOT, TOOLS
 
 DEFAULT_DIR = TOOLS / "cluster"
@@ -170,20 +170,8 @@ class Api:
                                                   urllib.request.HTTPSHandler(context=self.ctx))
 
     def call(self, method: str, path: str, body: Any = None, timeout: float = 10) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method, headers={
-            "Authorization": f"Bearer {self.token}", "Accept": "application/json",
-            "Content-Type": "application/json"})
-        try:
-            with self.opener.open(req, timeout=timeout) as r:
-                status, raw = r.status, r.read()
-        except urllib.error.HTTPError as e:
-            status, raw = e.code, e.read()
-            e.close()
-        try:
-            return status, json.loads(raw) if raw else None
-        except ValueError:
-            return status, raw.decode(errors="replace")
+        return http(method, self.base + path, body, timeout, headers={"Authorization": f"Bearer {self.token}"},
+                    opener=self.opener)
 
     def get(self, path: str) -> Any:
         status, body = self.call("GET", path)

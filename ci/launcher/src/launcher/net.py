@@ -91,8 +91,10 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def http(method: str, url: str, body: Any = None, timeout: float = 10.0,
-         headers: Mapping[str, str] | None = None) -> tuple[int, Any]:
-    """A small JSON HTTP client: (status, parsed JSON body or text or None). Raises OSError on no answer."""
+         headers: Mapping[str, str] | None = None,
+         opener: urllib.request.OpenerDirector | None = None) -> tuple[int, Any]:
+    """A small JSON HTTP client: (status, parsed JSON body or text or None). Raises OSError on no answer.
+    No proxy from the environment (everything here is local); `opener` for another TLS context (the cluster's CA)."""
     data = None
     hdrs = {"Accept": "application/json"}
     if body is not None:
@@ -101,7 +103,7 @@ def http(method: str, url: str, body: Any = None, timeout: float = 10.0,
     hdrs.update(headers or {})
     req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
     try:
-        with _OPENER.open(req, timeout=timeout) as resp:
+        with (opener or _OPENER).open(req, timeout=timeout) as resp:
             status, raw = resp.status, resp.read()
     except urllib.error.HTTPError as e:
         status, raw = e.code, e.read()

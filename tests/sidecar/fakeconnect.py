@@ -26,6 +26,7 @@ DATA = Path(__file__).parent / "data"
 HEALTHY = {"status": "healthy", "message": "Worker has completed startup and is ready to handle requests."}
 STARTING = {"status": "starting", "message": "Worker is still starting up."}
 ROOT = {"version": "3.9.0", "commit": "a60e31147e6b01ee", "kafka_cluster_id": "MkU3OEVBNTcwNTJENDM2Qk"}
+NOT_FOUND = {"error_code": 404, "message": "HTTP 404 Not Found"}
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -167,6 +168,11 @@ class FakeConnect:
         self.route("GET", "/health", Answer(200, HEALTHY))
         self.route("GET", "/", Answer(200, ROOT))
         self.connectors(connectors)
+
+    def without_health(self, version: str = "3.8.1") -> None:
+        """A worker older than Kafka 3.9: ``GET /health`` is 404 and ``GET /`` reports ``version``."""
+        self.route("GET", "/health", Answer(404, NOT_FOUND))
+        self.route("GET", "/", Answer(200, {**ROOT, "version": version}))
 
     def connectors(self, body: Any) -> None:
         self.route("GET", "/connectors", body if isinstance(body, Answer) else Answer(200, body))

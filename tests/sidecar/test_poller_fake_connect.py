@@ -57,7 +57,7 @@ def test_two_rest_calls_per_poll_whatever_the_number_of_connectors(fake: FakeCon
 
 
 def test_health_404_falls_back_to_get_root_and_remembers(fake: FakeConnect, make_poller: MakePoller) -> None:
-    fake.route("GET", "/health", Answer(404, {"error_code": 404, "message": "HTTP 404 Not Found"}))
+    fake.without_health("3.8.1")
     poller = make_poller()
     first = poller.poll_once()
     assert [s.path for s in fake.requests()] == ["/health", "/", "/connectors"]
@@ -66,6 +66,101 @@ def test_health_404_falls_back_to_get_root_and_remembers(fake: FakeConnect, make
     second = poller.poll_once()
     assert [s.path for s in fake.requests()] == ["/", "/connectors"]  # /health is not asked again
     assert second.rest_calls_last_poll == 2
+
+
+def test_health_404_from_a_worker_of_3_9_or_later_means_starting_not_no_health(
+        fake: FakeConnect, make_poller: MakePoller, clock: FakeClock) -> None:
+    # A starting worker's REST server can answer 404 for /health before its resources are registered; a real worker
+    # cannot be held in that window on demand (it lasts milliseconds), hence the fake. GET / tells the version.
+    fake.without_health("4.3.1")
+    poller = make_poller()
+    view = poller.poll_once()
+    assert [s.path for s in fake.requests()] == ["/health", "/"]
+    assert not view.report.startupz.ok and view.report.livez.ok and not view.report.readyz.ok
+    assert "404 on Kafka 4.3.1" in view.report.startupz.reasons[0]
+    clock.advance(60)
+    fake.healthy(fixture("healthy.json"))
+    fake.clear()
+    view = poller.poll_once()
+    assert view.report.startupz.ok and view.health_endpoint == "/health"
+    assert [s.path for s in fake.requests()] == ["/health", "/connectors"]  # /health is used from then on
+
+
+@pytest.mark.parametrize(("version", "legacy"), [("3.6.2", True), ("3.8.1", True), ("3.9.0", False),
+                                                 ("4.3.1", False), ("7.8.0-ccs", True), ("7.9.0-ccs", False),
+                                                 ("8.0.0-ce", False), ("unknown", True)])
+def test_no_health_is_decided_from_the_version_get_root_reports(fake: FakeConnect, make_poller: MakePoller,
+                                                                version: str, legacy: bool) -> None:
+    fake.without_health(version)
+    view = make_poller().poll_once()
+    assert (view.health_endpoint == "/") is legacy
+    assert view.report.startupz.ok is legacy
+
+
+# --- a busy or stuck herder (GET /health fails, GET / answers) ---------------------------------------------------
+# A real worker's herder can be kept busy by a broker outage, but not on demand and not for a chosen time: the fake
+# stands in (the broker-stop integration and e2e tests cover the real thing).
+
+def test_health_timing_out_while_get_root_answers_is_a_stuck_herder_not_an_unresponsive_worker(
+        fake: FakeConnect, make_poller: MakePoller, clock: FakeClock) -> None:
+    poller = make_poller(health(unresponsive_after=30, herder_stuck_after=600), timeout=0.3)
+    assert poller.poll_once().report.livez.ok
+    fake.route("GET", "/health", Answer(200, {}, hang=True))
+    fake.clear()
+    view = poller.poll_once()
+    assert [s.path for s in fake.requests()] == ["/health", "/"]  # the extra GET / only after /health failed
+    assert view.observation.herder_stuck and not view.observation.reachable
+    assert view.report.livez.ok and not view.report.readyz.ok
+    assert "herder not answering" in view.report.readyz.reasons[0]
+    for _ in range(3):
+        clock.advance(100)  # far past --unresponsive-after: the process answers, restarting it fixes nothing
+        view = poller.poll_once()
+        assert view.report.livez.ok and not view.report.readyz.ok
+    clock.advance(400)  # past --herder-stuck-after: a herder stuck that long is deadlocked; a restart may help
+    view = poller.poll_once()
+    assert not view.report.livez.ok and "herder stuck for 700s (limit 600s)" in view.report.livez.reasons[0]
+    fake.healthy(fixture("healthy.json"))
+    view = poller.poll_once()
+    assert view.report.livez.ok and view.report.readyz.ok and view.observation.herder_stuck_since is None
+
+
+def test_health_500_while_get_root_answers_is_a_stuck_herder(fake: FakeConnect, make_poller: MakePoller,
+                                                             clock: FakeClock) -> None:
+    poller = make_poller(health(unresponsive_after=30, herder_stuck_after=600))
+    poller.poll_once()
+    fake.route("GET", "/health", Answer(500, {"status": "unhealthy", "message": "Worker was unable to handle this "
+                                              "request and may be unable to handle other requests."}))
+    poller.poll_once()
+    clock.advance(120)
+    view = poller.poll_once()
+    assert view.report.livez.ok and not view.report.readyz.ok and view.observation.herder_stuck
+
+
+def test_without_health_get_connectors_failing_after_get_root_answered_is_a_stuck_herder(
+        fake: FakeConnect, make_poller: MakePoller, clock: FakeClock) -> None:
+    fake.without_health("3.6.2")
+    poller = make_poller(health(unresponsive_after=30, herder_stuck_after=600), timeout=0.3)
+    assert poller.poll_once().report.startupz.ok
+    fake.connectors(Answer(200, {}, hang=True))
+    fake.clear()
+    poller.poll_once()
+    clock.advance(120)
+    view = poller.poll_once()
+    assert view.rest_calls_last_poll == 2  # no extra call: GET / is this worker's health call anyway
+    assert view.observation.herder_stuck and view.report.livez.ok and not view.report.readyz.ok
+
+
+def test_nothing_answering_stays_on_the_unresponsive_budget(fake: FakeConnect, make_poller: MakePoller,
+                                                            clock: FakeClock) -> None:
+    poller = make_poller(health(unresponsive_after=30, herder_stuck_after=600))
+    poller.poll_once()
+    fake.route("GET", "/health", Answer(500, {"status": "unhealthy"}))
+    fake.route("GET", "/", Answer(500, {"error_code": 500, "message": "boom"}))
+    poller.poll_once()
+    clock.advance(31)
+    view = poller.poll_once()
+    assert not view.observation.herder_stuck
+    assert not view.report.livez.ok and "unresponsive for 31s" in view.report.livez.reasons[0]
 
 
 def test_health_503_means_starting_and_connectors_are_not_listed(fake: FakeConnect, make_poller: MakePoller,

@@ -79,7 +79,7 @@ def test_connect_down_never_passes_startup_on_the_old_answer_and_the_new_worker_
 
 def test_on_kafka_before_3_9_a_restart_is_noticed_by_the_refused_port(
         fake: FakeConnect, make_poller: MakePoller, clock: FakeClock, stopped_fakes: list[FakeConnect]) -> None:
-    fake.route("GET", "/health", Answer(404, {"error_code": 404, "message": "HTTP 404 Not Found"}))
+    fake.without_health()
     fake.connectors(fixture(FAILED_HERE))
     fake.route("POST", "/connectors/jdbc-sink/restart", Answer(202, {}))
     poller = make_poller(health(restart_attempts=1, restart_backoff=10))
@@ -89,7 +89,7 @@ def test_on_kafka_before_3_9_a_restart_is_noticed_by_the_refused_port(
     assert not poller.poll_once().report.livez.ok
     new = restart_on_same_port(fake, poller)
     stopped_fakes.append(new)
-    new.route("GET", "/health", Answer(404, {"error_code": 404, "message": "HTTP 404 Not Found"}))
+    new.without_health()
     new.connectors(fixture(FAILED_HERE))
     new.route("POST", "/connectors/jdbc-sink/restart", Answer(202, {}))
     view = poller.poll_once()

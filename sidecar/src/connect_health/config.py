@@ -62,6 +62,7 @@ class HealthSettings:
     restart_backoff: float = default("--restart-backoff")
     restart_reset: float = default("--restart-reset")
     unresponsive_after: float = default("--unresponsive-after")
+    herder_stuck_after: float = default("--herder-stuck-after")
     best_effort: re.Pattern[str] | None = None
     failure_threshold: float | None = None
     traces: str = default("--traces")  # redacted | none
@@ -240,6 +241,7 @@ def health_settings(v: dict[str, Any], connect: ConnectSettings) -> HealthSettin
         restart_backoff=v["restart_backoff"],
         restart_reset=v["restart_reset"],
         unresponsive_after=v["unresponsive_after"],
+        herder_stuck_after=v["herder_stuck_after"],
         best_effort=v["best_effort"],
         failure_threshold=v["failure_threshold"],
         traces=v["traces"],

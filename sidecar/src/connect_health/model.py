@@ -13,6 +13,7 @@ Nothing here does I/O or reads the clock; the poller passes ``now`` in. See the 
 | FAILED on this worker past the ladder, best-effort | failed | - | warning |
 | RUNNING or FAILED on another worker (worker scope) | remote | - | - |
 | REST calls failing for --unresponsive-after, after startup | - | fails | fails |
+| GET /health failing while GET / answers (herder busy or stuck), for --herder-stuck-after | - | fails | fails |
 | before startup completed | - | ok (the startup probe's window) | fails |
 
 "This worker" is every worker with ``--scope cluster``. Only RUNNING and FAILED units belong to the worker that
@@ -57,6 +58,10 @@ class Observation:
     restart_limits: Mapping[str, int] = field(default_factory=dict)  # declared per-connector restartAttempts
     drift: tuple[str, ...] = ()
     down: bool = False  # nothing accepts connections on Connect's port: the process is gone (or restarting)
+    # GET /health failed but GET / (not behind the herder) answered: the process is alive, its herder busy or stuck
+    # (a broker outage); judged on --herder-stuck-after from herder_stuck_since, not on --unresponsive-after.
+    herder_stuck: bool = False
+    herder_stuck_since: float | None = None
     sidecar_error: str | None = None  # the sidecar cannot see (401/403, a bug in a poll): its problem, not Connect's
     notes: tuple[str, ...] = ()  # readiness warnings of the poll itself (a rebalance answered 409, ...)
     pod_restarts: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # liveness failures per connector
@@ -217,7 +222,16 @@ def evaluate(obs: Observation, settings: HealthSettings) -> Report:
 
     if obs.sidecar_error:
         ready_reasons.append(f"the sidecar cannot judge Connect: {obs.sidecar_error}")
-    if obs.started and not obs.reachable:
+    if obs.started and not obs.reachable and obs.herder_stuck:
+        since = obs.herder_stuck_since if obs.herder_stuck_since is not None else obs.now
+        stuck_for = obs.now - since
+        detail = obs.error or "no answer"
+        ready_reasons.append(f"Connect worker's herder not answering for {stuck_for:.0f}s (GET / answers: the "
+                             f"process is alive; a broker outage?): {detail}")
+        if stuck_for >= settings.herder_stuck_after:
+            live_reasons.append(f"Connect worker's herder stuck for {stuck_for:.0f}s "
+                                f"(limit {settings.herder_stuck_after:g}s): {detail}")
+    elif obs.started and not obs.reachable:
         since = obs.unreachable_since if obs.unreachable_since is not None else obs.now
         down_for = obs.now - since
         detail = obs.error or "no answer"

@@ -1,7 +1,9 @@
 """The one background poller: asks Connect, runs the restart ladder, publishes an immutable View.
 
 Per poll it makes a constant number of REST calls whatever the number of connectors:
-``GET /health`` (or ``GET /`` on workers without it) and ``GET /connectors?expand=status``, with ``&expand=info``
+``GET /health`` (or ``GET /`` on workers without it; and ``GET /`` after a ``/health`` that failed or answered
+404, to tell a stuck herder from a dead worker and a starting worker from an old one) and
+``GET /connectors?expand=status``, with ``&expand=info``
 (connector configs, by far the bulk of the answer) only when there are declared connectors to check for drift:
 at the first poll after the connectors file is (re)loaded, then once every ``CONFIG_REFRESH`` seconds, so config
 drift shows within ``CONFIG_REFRESH`` + one poll interval (state drift: every poll). With ``--scope worker`` the
@@ -17,6 +19,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections import Counter
@@ -56,6 +59,11 @@ class _Failure(Exception):
     pass
 
 
+class _HerderStuck(Exception):
+    """GET /health failed (timeout, 500) but GET / answered: the worker's process is alive, its herder is busy or
+    stuck (a broker outage): a readiness failure on its own, much longer liveness budget (--herder-stuck-after)."""
+
+
 class _AuthFailure(Exception):
     """Connect refused the sidecar's credentials (401/403): the sidecar's problem, never Connect's liveness."""
 
@@ -92,6 +100,7 @@ class Poller:
         self._started = False
         self._startup_detail = "no answer from the worker yet"
         self._unreachable_since: float | None = None
+        self._stuck_since: float | None = None  # since when /health fails while / answers
         self._snapshot: Snapshot | None = None
         self._configs: dict[str, dict[str, str]] = {}  # the declared connectors' configs, as last fetched
         self._configs_at: float | None = None
@@ -135,7 +144,7 @@ class Poller:
         since = view.observation.unreachable_since
         obs = dataclasses.replace(
             view.observation, now=now, reachable=False,
-            unreachable_since=started if since is None else min(since, started),
+            unreachable_since=started if since is None else min(since, started), herder_stuck=False,
             error=f"poll not finished after {now - started:.0f}s (deadline {self.poll_budget:g}s): "
                   "Connect answers too slowly")
         overdue = dataclasses.replace(view, report=model.evaluate(obs, self.settings), observation=obs, stale=True)
@@ -173,13 +182,36 @@ class Poller:
     def _startup_state(self) -> bool:
         """Ask /health (or /). True when the worker says it finished startup (or cannot say)."""
         if self.health_endpoint != "/":
-            reply = self.client.health()
+            try:
+                reply = self.client.health()
+            except Unreachable:
+                raise
+            except ConnectError as exc:
+                self._herder_check(str(exc))
+                raise
             self._answered()
             if reply.status in (401, 403):
                 raise _AuthFailure(f"GET /health answered {reply.status}: {reply.error_message()}")
             if reply.status == 404:
+                # A worker of Kafka >= 3.9 answers 404 while its REST resources are being registered: "no
+                # /health" is decided from the version GET / reports, never from one 404.
+                root = self.client.root()
+                if root.status in (401, 403):
+                    raise _AuthFailure(f"GET / answered {root.status}: {root.error_message()}")
+                if not root.ok:
+                    raise _Failure(f"GET /health answered 404 and GET / answered {root.status}")
+                version = root.body.get("version") if isinstance(root.body, dict) else None
+                kafka = kafka_version(version) if isinstance(version, str) else None
+                if kafka is not None and kafka >= (3, 9):
+                    self.health_endpoint = "/health"
+                    detail = f"GET /health answered 404 on Kafka {version}: its REST resources are not registered yet"
+                    if self._started:
+                        self._new_incarnation(f"worker is starting again: {detail}")
+                    self._startup_detail = detail
+                    return False
                 self.health_endpoint = "/"
-                log.info("worker has no GET /health (Kafka < 3.9): falling back to GET /")
+                log.info("worker has no GET /health (Kafka %s < 3.9): using GET /", version or "of unknown version")
+                return self._judge_root(root)
             else:
                 self.health_endpoint = "/health"
                 if reply.status == 200:
@@ -194,9 +226,24 @@ class Poller:
                         self._new_incarnation(f"worker is starting again: {detail}")
                         self._startup_detail = detail
                     return False
+                self._herder_check(f"GET /health answered {reply.status}: {detail}")
                 raise _Failure(f"GET /health answered {reply.status}: {detail}")
         reply = self.client.root()
         self._answered()
+        return self._judge_root(reply)
+
+    def _herder_check(self, why: str) -> None:
+        """After GET /health failed: raise _HerderStuck when GET / (not behind the herder) answers; return when
+        it does not either (the caller raises the original failure: nothing answers)."""
+        try:
+            root = self.client.root()
+        except ConnectError:
+            return
+        self._answered()
+        if root.ok:
+            raise _HerderStuck(f"{why}; GET / answers: the worker is alive, its herder busy or stuck")
+
+    def _judge_root(self, reply: Reply) -> bool:
         if reply.status in (401, 403):
             raise _AuthFailure(f"GET / answered {reply.status}: {reply.error_message()}")
         if not reply.ok:
@@ -228,6 +275,7 @@ class Poller:
         self._transient = {}
         self._rungs = {}
         self._unreachable_since = None
+        self._stuck_since = None
         self._rebalancing_since = None
 
     def _fetch(self) -> Snapshot | None:
@@ -236,7 +284,19 @@ class Poller:
         now = self.clock()
         info = bool(self._declared) and (self._configs_for is not self._declared or self._configs_at is None
                                          or now - self._configs_at >= CONFIG_REFRESH)
-        reply = self.client.connectors_expanded(info=info, raw=True)
+        # Without GET /health (Kafka < 3.9), GET / answered just now: GET /connectors (a herder round-trip)
+        # timing out or answering 5xx is the herder's, not the process's.
+        stuck = "; GET / answers: the worker is alive, its herder busy or stuck"
+        try:
+            reply = self.client.connectors_expanded(info=info, raw=True)
+        except Unreachable:
+            raise
+        except ConnectError as exc:
+            if self.health_endpoint == "/":
+                raise _HerderStuck(f"{exc}{stuck}") from None
+            raise
+        if reply.status >= 500 and self.health_endpoint == "/":
+            raise _HerderStuck(f"GET /connectors answered {reply.status}: {reply.error_message()}{stuck}")
         if reply.status in (401, 403):
             raise _AuthFailure(f"GET /connectors answered {reply.status}: {reply.error_message()}")
         if reply.status == 409:
@@ -296,6 +356,7 @@ class Poller:
         sidecar_error: str | None = None
         notes: tuple[str, ...] = ()
         snapshot: Snapshot | None = None
+        herder_stuck = False
         try:
             snapshot = self._fetch()
             self._rebalancing_since = None
@@ -309,6 +370,9 @@ class Poller:
             else:
                 error = f"{exc}, for {start - since:.0f}s"
                 self._unreachable_since = min(self._unreachable_since or since, since)
+        except _HerderStuck as exc:
+            error = str(exc)
+            herder_stuck = True
         except Unreachable as exc:
             error = str(exc)
             self._down = True
@@ -323,6 +387,13 @@ class Poller:
         reachable = error is None
         if reachable:
             self._unreachable_since = None
+            self._stuck_since = None
+        elif herder_stuck:
+            # The process answers: "nothing answers" (--unresponsive-after) starts over; the herder's own budget
+            # runs from its first failure, across polls where nothing answered at all.
+            self._unreachable_since = None
+            if self._stuck_since is None:
+                self._stuck_since = start
         elif self._unreachable_since is None:
             self._unreachable_since = start
         if error is not None and not self._started:
@@ -345,6 +416,7 @@ class Poller:
             now=now, started=self._started, startup_detail=self._startup_detail,
             reachable=reachable,
             unreachable_since=self._unreachable_since, error=error, snapshot=self._snapshot,
+            herder_stuck=herder_stuck, herder_stuck_since=self._stuck_since,
             transient_since=dict(self._transient), rungs=dict(self._rungs),
             declared_policies={n: d.policy for n, d in self._declared.items()}, drift=drift_reasons,
             restart_limits=self._restart_limits(), down=self._down,
@@ -504,6 +576,18 @@ class Poller:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+def kafka_version(version: str) -> tuple[int, int] | None:
+    """(major, minor) of the Kafka release a worker's ``GET /`` version names; None when it names none.
+    Confluent Platform's (``7.9.0-ccs``, ``8.0.0-ce``) are 4 majors ahead of the Kafka they ship."""
+    match = re.match(r"\s*(\d+)\.(\d+)", version)
+    if match is None:
+        return None
+    major, minor = int(match[1]), int(match[2])
+    if re.search(r"-c(cs|e)\b", version):
+        major -= 4
+    return major, minor
 
 
 def _health_detail(reply: Reply) -> str:

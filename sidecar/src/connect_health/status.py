@@ -186,6 +186,7 @@ def status_document(view: View, settings: HealthSettings, query: Query | None = 
         "settings": {
             "grace": settings.grace, "restart_attempts": settings.restart_attempts,
             "restart_backoff": settings.restart_backoff, "unresponsive_after": settings.unresponsive_after,
+            "herder_stuck_after": settings.herder_stuck_after,
             "failure_threshold": settings.failure_threshold,
             "best_effort": settings.best_effort.pattern if settings.best_effort else None,
         },

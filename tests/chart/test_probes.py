@@ -34,7 +34,11 @@ def test_default_probes_call_the_sidecar(render: Render) -> None:
     assert handler(connect["startupProbe"]) == ("/startupz", 8090)
     sidecar = container(d, "connect-health")
     assert handler(sidecar["livenessProbe"]) == ("/ping", "health")
-    assert "readinessProbe" not in sidecar and "startupProbe" not in sidecar
+    assert "readinessProbe" not in sidecar
+    # The sidecar's own startup grace: its liveness probe waits until /ping answers (a refused probe at pod start
+    # under load is not a dead sidecar).
+    assert handler(sidecar["startupProbe"]) == ("/ping", "health")
+    assert sidecar["startupProbe"]["periodSeconds"] * sidecar["startupProbe"]["failureThreshold"] >= 30
     assert [p["containerPort"] for p in sidecar["ports"] if p["name"] == "health"] == [8090]
 
 
@@ -65,6 +69,16 @@ def test_timings_come_from_values_and_enabled_is_not_rendered(render: Render) ->
     for c in pod_spec(d)["containers"]:
         for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
             assert "enabled" not in c.get(kind, {}), f"{c['name']}.{kind} leaks `enabled`"
+
+
+def test_sidecar_startup_probe_timings_from_values_and_can_be_turned_off(render: Render) -> None:
+    d = deployment(render, {"healthcheck": {"startupProbe": {"failureThreshold": 60, "periodSeconds": 1}}})
+    probe = container(d, "connect-health")["startupProbe"]
+    assert timings(probe) == {"periodSeconds": 1, "timeoutSeconds": 3, "failureThreshold": 60}
+    d = deployment(render, {"healthcheck": {"startupProbe": {"enabled": False}}})
+    assert "startupProbe" not in container(d, "connect-health")
+    d = deployment(render, {"healthcheck": {"sharedFate": True}})
+    assert handler(container(d, "connect-health")["startupProbe"]) == ("/ping", "health")
 
 
 def test_shared_fate_points_both_liveness_probes_at_livez(render: Render) -> None:

@@ -38,7 +38,7 @@ from .settings_docs import README, SCHEMA_FILE, fragments, node, readme_block
 
 # healthcheck values that are the chart's own business (image, probes, resources, ...), not sidecar settings.
 CHART_ONLY = {"enabled", "sharedFate", "image", "auth", "extraEnv", "resources", "containerSecurityContext",
-              "livenessProbe"}
+              "livenessProbe", "startupProbe"}
 CONNECTOR = "org.apache.kafka.connect.file.FileStreamSinkConnector"
 BASE: dict[str, Any] = {
     "bootstrapServers": "kafka:9092",

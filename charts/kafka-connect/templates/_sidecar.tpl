@@ -222,6 +222,10 @@ auth with the mounted password file), the log format, and the declared connector
   livenessProbe:
     {{- include "kafka-connect.httpProbe" (dict "probe" $hc.livenessProbe "port" "health" "path" "/ping") | nindent 4 }}
   {{- end }}
+  {{- if $hc.startupProbe.enabled }}
+  startupProbe:
+    {{- include "kafka-connect.httpProbe" (dict "probe" $hc.startupProbe "port" "health" "path" "/ping") | nindent 4 }}
+  {{- end }}
   {{- with $hc.containerSecurityContext }}
   securityContext:
     {{- toYaml . | nindent 4 }}

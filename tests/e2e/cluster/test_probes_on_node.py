@@ -218,10 +218,6 @@ def _timing(request: pytest.FixtureRequest) -> Any:
     print(f"{request.node.name}: {time.monotonic() - t0:.0f}s")
 
 
-@pytest.mark.skipif(os.environ.get("E2E_SCENARIO_7") != "1", reason=(
-    "fails today (not run by make e2e; E2E_SCENARIO_7=1 runs it): with the broker down, Connect's GET /health "
-    "(a herder round-trip) times out on a worker whose JVM is alive, the sidecar calls the REST API unresponsive "
-    "after --unresponsive-after (30 s here) and the kubelet kills Connect; seen in 1 of 2 runs"))
 def test_7_broker_stopped_for_60s_restarts_no_connect(kube: Kube, workers: list[Any], broker: Any) -> None:
     """The broker gone for 60 s while the workers' JVMs stay up: no Connect restart caused by the sidecar, and
     the declared connector RUNNING again after it is back."""
@@ -232,12 +228,24 @@ def test_7_broker_stopped_for_60s_restarts_no_connect(kube: Kube, workers: list[
         print("broker stopped", flush=True)
         deadline = time.monotonic() + 60
         seen: dict[str, Any] = {}
+        failed_livez: list[tuple[str, Any]] = []
+        ready: dict[str, Any] = {}
         while time.monotonic() < deadline:
             for pod in workers:
                 with contextlib.suppress(OSError):
-                    seen[pod.metadata.name] = kube.sidecar(pod, "/livez")
+                    seen[pod.metadata.name] = live = kube.sidecar(pod, "/livez")
+                    if live[0] != 200:
+                        failed_livez.append((pod.metadata.name, live))
+                with contextlib.suppress(OSError):
+                    status, body = kube.sidecar(pod, "/readyz")
+                    if status != 200:
+                        ready[pod.metadata.name] = body
             time.sleep(5)
         print(f"the sidecars' /livez at the end of the outage: {seen}")
+        print(f"the sidecars' last failing /readyz during the outage: {ready}")
+        # Restarting Connect cannot bring a broker back: the sidecar's liveness holds (a stuck herder fails only
+        # readiness until --herder-stuck-after); readiness may fail, naming the herder.
+        assert not failed_livez, f"/livez failed during the broker outage: {failed_livez[:3]}"
         broker.start()
         print("broker started again", flush=True)
         wait_for(lambda: task_worker(kube, kube.workers(), "sink-ok", "RUNNING"), 120, "sink-ok RUNNING after")

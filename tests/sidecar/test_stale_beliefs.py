@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from connect_health.client import ConnectClient
 from connect_health.config import ConnectSettings
-from connect_health.poller import Poller
+from connect_health.poller import Poller, View
 
 from .conftest import MakePoller, health
 from .fakeconnect import HEALTHY, STARTING, Answer, FakeClock, FakeConnect, Seen, fixture
@@ -44,17 +44,23 @@ def stopped_fakes() -> Iterator[list[FakeConnect]]:
         f.stop()
 
 
+def failed_past_one_rung(make_poller: MakePoller, clock: FakeClock) -> tuple[Poller, View]:
+    """A poller with a one-rung ladder, polled until jdbc-sink (FAILED on this worker) is past it: the old
+    incarnation's verdict each test below then has to drop."""
+    poller = make_poller(health(restart_attempts=1, restart_backoff=10))
+    poller.poll_once()
+    clock.advance(10)
+    poller.poll_once()
+    return poller, poller.poll_once()
+
+
 # --- 1. a new worker incarnation starts a new view -------------------------------------------------------------
 
 def test_connect_down_never_passes_startup_on_the_old_answer_and_the_new_worker_gets_a_new_ladder(
         fake: FakeConnect, make_poller: MakePoller, clock: FakeClock, stopped_fakes: list[FakeConnect]) -> None:
     fake.healthy(fixture(FAILED_HERE))
     fake.route("POST", "/connectors/jdbc-sink/restart", Answer(202, {}))
-    poller = make_poller(health(restart_attempts=1, restart_backoff=10))
-    poller.poll_once()
-    clock.advance(10)
-    poller.poll_once()
-    view = poller.poll_once()
+    poller, view = failed_past_one_rung(make_poller, clock)
     assert not view.report.livez.ok and view.report.startupz.ok  # failed past the 1-rung ladder
     port = fake.port
     fake.stop()  # Connect killed: nothing listens on its port
@@ -82,11 +88,8 @@ def test_on_kafka_before_3_9_a_restart_is_noticed_by_the_refused_port(
     fake.without_health()
     fake.connectors(fixture(FAILED_HERE))
     fake.route("POST", "/connectors/jdbc-sink/restart", Answer(202, {}))
-    poller = make_poller(health(restart_attempts=1, restart_backoff=10))
-    poller.poll_once()
-    clock.advance(10)
-    poller.poll_once()
-    assert not poller.poll_once().report.livez.ok
+    poller, view = failed_past_one_rung(make_poller, clock)
+    assert not view.report.livez.ok
     new = restart_on_same_port(fake, poller)
     stopped_fakes.append(new)
     new.without_health()
@@ -103,11 +106,8 @@ def test_a_different_commit_on_get_root_is_a_new_worker(fake: FakeConnect, make_
     fake.route("GET", "/", Answer(200, {"version": "3.8.1", "commit": "aaaa", "kafka_cluster_id": "x"}))
     fake.connectors(fixture(FAILED_HERE))
     fake.route("POST", "/connectors/jdbc-sink/restart", Answer(202, {}))
-    poller = make_poller(health(restart_attempts=1, restart_backoff=10))
-    poller.poll_once()
-    clock.advance(10)
-    poller.poll_once()
-    assert not poller.poll_once().report.livez.ok
+    poller, view = failed_past_one_rung(make_poller, clock)
+    assert not view.report.livez.ok
     fake.route("GET", "/", Answer(200, {"version": "3.8.2", "commit": "bbbb", "kafka_cluster_id": "x"}))
     fake.clear()
     view = poller.poll_once()

@@ -97,6 +97,7 @@ class Layout:
         self.etcd = self.root / "etcd"
         self.containerd = self.root / "containerd"
         self.containerd_sock = self.containerd / "containerd.sock"
+        self.registry_hosts = self.containerd / "certs.d"  # containerd's hosts config, one folder per registry
         self.kubelet = self.root / "kubelet"
         self.cni = self.root / "cni"
         self.config = self.root / "config"
@@ -155,6 +156,120 @@ def write_kubeconfig(lay: Layout) -> None:
     }
     lay.kubeconfig.write_text(json.dumps(cfg, indent=2) + "\n")  # JSON is YAML: kubectl, helm, clients read it
     lay.kubeconfig.chmod(0o600)
+
+
+# ------------------------------------------------------------------------------------------ configuration files
+
+def cni_conflist(lay: Layout) -> dict[str, Any]:
+    """The pods' network: a bridge on the node address, addresses from POD_SUBNET, no masquerade and no default
+    route (pods reach the pod network, the Services and the node, nothing off this machine)."""
+    return {
+        "cniVersion": "0.4.0", "name": "e2e",
+        "plugins": [
+            {"type": "bridge", "bridge": BRIDGE, "isGateway": True, "ipMasq": False, "hairpinMode": True,
+             "ipam": {"type": "host-local", "ranges": [[{"subnet": POD_SUBNET, "gateway": NODE_IP}]],
+                      "dataDir": str(lay.cni / "ipam"),
+                      # No default route: pods reach the pod network (on-link), Services and the node only.
+                      "routes": [{"dst": SERVICE_CIDR}, {"dst": CLUSTER_CIDR}]}},
+        ],
+    }
+
+
+def containerd_config(lay: Layout) -> str:
+    """config.toml of the node's own containerd: root, state and sockets under lay.containerd (never the
+    host's), the CRI plugin with the pause image, the CNI conflist of lay.cni and the registry hosts of
+    lay.registry_hosts."""
+    c = lay.containerd
+    cri = 'plugins."io.containerd.grpc.v1.cri"'
+    return f"""version = 2
+root = "{c / 'root'}"
+state = "{c / 'state'}"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
+                    "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+[grpc]
+  address = "{lay.containerd_sock}"
+[ttrpc]
+  address = "{c / 'containerd.sock.ttrpc'}"
+[debug]
+  address = "{c / 'debug.sock'}"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{c / 'opt'}"
+[{cri}]
+  sandbox_image = "{PAUSE_IMAGE}"
+  # The kubelet asks for negative oom_score_adj values; this VM lacks CAP_SYS_RESOURCE.
+  restrict_oom_score_adj = true
+  enable_selinux = false
+  disable_apparmor = true
+  max_container_log_line_size = 16384
+  [{cri}.containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [{cri}.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [{cri}.containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [{cri}.cni]
+    bin_dir = "{CNI_BIN}"
+    conf_dir = "{lay.cni / 'net.d'}"
+    max_conf_num = 1
+  [{cri}.registry]
+    config_path = "{lay.registry_hosts}"
+"""
+
+
+def kubelet_config(lay: Layout) -> dict[str, Any]:
+    """The KubeletConfiguration: cgroup v1 with cgroupfs (no systemd), the cluster's DNS only, the node's own
+    containerd."""
+    return {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+        "address": NODE_IP, "port": 10250, "readOnlyPort": 0, "healthzBindAddress": NODE_IP,
+        "healthzPort": 10248,
+        "authentication": {"anonymous": {"enabled": True}, "webhook": {"enabled": False}},
+        "authorization": {"mode": "AlwaysAllow"},
+        "cgroupDriver": "cgroupfs", "failCgroupV1": False, "failSwapOn": False,
+        "clusterDNS": [NODE_IP], "clusterDomain": CLUSTER_DOMAIN, "resolvConf": str(lay.config / "resolv.conf"),
+        "containerRuntimeEndpoint": f"unix://{lay.containerd_sock}",
+        "imageServiceEndpoint": f"unix://{lay.containerd_sock}",
+        "serializeImagePulls": False, "registerNode": True,
+        "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%",
+                         "nodefs.inodesFree": "1%"},
+        "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
+        "makeIPTablesUtilChains": False, "localStorageCapacityIsolation": False,
+        "shutdownGracePeriod": "0s", "syncFrequency": "10s", "fileCheckFrequency": "10s",
+        "podPidsLimit": 4096, "oomScoreAdj": 0, "maxPods": 50, "enableServer": True,
+        "enableDebuggingHandlers": True,
+    }
+
+
+def kube_proxy_config(lay: Layout) -> dict[str, Any]:
+    """The KubeProxyConfiguration: iptables mode, everything bound to the node address."""
+    return {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
+        "mode": "iptables", "clientConnection": {"kubeconfig": str(lay.kubeconfig)},
+        "bindAddress": NODE_IP, "healthzBindAddress": f"{NODE_IP}:10256",
+        "metricsBindAddress": f"{NODE_IP}:10249", "clusterCIDR": CLUSTER_CIDR, "hostnameOverride": NODE_NAME,
+        "conntrack": {"maxPerCore": 0, "min": 0}, "nodePortAddresses": [f"{NODE_IP}/32"],
+        "iptables": {"masqueradeAll": False, "localhostNodePorts": False, "syncPeriod": "10s",
+                     "minSyncPeriod": "1s"},
+        "oomScoreAdj": 0,  # a negative one needs CAP_SYS_RESOURCE, which this VM lacks
+    }
+
+
+def corefile_text(lay: Layout) -> str:
+    """CoreDNS's Corefile: port 53 on the node address, the cluster's names from the apiserver, nothing
+    forwarded anywhere else."""
+    return f""".:53 {{
+    bind {NODE_IP}
+    errors
+    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{
+        kubeconfig {lay.kubeconfig} e2e
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+    }}
+    cache 5
+}}
+"""
 
 
 # ------------------------------------------------------------------------------------------ API access
@@ -333,18 +448,8 @@ class Cluster:
             if subprocess.run([ipt, "-w", "-C", "FORWARD", "-j", ISOLATE_CHAIN], capture_output=True).returncode:
                 run([ipt, "-w", "-I", "FORWARD", "1", "-j", ISOLATE_CHAIN])
         Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
-        conflist = {
-            "cniVersion": "0.4.0", "name": "e2e",
-            "plugins": [
-                {"type": "bridge", "bridge": BRIDGE, "isGateway": True, "ipMasq": False, "hairpinMode": True,
-                 "ipam": {"type": "host-local", "ranges": [[{"subnet": POD_SUBNET, "gateway": NODE_IP}]],
-                          "dataDir": str(self.lay.cni / "ipam"),
-                          # No default route: pods reach the pod network (on-link), Services and the node only.
-                          "routes": [{"dst": SERVICE_CIDR}, {"dst": CLUSTER_CIDR}]}},
-            ],
-        }
         (self.lay.cni / "net.d").mkdir(parents=True, exist_ok=True)
-        (self.lay.cni / "net.d" / "10-e2e.conflist").write_text(json.dumps(conflist, indent=2) + "\n")
+        (self.lay.cni / "net.d" / "10-e2e.conflist").write_text(json.dumps(cni_conflist(self.lay), indent=2) + "\n")
 
     def _etcd(self) -> None:
         self.progress("starting etcd")
@@ -396,47 +501,10 @@ class Cluster:
     def _containerd(self, registries: Sequence[str]) -> None:
         self.progress("starting containerd")
         c = self.lay.containerd
-        certs = c / "certs.d"
-        certs.mkdir(parents=True, exist_ok=True)
+        self.lay.registry_hosts.mkdir(parents=True, exist_ok=True)
         for reg in registries:
             self.trust_registry(reg)
-        cri = 'plugins."io.containerd.grpc.v1.cri"'
-        config = f"""version = 2
-root = "{c / 'root'}"
-state = "{c / 'state'}"
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
-                    "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
-[grpc]
-  address = "{self.lay.containerd_sock}"
-[ttrpc]
-  address = "{c / 'containerd.sock.ttrpc'}"
-[debug]
-  address = "{c / 'debug.sock'}"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{c / 'opt'}"
-[{cri}]
-  sandbox_image = "{PAUSE_IMAGE}"
-  # The kubelet asks for negative oom_score_adj values; this VM lacks CAP_SYS_RESOURCE.
-  restrict_oom_score_adj = true
-  enable_selinux = false
-  disable_apparmor = true
-  max_container_log_line_size = 16384
-  [{cri}.containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [{cri}.containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [{cri}.containerd.runtimes.runc.options]
-        SystemdCgroup = false
-  [{cri}.cni]
-    bin_dir = "{CNI_BIN}"
-    conf_dir = "{self.lay.cni / 'net.d'}"
-    max_conf_num = 1
-  [{cri}.registry]
-    config_path = "{certs}"
-"""
-        (c / "config.toml").write_text(config)
+        (c / "config.toml").write_text(containerd_config(self.lay))
         self._start("containerd", ["containerd", "--config", str(c / "config.toml")])
         wait_until(lambda: self.ctr("version", check=False), 60, "containerd to answer", interval=0.5,
                    check=self._check("containerd"))
@@ -444,7 +512,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     def trust_registry(self, address: str) -> None:
         """Let the node pull from a local OCI registry (HOST:PORT) over plain HTTP. containerd reads its hosts
         config (certs.d) on each pull, so this works on a running node too."""
-        d = self.lay.containerd / "certs.d" / address
+        d = self.lay.registry_hosts / address
         d.mkdir(parents=True, exist_ok=True)
         (d / "hosts.toml").write_text(f'server = "http://{address}"\n\n[host."http://{address}"]\n'
                                       '  capabilities = ["pull", "resolve"]\n')
@@ -462,26 +530,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         self.progress("starting kubelet")
         cfg = self.lay.config
         (cfg / "resolv.conf").write_text(f"nameserver {NODE_IP}\n")  # nothing outside: the cluster's DNS only
-        kubelet_config = {
-            "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
-            "address": NODE_IP, "port": 10250, "readOnlyPort": 0, "healthzBindAddress": NODE_IP,
-            "healthzPort": 10248,
-            "authentication": {"anonymous": {"enabled": True}, "webhook": {"enabled": False}},
-            "authorization": {"mode": "AlwaysAllow"},
-            "cgroupDriver": "cgroupfs", "failCgroupV1": False, "failSwapOn": False,
-            "clusterDNS": [NODE_IP], "clusterDomain": CLUSTER_DOMAIN, "resolvConf": str(cfg / "resolv.conf"),
-            "containerRuntimeEndpoint": f"unix://{self.lay.containerd_sock}",
-            "imageServiceEndpoint": f"unix://{self.lay.containerd_sock}",
-            "serializeImagePulls": False, "registerNode": True,
-            "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%",
-                             "nodefs.inodesFree": "1%"},
-            "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
-            "makeIPTablesUtilChains": False, "localStorageCapacityIsolation": False,
-            "shutdownGracePeriod": "0s", "syncFrequency": "10s", "fileCheckFrequency": "10s",
-            "podPidsLimit": 4096, "oomScoreAdj": 0, "maxPods": 50, "enableServer": True,
-            "enableDebuggingHandlers": True,
-        }
-        (cfg / "kubelet.json").write_text(json.dumps(kubelet_config, indent=2) + "\n")
+        (cfg / "kubelet.json").write_text(json.dumps(kubelet_config(self.lay), indent=2) + "\n")
         self._start("kubelet", [
             str(BIN / "kubelet"), f"--config={cfg / 'kubelet.json'}", f"--kubeconfig={self.lay.kubeconfig}",
             f"--root-dir={self.lay.kubelet}", f"--cert-dir={self.lay.kubelet / 'pki'}", f"--node-ip={NODE_IP}",
@@ -489,34 +538,14 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
     def _kube_proxy(self) -> None:
         self.progress("starting kube-proxy")
-        cfg = {
-            "apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
-            "mode": "iptables", "clientConnection": {"kubeconfig": str(self.lay.kubeconfig)},
-            "bindAddress": NODE_IP, "healthzBindAddress": f"{NODE_IP}:10256",
-            "metricsBindAddress": f"{NODE_IP}:10249", "clusterCIDR": CLUSTER_CIDR, "hostnameOverride": NODE_NAME,
-            "conntrack": {"maxPerCore": 0, "min": 0}, "nodePortAddresses": [f"{NODE_IP}/32"],
-            "iptables": {"masqueradeAll": False, "localhostNodePorts": False, "syncPeriod": "10s",
-                         "minSyncPeriod": "1s"},
-            "oomScoreAdj": 0,  # a negative one needs CAP_SYS_RESOURCE, which this VM lacks
-        }
-        (self.lay.config / "kube-proxy.json").write_text(json.dumps(cfg, indent=2) + "\n")
+        (self.lay.config / "kube-proxy.json").write_text(json.dumps(kube_proxy_config(self.lay), indent=2) + "\n")
         self._start("kube-proxy", [str(BIN / "kube-proxy"), f"--config={self.lay.config / 'kube-proxy.json'}",
                                    "--v=1"])
 
     def _coredns(self) -> None:
         self.progress("starting CoreDNS")
         corefile = self.lay.config / "Corefile"
-        corefile.write_text(f""".:53 {{
-    bind {NODE_IP}
-    errors
-    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{
-        kubeconfig {self.lay.kubeconfig} e2e
-        pods insecure
-        fallthrough in-addr.arpa ip6.arpa
-    }}
-    cache 5
-}}
-""")
+        corefile.write_text(corefile_text(self.lay))
         self._start("coredns", [str(BIN / "coredns"), "-conf", str(corefile)])
 
     def _wait_dns(self) -> None:

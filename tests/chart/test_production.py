@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from .netpol import Verdict, allowed, pod_of
 from .render import CHART, HelmError, Render, by_kind, container, env_of, one, pod_spec, properties
 
 BOOT = {"bootstrapServers": "kafka-0:9093"}
@@ -302,22 +303,84 @@ def test_null_wait_and_null_port_are_refused_naming_the_value(render: Render) ->
     assert command[command.index("--wait") + 1] == "0"
 
 
-# --- (6) NetworkPolicy ----------------------------------------------------------------------------------------
+# --- (6) NetworkPolicy: who reaches which port, judged by netpol.py on the rendered pods --------------------
 
-def selects(peer: dict[str, Any], labels: dict[str, str]) -> bool:
-    """Whether a NetworkPolicyPeer with only a podSelector.matchLabels selects a pod of the release's namespace."""
-    match = peer.get("podSelector", {}).get("matchLabels")
-    return set(peer) == {"podSelector"} and match is not None and match.items() <= labels.items()
+OUTSIDER = {"metadata": {"namespace": "elsewhere", "name": "curious", "labels": {"app": "curious"}}}
+MONITORING = {"metadata": {"namespace": "monitoring", "name": "prometheus-0",
+                           "labels": {"app.kubernetes.io/name": "prometheus"}}}
+
+
+def release_pods(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The rendered pods, named: two workers of the Deployment, the apply Job's pod, the `helm test` pod."""
+    deployment = one(objects, "Deployment")
+    pods = {name: pod_of(deployment) for name in ("worker-a", "worker-b")}
+    for name, p in pods.items():
+        p["metadata"]["name"] = name
+    if by_kind(objects, "Job"):
+        pods["apply"] = pod_of(one(objects, "Job"))
+    pods["test"] = next(o for o in by_kind(objects, "Pod") if o["metadata"]["annotations"]["helm.sh/hook"] == "test")
+    return pods
+
+
+def reach(objects: list[dict[str, Any]], src: dict[str, Any], dst: dict[str, Any], port: int,
+          protocol: str = "TCP") -> Verdict:
+    """Whether `src` connects to `dst` on `port` under the rendered NetworkPolicies (its namespace labelled only
+    with its name, as the API server labels every namespace)."""
+    return allowed(by_kind(objects, "NetworkPolicy"), src, {}, dst, None, port, protocol)
 
 
 def test_network_policy_admits_the_release_test_pod_on_the_health_port(render: Render) -> None:
     objects = render({**BOOT, "networkPolicy": {"enabled": True, "healthFrom": [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]}})
-    test_pod = next(o for o in by_kind(objects, "Pod") if o["metadata"]["annotations"]["helm.sh/hook"] == "test")
-    assert test_pod["spec"]["containers"][0]["command"][-1].endswith(":8090/readyz")
+    pods = release_pods(objects)
+    assert pods["test"]["spec"]["containers"][0]["command"][-1].endswith(":8090/readyz")
     _, health = one(objects, "NetworkPolicy")["spec"]["ingress"]
-    assert health["ports"] == [{"port": "health", "protocol": "TCP"}]
-    assert any(selects(peer, test_pod["metadata"]["labels"]) for peer in health["from"])
+    assert health["ports"] == [{"port": "health", "protocol": "TCP"}], "by name: resolved on the worker pod"
+    worker = pods["worker-a"]
+    verdict = reach(objects, pods["test"], worker, 8090)
+    assert verdict.allowed and verdict.rule == 1 and verdict.peer == 0, verdict
+    assert reach(objects, MONITORING, worker, 8090).allowed
+    assert not reach(objects, OUTSIDER, worker, 8090).allowed, "healthFrom is restrictive"
+    assert not reach(objects, pods["test"], worker, 8091).allowed, "only the sidecar's port"
+    # healthFrom empty: every source reaches the sidecar (kubelet, Prometheus anywhere)
+    open_health = render({**BOOT, "networkPolicy": {"enabled": True}})
+    assert reach(open_health, OUTSIDER, release_pods(open_health)["worker-a"], 8090).allowed
+
+
+def test_network_policy_lets_the_release_reach_connect_rest_and_no_one_else(render: Render) -> None:
+    objects = render({**BOOT, "connectors": CONNECTORS, "networkPolicy": {"enabled": True}})
+    pods = release_pods(objects)
+    worker = pods["worker-a"]
+    for src in ("worker-b", "apply", "test"):
+        verdict = reach(objects, pods[src], worker, 8083)
+        assert verdict.allowed and verdict.rule == 0, verdict
+    denied = reach(objects, OUTSIDER, worker, 8083)
+    assert not denied.allowed and denied.isolated, denied
+    assert not reach(objects, MONITORING, worker, 8083).allowed
+    # restFrom naming the outsider's namespace admits it, and only there
+    restful = render({**BOOT, "connectors": CONNECTORS, "networkPolicy": {"enabled": True, "restFrom": [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "elsewhere"}}}]}})
+    worker = release_pods(restful)["worker-a"]
+    verdict = reach(restful, OUTSIDER, worker, 8083)
+    assert verdict.allowed and verdict.peer == 1, verdict
+    assert not reach(restful, MONITORING, worker, 8083).allowed
+    assert reach(restful, release_pods(restful)["apply"], worker, 8083).allowed
+
+
+def test_network_policy_jmx_exporter_port(render: Render) -> None:
+    values = {**BOOT, "metrics": {"jmxExporter": {"enabled": True}}, "networkPolicy": {
+        "enabled": True, "jmxExporterFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name":
+                                                                                    "monitoring"}}}]}}
+    objects = render(values)
+    worker = release_pods(objects)["worker-a"]
+    verdict = reach(objects, MONITORING, worker, 9404)
+    assert verdict.allowed and verdict.rule == 2, verdict
+    assert not reach(objects, OUTSIDER, worker, 9404).allowed
+    # jmxExporterFrom empty: every source; without the exporter the port stays closed
+    open_jmx = render({**BOOT, "metrics": {"jmxExporter": {"enabled": True}}, "networkPolicy": {"enabled": True}})
+    assert reach(open_jmx, OUTSIDER, release_pods(open_jmx)["worker-a"], 9404).allowed
+    plain = render({**BOOT, "networkPolicy": {"enabled": True}})
+    assert not reach(plain, MONITORING, release_pods(plain)["worker-a"], 9404).allowed
 
 
 def test_network_policy_extra_ports_and_the_exporter_port(render: Render) -> None:
@@ -325,12 +388,23 @@ def test_network_policy_extra_ports_and_the_exporter_port(render: Render) -> Non
         "debug": {"port": 5005, "from": [{"podSelector": {"matchLabels": {"role": "debugger"}}}]},
         "agent": {"port": "agent", "protocol": "UDP"}}, "jmxExporterFrom": [{"namespaceSelector": {}}]},
         "metrics": {"jmxExporter": {"enabled": True}}}
-    rules = one(render({**BOOT, **values}), "NetworkPolicy")["spec"]["ingress"]
+    objects = render({**BOOT, **values})
+    rules = one(objects, "NetworkPolicy")["spec"]["ingress"]
     by_port = {r["ports"][0]["port"]: r for r in rules}
     assert by_port["jmx-metrics"]["from"] == [{"namespaceSelector": {}}]
     assert by_port[5005] == {"ports": [{"port": 5005, "protocol": "TCP"}],
                              "from": [{"podSelector": {"matchLabels": {"role": "debugger"}}}]}
     assert by_port["agent"] == {"ports": [{"port": "agent", "protocol": "UDP"}]}
+    worker = release_pods(objects)["worker-a"]
+    debugger = {"metadata": {"namespace": "team-a", "labels": {"role": "debugger"}}}
+    assert reach(objects, debugger, worker, 5005).allowed
+    assert not reach(objects, {**debugger, "metadata": {"namespace": "elsewhere", "labels": {"role": "debugger"}}},
+                     worker, 5005).allowed, "a podSelector alone means the release's namespace"
+    assert reach(objects, OUTSIDER, worker, 9404).allowed, "namespaceSelector {}: every namespace"
+    # the worker has no container port named "agent": that rule opens nothing on it until the user adds one
+    assert not reach(objects, OUTSIDER, worker, 5005, "UDP").allowed
+    container(worker, "connect")["ports"].append({"name": "agent", "containerPort": 5005, "protocol": "UDP"})
+    assert reach(objects, OUTSIDER, worker, 5005, "UDP").allowed
 
 
 # --- (3) worker metrics: the JMX exporter agent ---------------------------------------------------------------

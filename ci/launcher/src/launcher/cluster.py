@@ -40,7 +40,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import MissingTool, StackError
 from .net import http, wait_until
@@ -650,10 +650,8 @@ class Cluster:
     def _unmount(self, say: Callable[[str], None]) -> None:
         """Every mount under the cluster directory (the kubelet's bind mount of its root, pod volumes, container
         rootfs and shm mounts), deepest first."""
-        prefix = str(self.lay.root) + "/"
         for _ in range(5):
-            mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
-            ours = sorted({m for m in mounts if m.startswith(prefix)}, key=len, reverse=True)
+            ours = mounts_under(Path("/proc/self/mountinfo").read_text(), self.lay.root)
             if not ours:
                 return
             say(f"unmounting {len(ours)} mount(s) under {self.lay.root}")
@@ -689,7 +687,7 @@ class Cluster:
             say(f"removing bridge {BRIDGE}")
             run(["ip", "link", "delete", BRIDGE], check=False)
         for ipt in ("iptables", "ip6tables"):
-            remove_chains(ipt, lambda c: c.startswith("KUBE-") or c == ISOLATE_CHAIN)
+            remove_chains(ipt, is_cluster_chain)
         if ip_forward in ("0", "1"):
             Path("/proc/sys/net/ipv4/ip_forward").write_text(ip_forward + "\n")
 
@@ -716,26 +714,44 @@ class Cluster:
         return out
 
 
+def mounts_under(mountinfo: str, root: Path) -> list[str]:
+    """The mount points below root in /proc/self/mountinfo's text (octal escapes kept, as there), deepest first."""
+    prefix = str(root) + "/"
+    mounts = [line.split()[4] for line in mountinfo.splitlines()]
+    return sorted({m for m in mounts if m.startswith(prefix)}, key=len, reverse=True)
+
+
+def is_cluster_chain(chain: str) -> bool:
+    """The iptables chains the cluster leaves behind: the kubelet's and kube-proxy's KUBE-*, and ISOLATE_CHAIN."""
+    return chain.startswith("KUBE-") or chain == ISOLATE_CHAIN
+
+
+def chain_removal(rules: Sequence[str], ours: Callable[[str], bool]) -> list[list[str]]:
+    """What removes the chains `ours` selects from one table, given that table's `iptables -S` lines: delete the
+    rules of other chains that jump to them (-D ...), then flush (-F) and delete (-X) each of them."""
+    chains = [r.split()[1] for r in rules if r.startswith("-N ") and ours(r.split()[1])]
+    if not chains:
+        return []
+    steps: list[list[str]] = []
+    for r in rules:
+        parts = shlex.split(r)  # comments are quoted: "kubernetes service portals"
+        if parts[:1] == ["-A"] and not ours(parts[1]) and "-j" in parts and ours(parts[parts.index("-j") + 1]):
+            steps.append(["-D", *parts[1:]])
+    steps += [["-F", c] for c in chains]
+    steps += [["-X", c] for c in chains]
+    return steps
+
+
 def remove_chains(ipt: str, ours: Callable[[str], bool]) -> None:
     """Delete the chains `ours` selects from every table, with the rules that jump to them from other chains."""
     for table in ("filter", "nat", "mangle", "raw"):
         rules = run([ipt, "-w", "-t", table, "-S"], check=False).splitlines()
-        chains = [r.split()[1] for r in rules if r.startswith("-N ") and ours(r.split()[1])]
-        if not chains:
-            continue
-        for r in rules:
-            parts = shlex.split(r)  # comments are quoted: "kubernetes service portals"
-            if parts[:1] == ["-A"] and not ours(parts[1]) and "-j" in parts and \
-                    ours(parts[parts.index("-j") + 1]):
-                run([ipt, "-w", "-t", table, "-D", *parts[1:]], check=False)
-        for c in chains:
-            run([ipt, "-w", "-t", table, "-F", c], check=False)
-        for c in chains:
-            run([ipt, "-w", "-t", table, "-X", c], check=False)
+        for step in chain_removal(rules, ours):
+            run([ipt, "-w", "-t", table, *step], check=False)
 
 
-def dns_query(name: str, server: str = NODE_IP, timeout: float = 2.0) -> str | None:
-    """The first A record of name from server (one UDP query), or None."""
+def dns_query(name: str, server: str = NODE_IP, timeout: float = 2.0, port: int = 53) -> str | None:
+    """The first A record of name from server:port (one UDP query), or None."""
     import socket
     import struct
     qid = secrets.randbits(16)
@@ -744,7 +760,7 @@ def dns_query(name: str, server: str = NODE_IP, timeout: float = 2.0) -> str | N
     q += struct.pack(">HH", 1, 1)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(timeout)
-        s.sendto(q, (server, 53))
+        s.sendto(q, (server, port))
         data = s.recv(4096)
     rid, flags, qd, an = struct.unpack(">HHHH", data[:8])
     if rid != qid or flags & 0xF or an == 0:
@@ -769,8 +785,15 @@ def dns_query(name: str, server: str = NODE_IP, timeout: float = 2.0) -> str | N
     return None
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2), not the usage block before it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m launcher.cluster", description=__doc__.split("\n\n")[0])
+    ap = _OneLineParser(prog="python -m launcher.cluster", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name in ("up", "down", "status"):
         p = sub.add_parser(name)

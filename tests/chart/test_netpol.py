@@ -308,3 +308,35 @@ def test_pod_of_a_template_takes_the_owners_namespace() -> None:
     assert not check([policy({"ports": [{"port": "http"}]}, ns="team-c")], pod(ns="team-c"), 8090, dst=worker).allowed
     with pytest.raises(PolicyError, match="no metadata.namespace and none was given"):
         pod_of({"spec": {"template": {"metadata": {}}}})
+
+
+def test_live_objects_through_the_kubernetes_clients_serializer() -> None:
+    """The cluster e2e passes live objects as `ApiClient().sanitize_for_serialization` gives them: camelCase
+    dicts with unset fields left out (a peer without podSelector, a policy with policyTypes defaulted)."""
+    from kubernetes import client as k
+
+    def sanitize(obj: object) -> Any:
+        return k.ApiClient().sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+
+    np = sanitize(k.V1NetworkPolicy(
+        metadata=k.V1ObjectMeta(name="live", namespace=NS),
+        spec=k.V1NetworkPolicySpec(
+            pod_selector=k.V1LabelSelector(match_labels={"app": "connect"}), policy_types=["Ingress"],
+            ingress=[k.V1NetworkPolicyIngressRule(
+                ports=[k.V1NetworkPolicyPort(port="http", protocol="TCP")],
+                _from=[k.V1NetworkPolicyPeer(namespace_selector=k.V1LabelSelector(
+                    match_expressions=[k.V1LabelSelectorRequirement(key="team", operator="In", values=["ops"])]))],
+            ), k.V1NetworkPolicyIngressRule(_from=[k.V1NetworkPolicyPeer(ip_block=k.V1IPBlock(cidr="10.9.0.0/16"))])],
+        )))
+    assert "podSelector" not in np["spec"]["ingress"][0]["from"][0]  # null, not {}: every pod of those namespaces
+    dst = sanitize(k.V1Pod(
+        metadata=k.V1ObjectMeta(name="w-0", namespace=NS, labels=WORKER),
+        spec=k.V1PodSpec(containers=[k.V1Container(
+            name="connect", ports=[k.V1ContainerPort(name="http", container_port=8083, protocol="TCP")])])))
+    src = sanitize(k.V1Pod(metadata=k.V1ObjectMeta(name="s", namespace="ops", labels={}),
+                           status=k.V1PodStatus(pod_ip="10.8.0.4")))
+    assert allowed([np], src, {"team": "ops"}, dst, NS, 8083).allowed
+    assert not allowed([np], src, {"team": "dev"}, dst, NS, 8083).allowed
+    assert allowed([np], src, {"team": "dev"}, dst, NS, 8083, src_ip="10.9.1.1").allowed  # the ipBlock rule
+    src["status"]["podIP"] = "10.9.0.4"
+    assert allowed([np], src, {"team": "dev"}, dst, NS, 9999).allowed  # the ipBlock rule has no ports: all

@@ -137,8 +137,16 @@ def make_pki(lay: Layout) -> None:
         _openssl("rsa", "-in", str(p / "sa.key"), "-pubout", "-out", str(p / "sa.pub"))
     if not (p / "tokens.csv").exists():
         # One static token in system:masters for the admin kubeconfig and the node's own components.
-        (p / "tokens.csv").write_text(f"{secrets.token_hex(24)},admin,admin,system:masters\n")
-        (p / "tokens.csv").chmod(0o600)
+        write_private(p / "tokens.csv", f"{secrets.token_hex(24)},admin,admin,system:masters\n")
+
+
+def write_private(path: Path, text: str) -> None:
+    """A file only its owner can read, from its first byte (a token written then chmodded is readable by anyone
+    for a moment)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 def admin_token(lay: Layout) -> str:
@@ -154,8 +162,7 @@ def write_kubeconfig(lay: Layout) -> None:
         "users": [{"name": "admin", "user": {"token": admin_token(lay)}}],
         "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "admin"}}],
     }
-    lay.kubeconfig.write_text(json.dumps(cfg, indent=2) + "\n")  # JSON is YAML: kubectl, helm, clients read it
-    lay.kubeconfig.chmod(0o600)
+    write_private(lay.kubeconfig, json.dumps(cfg, indent=2) + "\n")  # JSON is YAML: kubectl, helm, clients read it
 
 
 # ------------------------------------------------------------------------------------------ configuration files

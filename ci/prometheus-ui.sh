@@ -13,7 +13,7 @@ IFS=. read -r major minor patch <<< "$version"
 modver="v0.$((major * 100 + minor)).$patch"
 out="$root/.tools/prometheus-ui"
 if [ -f "$out/static/mantine-ui/index.html" ] && [ "$(cat "$out/version" 2>/dev/null)" = "$version" ]; then exit 0; fi
-command -v go >/dev/null && command -v npm >/dev/null || { echo "prometheus-ui: needs go and npm (nodejs)" >&2; exit 1; }
+if ! command -v go >/dev/null || ! command -v npm >/dev/null; then echo "prometheus-ui: needs go and npm (nodejs)" >&2; exit 1; fi
 start=$(date +%s)
 src=$(go mod download -json "github.com/prometheus/prometheus@$modver" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
 rm -rf "$out" && mkdir -p "$out"

@@ -204,7 +204,9 @@ auth with the mounted password file), the log format, and the declared connector
       "CONNECT_HEALTH_GRACE" $hc.grace
       "CONNECT_HEALTH_RESTART_ATTEMPTS" $hc.restartAttempts
       "CONNECT_HEALTH_RESTART_BACKOFF" $hc.restartBackoff
+      "CONNECT_HEALTH_RESTART_RESET" $hc.restartReset
       "CONNECT_HEALTH_UNRESPONSIVE_AFTER" $hc.unresponsiveAfter
+      "CONNECT_HEALTH_HERDER_STUCK_AFTER" $hc.herderStuckAfter
       "CONNECT_HEALTH_TRACES" $hc.traces
       "CONNECT_HEALTH_BEST_EFFORT" $hc.bestEffort
       "CONNECT_HEALTH_FAILURE_THRESHOLD" $hc.failureThreshold) | trim | nindent 4 }}

@@ -299,8 +299,11 @@ def test_the_rendered_environment_at_the_bounds_starts_the_sidecar(helm: str) ->
     """The whole rendered environment, every value at a bound the schema accepts, through the real parser."""
     at_bounds = {"port": 65535, "pollInterval": 0.1, "grace": 0, "restartAttempts": 100, "restartBackoff": 0,
                  "restartReset": 0, "unresponsiveAfter": 0.5, "herderStuckAfter": 0.5, "requestTimeout": 0.1,
-                 "bestEffort": "^audit-", "failureThreshold": 100, "traces": "none", "scope": "cluster",
-                 "logFormat": "text"}
+                 "bestEffort": "^audit-", "failureThreshold": 100, "flapWindow": 0.5, "podRestarts": 100,
+                 "podRestartWindow": 0.5, "traces": "none", "scope": "cluster", "logFormat": "text",
+                 "host": "0.0.0.0"}
+    assert set(at_bounds) == {o.chart.removeprefix("healthcheck.") for o in CHARTED
+                              if o.chart and o.chart.startswith("healthcheck.")}, "a charted setting is left out"
     objects = render_chart({**BASE, "healthcheck": at_bounds}, helm=helm, show_only=["templates/deployment.yaml"])
     env = {k: v for k, v in env_of(container(one(objects, "Deployment"), "connect-health")).items()
            if isinstance(v, str) and k != "CONNECT_HEALTH_CONNECTORS_FILE"}  # that file is mounted in the pod only
@@ -311,6 +314,7 @@ def test_the_rendered_environment_at_the_bounds_starts_the_sidecar(helm: str) ->
     assert (s.port, s.poll_interval, h.grace, h.restart_attempts, h.restart_backoff, h.unresponsive_after) == \
         (65535, 0.1, 0.0, 100, 0.0, 0.5)
     assert (h.restart_reset, h.herder_stuck_after) == (0.0, 0.5)
+    assert (h.flap_window, h.pod_restarts, h.pod_restart_window, s.host) == (0.5, 100, 0.5, "0.0.0.0")
     assert (s.connect.request_timeout, h.failure_threshold, h.traces, h.scope, s.log_format) == \
         (0.1, 100.0, "none", "cluster", "text")
     assert h.best_effort is not None and h.best_effort.pattern == "^audit-"

@@ -209,7 +209,10 @@ auth with the mounted password file), the log format, and the declared connector
       "CONNECT_HEALTH_HERDER_STUCK_AFTER" $hc.herderStuckAfter
       "CONNECT_HEALTH_TRACES" $hc.traces
       "CONNECT_HEALTH_BEST_EFFORT" $hc.bestEffort
-      "CONNECT_HEALTH_FAILURE_THRESHOLD" $hc.failureThreshold) | trim | nindent 4 }}
+      "CONNECT_HEALTH_FAILURE_THRESHOLD" $hc.failureThreshold
+      "CONNECT_HEALTH_FLAP_WINDOW" $hc.flapWindow
+      "CONNECT_HEALTH_POD_RESTARTS" $hc.podRestarts
+      "CONNECT_HEALTH_POD_RESTART_WINDOW" $hc.podRestartWindow) | trim | nindent 4 }}
     {{- include "kafka-connect.sidecar.commonEnv" . | nindent 4 }}
     {{- with $hc.extraEnv }}
     {{- include "kafka-connect.envFromMap" (dict "env" . "context" $) | trim | nindent 4 }}

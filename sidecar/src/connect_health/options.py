@@ -446,11 +446,14 @@ OPTIONS: tuple[Option, ...] = (
            "percent of this worker's connector instances and tasks that must have failed past the ladder to fail "
            "liveness (unset: any failure counts)", None, chart="healthcheck.failureThreshold"),
     Option("--flap-window", seconds(positive=True), "seconds over which a connector that failed past the ladder "
-           "is judged: it stays failed while FAILED in at least half of this window's polls", 40.0),
+           "is judged: it stays failed while FAILED in at least half of this window's polls", 40.0,
+           chart="healthcheck.flapWindow"),
     Option("--pod-restarts", Number(minimum=0, maximum=100, whole=True),
            "liveness failures (pod restarts) one connector may cause per --pod-restart-window; none again when the "
-           "last one did not fix it; 0: a connector's failure never fails liveness", 2),
-    Option("--pod-restart-window", seconds(positive=True), "seconds over which --pod-restarts are counted", 3600.0),
+           "last one did not fix it; 0: a connector's failure never fails liveness", 2,
+           chart="healthcheck.podRestarts"),
+    Option("--pod-restart-window", seconds(positive=True), "seconds over which --pod-restarts are counted", 3600.0,
+           chart="healthcheck.podRestartWindow"),
     Option("--traces", Choice(("redacted", "none")),
            "redacted: first line of each trace with secrets masked; none: drop traces", "redacted",
            chart="healthcheck.traces"),

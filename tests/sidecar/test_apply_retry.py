@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from connect_health import apply as apply_mod
-from connect_health.client import ConnectClient
+from connect_health.client import ConnectClient, Reply
 from connect_health.config import ConnectSettings
 from connect_health.declared import Declared
 
@@ -138,3 +138,52 @@ def test_an_unanswered_call_is_retried_like_a_409(fake: FakeConnect, client: Con
     assert code == 0, lines
     assert calls["n"] == 3 and sleeps == [0.5, 1.0]
     assert sum(line.startswith("retrying create new-sink in ") for line in lines) == 2
+
+
+def forward_failures(times: int, then: Answer) -> Callable[[Seen], Answer]:
+    """Connect's answer when the worker that took a write cannot forward it to the leader (the leader's pod just
+    went away in a rolling update), `times` times; seen on the e2e node before apply retried it."""
+    count = {"n": 0}
+
+    def answer(_: Seen) -> Answer:
+        count["n"] += 1
+        if count["n"] <= times:
+            return Answer(500, {"error_code": 500, "message": "IO Error trying to forward REST request: "
+                                                              "java.net.ConnectException: Connection refused"})
+        return then
+    return answer
+
+
+def test_a_write_the_worker_could_not_forward_to_the_leader_is_retried(fake: FakeConnect,
+                                                                       client: ConnectClient) -> None:
+    fake.route("PUT", "/connector-plugins/FileStreamSink/config/validate", valid)
+    fake.route("PUT", "/connectors/new-sink/config", forward_failures(2, Answer(201, {})))
+    code, lines, sleeps = run(client, with_new_connector(), wait=60)
+    assert code == 0, lines
+    assert sleeps == [0.5, 1.0]
+    assert sum(line.startswith("retrying create new-sink in ") and "500: IO Error trying to forward" in line
+               for line in lines) == 2
+    assert "created new-sink" in lines
+
+
+def test_any_other_500_is_an_answer_not_retried(fake: FakeConnect, client: ConnectClient) -> None:
+    fake.route("PUT", "/connector-plugins/FileStreamSink/config/validate", valid)
+    fake.route("PUT", "/connectors/new-sink/config", Answer(500, {
+        "error_code": 500, "message": "Failed to start connector new-sink: java.lang.NullPointerException"}))
+    code, lines, sleeps = run(client, with_new_connector(), wait=60)
+    assert code == 1 and sleeps == []
+    assert len(fake.requests("PUT", "/connectors/new-sink/config")) == 1
+    assert any(line.startswith("refused: create new-sink: refused (500): Failed to start") for line in lines), lines
+
+
+@pytest.mark.parametrize(("status", "message", "expected"), [
+    (409, "Cannot complete request because of a conflicting operation (e.g. worker rebalance)", True),
+    (500, "IO Error trying to forward REST request: java.net.SocketTimeoutException: timeout", True),
+    (500, "Error trying to forward REST request: Connection reset", True),
+    (500, "Request timed out", True),
+    (500, "Connector configuration is invalid", False),
+    (400, "IO Error trying to forward REST request", False),
+    (503, "Request cannot be completed because the worker is starting", True),
+])
+def test_transient_answers(status: int, message: str, expected: bool) -> None:
+    assert apply_mod.transient(Reply(status, {"error_code": status, "message": message})) is expected

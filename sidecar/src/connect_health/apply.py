@@ -3,8 +3,9 @@
 Order: wait for the worker; read what it has (one expanded call); wait until the plugin of every connector that
 would be written is listed by GET /connector-plugins (a plugin added in the same upgrade: see ``wait_for_plugins``);
 validate every connector that would be written and stop with nothing applied if any is invalid; write configs that
-differ; set desired states; prune. A call answered 409 (a rebalance) or not answered at all is retried with backoff
-until the ``--wait`` deadline, which covers the whole run.
+differ; set desired states; prune. A call answered "not now" (``transient``: a 409 during a rebalance, a 500 for a
+request the worker could not forward to the leader) or not answered at all is retried with backoff until the
+``--wait`` deadline, which covers the whole run.
 A connector whose config is already what the worker holds gets no write and no validation (the worker accepted
 that exact config before), so re-applying an unchanged file sends no write at all.
 """
@@ -36,8 +37,21 @@ class Result:
         return 1 if self.refused else 0
 
 
+# Connect's 500s that mean "not now", not "no": the worker that took the request could not forward it to the leader
+# (the leader just left the group: the old pod of a rolling update) or the leader did not answer in time. Every
+# write apply sends is idempotent (PUT config, pause/resume/stop, DELETE), so sending it again is safe.
+TRANSIENT_500 = ("IO Error trying to forward REST request", "Error trying to forward REST request",
+                 "Request timed out")
+
+
+def transient(reply: Reply) -> bool:
+    """Whether Connect's answer says to try again later: 409 (a rebalance in progress, no known leader, a stale
+    config), 503 (HTTP's own "unavailable for now": a worker still starting) or one of the TRANSIENT_500 answers."""
+    return reply.status in (409, 503) or (reply.status == 500 and reply.error_message().startswith(TRANSIENT_500))
+
+
 class Retrier:
-    """Calls Connect again while it answers 409 (rebalance in progress) or does not answer, with a backoff doubling
+    """Calls Connect again while its answer is ``transient`` or it does not answer, with a backoff doubling
     from 0.5 s up to 5 s, until ``deadline`` (a ``clock()`` value). Every call is tried at least once; after the
     deadline the last answer is returned (or the last ConnectError raised)."""
 
@@ -53,9 +67,9 @@ class Retrier:
         while True:
             try:
                 reply = send()
-                if reply.status != 409:
+                if not transient(reply):
                     return reply
-                reason = f"409: {reply.error_message()}"
+                reason = f"{reply.status}: {reply.error_message()}"
             except ConnectError as exc:
                 if self.clock() >= self.deadline:
                     raise

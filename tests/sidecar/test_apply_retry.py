@@ -185,5 +185,5 @@ def test_any_other_500_is_an_answer_not_retried(fake: FakeConnect, client: Conne
     (400, "IO Error trying to forward REST request", False),
     (503, "Request cannot be completed because the worker is starting", True),
 ])
-def test_transient_answers(status: int, message: str, expected: bool) -> None:
-    assert apply_mod.transient(Reply(status, {"error_code": status, "message": message})) is expected
+def test_retry_later_answers(status: int, message: str, expected: bool) -> None:
+    assert Reply(status, {"error_code": status, "message": message}).retry_later is expected

@@ -293,10 +293,24 @@ def test_409_conflicts_are_retried_without_counting_while_a_rebalance_lasts(
 def test_restart_errors_are_counted_and_do_not_break_the_poll(fake: FakeConnect, make_poller: MakePoller) -> None:
     fake.healthy(fixture("failed_task_local.json"))
     fake.route("POST", "/connectors/jdbc-sink/restart",
-               Answer(500, {"error_code": 500, "message": "Request timed out"}))
+               Answer(500, {"error_code": 500, "message": "java.lang.IllegalStateException: herder stopped"}))
     view = make_poller().poll_once()
     assert view.restarts == {("jdbc-sink", "error"): 1}
     assert view.observation.reachable
+
+
+def test_a_restart_the_worker_could_not_forward_to_the_leader_is_a_conflict_not_an_attempt(
+        fake: FakeConnect, make_poller: MakePoller) -> None:
+    """The leader just left (a rolling update): the worker answers 500 "IO Error trying to forward REST request",
+    which apply met on the e2e node. Like a 409, no restart was done, so it must not burn a rung of the ladder."""
+    fake.healthy(fixture("failed_task_local.json"))
+    fake.route("POST", "/connectors/jdbc-sink/restart", Answer(500, {
+        "error_code": 500, "message": "IO Error trying to forward REST request: java.net.NoRouteToHostException: "
+                                     "No route to host"}))
+    poller = make_poller()
+    view = poller.poll_once()
+    assert view.restarts == {("jdbc-sink", "conflict"): 1}
+    assert poller._rungs["jdbc-sink"].attempts == 0
 
 
 def test_check_mode_poller_sends_no_restart(fake: FakeConnect, make_poller: MakePoller) -> None:

@@ -3,8 +3,8 @@
 Order: wait for the worker; read what it has (one expanded call); wait until the plugin of every connector that
 would be written is listed by GET /connector-plugins (a plugin added in the same upgrade: see ``wait_for_plugins``);
 validate every connector that would be written and stop with nothing applied if any is invalid; write configs that
-differ; set desired states; prune. A call answered "not now" (``transient``: a 409 during a rebalance, a 500 for a
-request the worker could not forward to the leader) or not answered at all is retried with backoff until the
+differ; set desired states; prune. A call answered "not now" (``Reply.retry_later``: a 409 during a rebalance, a
+500 for a request the worker could not forward to the leader) or not answered at all is retried with backoff until the
 ``--wait`` deadline, which covers the whole run.
 A connector whose config is already what the worker holds gets no write and no validation (the worker accepted
 that exact config before), so re-applying an unchanged file sends no write at all.
@@ -37,23 +37,10 @@ class Result:
         return 1 if self.refused else 0
 
 
-# Connect's 500s that mean "not now", not "no": the worker that took the request could not forward it to the leader
-# (the leader just left the group: the old pod of a rolling update) or the leader did not answer in time. Every
-# write apply sends is idempotent (PUT config, pause/resume/stop, DELETE), so sending it again is safe.
-TRANSIENT_500 = ("IO Error trying to forward REST request", "Error trying to forward REST request",
-                 "Request timed out")
-
-
-def transient(reply: Reply) -> bool:
-    """Whether Connect's answer says to try again later: 409 (a rebalance in progress, no known leader, a stale
-    config), 503 (HTTP's own "unavailable for now": a worker still starting) or one of the TRANSIENT_500 answers."""
-    return reply.status in (409, 503) or (reply.status == 500 and reply.error_message().startswith(TRANSIENT_500))
-
-
 class Retrier:
-    """Calls Connect again while its answer is ``transient`` or it does not answer, with a backoff doubling
-    from 0.5 s up to 5 s, until ``deadline`` (a ``clock()`` value). Every call is tried at least once; after the
-    deadline the last answer is returned (or the last ConnectError raised)."""
+    """Calls Connect again while it answers "not now" (``Reply.retry_later``) or does not answer, with a backoff
+    doubling from 0.5 s up to 5 s, until ``deadline`` (a ``clock()`` value). Every call is tried at least once;
+    after the deadline the last answer is returned (or the last ConnectError raised)."""
 
     def __init__(self, deadline: float, out: Print, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -67,7 +54,7 @@ class Retrier:
         while True:
             try:
                 reply = send()
-                if not transient(reply):
+                if not reply.retry_later:
                     return reply
                 reason = f"{reply.status}: {reply.error_message()}"
             except ConnectError as exc:

@@ -32,6 +32,12 @@ class Unreachable(ConnectError):
     """Nothing accepted the connection (refused, no route): the worker's process is not there, e.g. restarting."""
 
 
+# Connect's 500s that mean "not now", not "no": the worker that took the request could not forward it to the leader
+# (the leader just left the group: the old pod of a rolling update) or the leader did not answer in time.
+TRANSIENT_500 = ("IO Error trying to forward REST request", "Error trying to forward REST request",
+                 "Request timed out")
+
+
 @dataclass(frozen=True)
 class Reply:
     status: int
@@ -40,6 +46,13 @@ class Reply:
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
+
+    @property
+    def retry_later(self) -> bool:
+        """Connect saying "not now" rather than "no": 409 (a rebalance in progress, no known leader, a stale config),
+        503 (unavailable for now: a worker still starting) or one of the TRANSIENT_500 answers. A write answered so
+        was not done, and is safe to send again (PUT config, pause/resume/stop, DELETE, restart)."""
+        return self.status in (409, 503) or (self.status == 500 and self.error_message().startswith(TRANSIENT_500))
 
     def error_message(self) -> str:
         if isinstance(self.body, dict) and isinstance(self.body.get("message"), str):

@@ -631,7 +631,7 @@ def same_worker(a: str, b: str) -> bool:
 
 
 def _restart_outcome(reply: Reply) -> str:
-    if reply.status == 409:
+    if reply.retry_later:  # a rebalance, or a leader that just left: not an attempt (see ladder.record)
         return "conflict"
     if reply.status == 404:
         return "gone"

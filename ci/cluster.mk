@@ -12,11 +12,12 @@ cluster-tools:
 	@bash ci/system-deps.sh cluster
 	@bash ci/cluster-tools.sh
 
-# pause, Connect (apache/kafka layout, Kafka jars of `make kafka`) and the sidecar image as OCI archives.
+# pause, Connect (apache/kafka layout, Kafka jars of `make kafka`) and the sidecar image as OCI archives, which
+# `cluster-up` pushes to the node's own registry (.tools/bin/registry of `make tools`) for the kubelet to pull.
 e2e-images: venv kafka image
 	@bash ci/images/build-e2e.sh
 
-cluster-up: venv cluster-tools e2e-images
+cluster-up: venv tools cluster-tools e2e-images
 	@$(CLUSTER) up $(E2E_IMAGES)
 
 cluster-down: venv

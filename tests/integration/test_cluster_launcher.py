@@ -11,6 +11,7 @@ machine may be running). dns_query against a real CoreDNS is in tests/e2e/cluste
 from __future__ import annotations
 
 import base64
+import io
 import ipaddress
 import json
 import os
@@ -18,6 +19,7 @@ import ssl
 import stat
 import subprocess
 import sys
+import tarfile
 import time
 import tomllib
 from collections.abc import Iterator
@@ -284,6 +286,42 @@ def test_trust_registry_allows_plain_http_pull_and_resolve_only(tmp_path: Path) 
     c.trust_registry("127.0.0.1:5001")
     assert sorted(p.name for p in c.lay.registry_hosts.iterdir()) == ["127.0.0.1:5000", "127.0.0.1:5001"]
     assert tomllib.loads(hosts.read_text()) == cfg
+
+
+def test_locally_built_images_are_pulled_from_the_nodes_registry(tmp_path: Path) -> None:
+    """e2e.local/NAME:TAG (the names ci/images/build-e2e.sh gives) resolve to the node's registry over plain HTTP,
+    so the kubelet pulls the pause image (and the others) from a registry, not from an import."""
+    c = kc.Cluster(tmp_path)
+    c.trust_registry(kc.IMAGE_NAMESPACE, kc.REGISTRY)
+    cfg = tomllib.loads((c.lay.registry_hosts / "e2e.local" / "hosts.toml").read_text())
+    assert cfg == {"server": f"http://{kc.NODE_IP}:5000",
+                   "host": {f"http://{kc.NODE_IP}:5000": {"capabilities": ["pull", "resolve"]}}}
+    assert kc.PAUSE_IMAGE.startswith("e2e.local/")
+    assert "registry" in kc.COMPONENTS
+    assert kc.COMPONENTS.index("registry") < kc.COMPONENTS.index("containerd")
+
+
+def oci_archive(path: Path, index: Any) -> Path:
+    data = json.dumps(index).encode()
+    with tarfile.open(path, "w") as tar:
+        info = tarfile.TarInfo("index.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_archive_ref_reads_the_image_name_and_refuses_what_has_none(tmp_path: Path) -> None:
+    named = {"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                                "annotations": {"org.opencontainers.image.ref.name":
+                                                                "e2e.local/pause:3.10"}}]}
+    assert kc.archive_ref(oci_archive(tmp_path / "a.tar", named)) == "e2e.local/pause:3.10"
+    for bad, what in ((oci_archive(tmp_path / "b.tar", {"manifests": [{}]}), "KeyError"),
+                      (oci_archive(tmp_path / "c.tar", {"manifests": []}), "IndexError"),
+                      (tmp_path / "missing.tar", "FileNotFoundError")):
+        with pytest.raises(StackError) as e:
+            kc.archive_ref(bad)
+        assert str(e.value).startswith(f"{bad}: not an OCI archive with an image name ({what}")
+        assert "\n" not in str(e.value)
 
 
 # ------------------------------------------------------------------------------------------ status and the CLI

@@ -16,9 +16,12 @@ CLI::
     python -m launcher.cluster down [--dir DIR]
     python -m launcher.cluster status [--dir DIR]
 
-Images: the kubelet pulls nothing from the internet. ``--image-archive`` imports OCI archives into the node's
-containerd (the pause image must be one of them, named PAUSE_IMAGE), and containerd's registry hosts config
-(``certs.d``) sends the local OCI registry's pulls (127.0.0.1:PORT) over plain HTTP.
+Images: the node pulls every image from an OCI registry, as a real one does; none comes from the internet. The
+cluster runs its own (CNCF Distribution, .tools/bin/registry of `make tools`) on REGISTRY (the node address, port
+5000): ``--image-archive`` pushes OCI archives named ``e2e.local/NAME:TAG`` (ci/images/build-e2e.sh) to it as
+``NAME:TAG``, and containerd's registry hosts config (``certs.d``) sends pulls of ``e2e.local/...`` there, the pause
+image (PAUSE_IMAGE) first among them. Other local registries (127.0.0.1:PORT, e.g. the release rehearsal's) are
+trusted over plain HTTP with ``--registry`` or ``Cluster.trust_registry``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.error
 import urllib.request
@@ -45,6 +49,7 @@ from typing import Any, NoReturn
 from .errors import MissingTool, StackError
 from .net import http, wait_until
 from .pins import PINS, ROOT, TOOLS
+from .registry import Registry, registry_executable
 
 DEFAULT_DIR = TOOLS / "cluster"
 BIN = TOOLS / "cluster-bin"
@@ -59,12 +64,15 @@ API_SERVICE_IP = "10.96.0.1"
 API_PORT = 6443
 ETCD_PORTS = (2379, 2380)
 CLUSTER_DOMAIN = "cluster.local"
-PAUSE_IMAGE = "e2e.local/pause:3.10"
+IMAGE_NAMESPACE = "e2e.local"  # the name of the locally built images; pulled from the node's registry
+PAUSE_IMAGE = f"{IMAGE_NAMESPACE}/pause:3.10"
+REGISTRY_PORT = 5000
+REGISTRY = f"{NODE_IP}:{REGISTRY_PORT}"
 CNI_BIN = Path("/usr/lib/cni")
 ISOLATE_CHAIN = "E2E-ISOLATE"
 # The order components start in; `down` stops them in reverse.
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet",
-              "kube-proxy", "coredns")
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "registry", "containerd",
+              "kubelet", "kube-proxy", "coredns")
 
 
 def _progress(msg: str) -> None:
@@ -279,6 +287,17 @@ def corefile_text(lay: Layout) -> str:
 """
 
 
+def archive_ref(archive: Path) -> str:
+    """The image name an OCI archive carries (index.json's org.opencontainers.image.ref.name)."""
+    try:
+        with tarfile.open(archive) as tar:
+            member = tar.extractfile("index.json")
+            index = json.loads(member.read()) if member else {}
+        return str(index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"])
+    except (OSError, tarfile.TarError, KeyError, IndexError, TypeError, ValueError) as e:
+        raise StackError(f"{archive}: not an OCI archive with an image name ({type(e).__name__}: {e})") from None
+
+
 # ------------------------------------------------------------------------------------------ API access
 
 class Api:
@@ -412,9 +431,10 @@ class Cluster:
             self._etcd()
             self._apiserver()
             self._controllers()
+            self._registry()
             self._containerd(registries)
             for archive in image_archives:
-                self.import_image(archive)
+                self.publish(archive)
             self._kubelet()
             self._kube_proxy()
             self._coredns()
@@ -433,10 +453,11 @@ class Cluster:
     def _preflight(self) -> None:
         if os.geteuid() != 0:
             raise StackError("the cluster needs root (network namespaces, mounts, iptables)")
-        missing = [c for c in COMPONENTS if c not in ("etcd", "containerd") and not (BIN / c).exists()]
+        missing = [c for c in COMPONENTS if c not in ("etcd", "registry", "containerd") and not (BIN / c).exists()]
         if missing:
             raise MissingTool(", ".join(missing), f"not in {BIN}: run `bash ci/cluster-tools.sh`")
-        for tool in ("etcd", "containerd", "ctr", "runc", "iptables", "ip6tables", "ip", "openssl"):
+        registry_executable()  # MissingTool naming `make tools`
+        for tool in ("etcd", "containerd", "ctr", "runc", "iptables", "ip6tables", "ip", "openssl", "skopeo"):
             if shutil.which(tool) is None:
                 raise MissingTool(tool, "run `bash ci/system-deps.sh cluster` (as root)")
         if not (CNI_BIN / "bridge").exists():
@@ -509,6 +530,7 @@ class Cluster:
         self.progress("starting containerd")
         c = self.lay.containerd
         self.lay.registry_hosts.mkdir(parents=True, exist_ok=True)
+        self.trust_registry(IMAGE_NAMESPACE, REGISTRY)
         for reg in registries:
             self.trust_registry(reg)
         (c / "config.toml").write_text(containerd_config(self.lay))
@@ -516,22 +538,41 @@ class Cluster:
         wait_until(lambda: self.ctr("version", check=False), 60, "containerd to answer", interval=0.5,
                    check=self._check("containerd"))
 
-    def trust_registry(self, address: str) -> None:
-        """Let the node pull from a local OCI registry (HOST:PORT) over plain HTTP. containerd reads its hosts
-        config (certs.d) on each pull, so this works on a running node too."""
-        d = self.lay.registry_hosts / address
+    def trust_registry(self, name: str, address: str | None = None) -> None:
+        """Let the node pull images named `name` (a registry HOST:PORT, or a name like e2e.local) from the local
+        OCI registry at `address` (default: `name` itself) over plain HTTP. containerd reads its hosts config
+        (certs.d) on each pull, so this works on a running node too."""
+        address = address or name
+        d = self.lay.registry_hosts / name
         d.mkdir(parents=True, exist_ok=True)
         (d / "hosts.toml").write_text(f'server = "http://{address}"\n\n[host."http://{address}"]\n'
                                       '  capabilities = ["pull", "resolve"]\n')
+
+    def _registry(self) -> None:
+        self.progress(f"starting the node's registry on {REGISTRY}")
+        reg = Registry(self.lay.root, port=REGISTRY_PORT, host=NODE_IP)
+        reg.prepare()
+        self._start("registry", reg.command(), dict(reg.env()))
+        wait_until(reg.ready, 30, f"the registry to answer on {REGISTRY}", interval=0.3,
+                   check=self._check("registry"))
 
     def ctr(self, *args: str, check: bool = True, timeout: float = 300) -> str:
         return run(["ctr", "--address", str(self.lay.containerd_sock), "--namespace", "k8s.io", *args],
                    check=check, timeout=timeout)
 
-    def import_image(self, archive: Path) -> None:
-        """An OCI archive (with the image's name in its index annotations) into the node's image store."""
-        self.progress(f"importing {archive.name}")
-        self.ctr("images", "import", str(archive))
+    def publish(self, archive: Path) -> str:
+        """Push an OCI archive named e2e.local/NAME:TAG (its index annotation) to the node's registry as NAME:TAG,
+        where the node pulls it from. A copy of that name already in the node's store is dropped, so the next pod
+        pulls the image just pushed (a rebuilt image keeps its tag). Returns the image's name."""
+        ref = archive_ref(archive)
+        prefix = f"{IMAGE_NAMESPACE}/"
+        if not ref.startswith(prefix):
+            raise StackError(f"{archive}: image {ref!r} is not named {prefix}NAME:TAG")
+        self.progress(f"pushing {archive.name} ({ref}) to {REGISTRY}")
+        run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci-archive:{archive}",
+             f"docker://{REGISTRY}/{ref.removeprefix(prefix)}"], timeout=600)
+        self.ctr("images", "rm", ref, check=False)
+        return ref
 
     def _kubelet(self) -> None:
         self.progress("starting kubelet")
@@ -807,7 +848,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"cluster directory (default {DEFAULT_DIR})")
         if name == "up":
             p.add_argument("--image-archive", type=Path, action="append", default=[],
-                           help="an OCI archive to import into the node (repeatable; one must be the pause image)")
+                           help="an OCI archive named e2e.local/NAME:TAG to push to the node's registry "
+                                "(repeatable; one must be the pause image)")
             p.add_argument("--registry", action="append", default=[],
                            help="HOST:PORT of a local plain-HTTP OCI registry containerd may pull from")
     args = ap.parse_args(argv)
@@ -832,4 +874,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-__all__ = ["Cluster", "Layout", "Api", "NODE_IP", "PAUSE_IMAGE", "ROOT", "main"]
+__all__ = ["Cluster", "Layout", "Api", "NODE_IP", "PAUSE_IMAGE", "REGISTRY", "ROOT", "main"]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MissingTool
-from .net import HOST, claim_port, http
+from .net import HOST, Port, claim_port, http
 from .pins import TOOLS
 from .service import Service
 
@@ -42,16 +42,19 @@ class Registry(Service):
     start_timeout = 30.0
 
     def __init__(self, workdir: str | os.PathLike[str], port: int | None = None, name: str = "registry",
-                 storage: str | os.PathLike[str] | None = None) -> None:
+                 storage: str | os.PathLike[str] | None = None, host: str = HOST) -> None:
         super().__init__(workdir, name, "registry.log")
-        self.listener = claim_port(port, "OCI registry", "--registry-port")
+        self.host = host
+        # Another address than 127.0.0.1 (the e2e node's) belongs to its caller, who picks the port.
+        self.listener = (claim_port(port, "OCI registry", "--registry-port") if host == HOST
+                         else Port(port or 5000, "OCI registry", "--registry-port"))
         self.storage = Path(storage).resolve() if storage is not None else self.dir / "data"
         self.binary = registry_executable()
 
     @property
     def address(self) -> str:
         """host:port, the registry part of an image reference (plain HTTP: tools need --plain-http or the like)."""
-        return f"{HOST}:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def url(self) -> str:

@@ -14,12 +14,13 @@ export
 help:
 	@echo "make demo   - run Kafka, a Connect worker and connect-health locally (127.0.0.1), no cluster needed"
 	@echo "make test   - install what the tests need (cached in .tools/) and run every suite"
-	@echo "make lint   - ruff + mypy strict on the sidecar, the launcher, bench and tests; helm lint on the chart"
+	@echo "make lint   - ruff + mypy strict (sidecar, launcher, bench, tests), helm lint, actionlint, shellcheck"
 	@echo "make bench  - benchmarks (probe latency, RSS, REST calls per poll, helm template time)"
 	@echo "make faults - faults on a real stack, connect-health beside kafka-connect-healthcheck 0.3.0 (bench/FAULTS.md)"
 	@echo "make docs   - regenerate the chart README with helm-docs"
 	@echo "make image  - build the sidecar image with buildah on a local Debian base (IMAGE=..., VERSION=...)"
 	@echo "make release REGISTRY=host[:port]/org VERSION=x.y.z - push image + chart (digest-pinned), sign both"
+	@echo "make e2e    - the chart on a real single-node Kubernetes built from source: the kubelet on the probes (root)"
 	@echo "make cluster-up / cluster-down - a single-node Kubernetes under .tools/cluster/ (root; ci/cluster.mk)"
 
 # The venv is rebuilt when the pins change; the sidecar and the launcher (ci/launcher) are installed editable so
@@ -74,15 +75,24 @@ test-integration: venv kafka
 
 # mypy strict: the two packages with their own settings, then bench and tests with the root pyproject's. Test
 # folders without __init__.py each have a top-level `conftest` module, so each gets its own run.
+# shellcheck at every severity (style included: quoting findings are the ones that bite in scripts run as root) on
+# each shell script outside .tools/ and .git/, found by extension (.sh, .bash) or by an sh/bash/dash/ksh shebang, so
+# a new script is checked without being listed here (xargs -t prints the list). .shellcheckrc has it follow sourced
+# files; `system-deps.sh lint` installs it first (actionlint then also runs it on the workflows' run: steps).
 MYPY := $(VENV)/bin/mypy
 lint: venv tools
+	@bash ci/system-deps.sh lint
 	$(VENV)/bin/ruff check sidecar tests bench ci
 	$(MYPY) --config-file sidecar/pyproject.toml sidecar/src
 	$(MYPY) --config-file ci/launcher/pyproject.toml ci/launcher/src
 	$(MYPY) bench tests/sidecar tests/chart tests/integration tests/release tests/observability
 	$(MYPY) tests/e2e --exclude tests/e2e/cluster/
+	$(MYPY) tests/e2e/cluster
 	helm3 lint --strict charts/kafka-connect -f charts/kafka-connect/ci/01-minimal-values.yaml
 	actionlint .github/workflows/*.yaml
+	@set -o pipefail; find . \( -path ./.tools -o -path ./.git \) -prune -o -type f \( -name '*.sh' -o -name '*.bash' \
+	  -o -exec awk 'NR == 1 { sh = /^#!.*[\/ ](ba|da|k)?sh([ \t]|$$)/; exit } END { exit !sh }' {} \; \) -print0 \
+	  | xargs -0t shellcheck --severity=style
 
 docs: tools
 	cd charts/kafka-connect && helm-docs --skip-version-footer
@@ -112,7 +122,10 @@ bench: venv tools kafka
 	$(PY) bench/scale.py
 	$(PY) bench/report.py
 
+# A running e2e cluster is torn down first: its processes, mounts, bridge and iptables chains would outlive the
+# files that record them (the launcher is stdlib-only, so this works without the venv).
 clean:
+	@if [ -f $(TOOLS)/cluster/state.json ]; then PYTHONPATH=ci/launcher/src $(PYTHON) -m launcher.cluster down; fi
 	rm -rf $(TOOLS)
 
 include ci/cluster.mk

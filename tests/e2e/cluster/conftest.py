@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubehelp import NAMESPACE, RELEASE, ROOT, Kube, helm
+from kubehelp import NAMESPACE, RELEASE, ROOT, Install, Kube, helm
 from launcher import cluster as kcluster
 from launcher.broker import Broker
 from launcher.errors import StackError
+from launcher.pins import KAFKA_VERSION
 from launcher.registry import Registry
 
 IMAGES = ROOT / ".tools" / "images"
@@ -58,7 +59,7 @@ def cluster() -> Iterator[kcluster.Cluster]:
             c.up(archives)
         else:
             for a in archives:
-                c.import_image(a)
+                c.publish(a)
     except StackError as e:
         _fail("cluster up", e)
     yield c
@@ -127,7 +128,7 @@ def chart(cluster: kcluster.Cluster, tmp_path_factory: pytest.TempPathFactory) -
               f"VERSION={version}", f"COSIGN_KEY={keys}/cosign.key"], "make release", env)
         connect = f"{reg.address}/e2e/kafka-connect"
         _run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci-archive:{IMAGES / 'connect.tar'}",
-              f"docker://{connect}:{kcluster.PINS['KAFKA_VERSION']}"], "skopeo copy of the Connect image")
+              f"docker://{connect}:{KAFKA_VERSION}"], "skopeo copy of the Connect image")
         print(f"make release to {reg.address}/e2e (version {version}) and the Connect image: "
               f"{time.monotonic() - t0:.0f}s", flush=True)
         cluster.trust_registry(reg.address)
@@ -138,13 +139,22 @@ def chart(cluster: kcluster.Cluster, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture(scope="session")
-def release(kube: Kube, broker: Broker, chart: list[str]) -> Iterator[str]:
+def install(broker: Broker, chart: list[str]) -> Install:
+    """`helm upgrade --install` of the chart under test with the e2e values (values-e2e.yaml, the broker on the
+    node), then `extra` (more -f/--set), waiting for the pods and the hook Job: the install and every upgrade."""
+    def run(release: str, namespace: str, *extra: str) -> None:
+        t0 = time.monotonic()
+        helm("upgrade", "--install", release, *chart, "--namespace", namespace, "-f", str(VALUES),
+             "--set", f"bootstrapServers={kcluster.NODE_IP}:{BROKER_POD_PORT}", *extra, "--wait",
+             "--wait-for-jobs", "--timeout", "6m")
+        print(f"release {release} installed/upgraded and Ready in {time.monotonic() - t0:.0f}s", flush=True)
+    return run
+
+
+@pytest.fixture(scope="session")
+def release(kube: Kube, install: Install) -> Iterator[str]:
     kube.ensure_namespace()
-    t0 = time.monotonic()
-    helm("upgrade", "--install", RELEASE, *chart, "--namespace", NAMESPACE, "-f", str(VALUES),
-         "--set", f"bootstrapServers={kcluster.NODE_IP}:{BROKER_POD_PORT}", "--wait", "--wait-for-jobs",
-         "--timeout", "6m")
-    print(f"release {RELEASE} installed and Ready in {time.monotonic() - t0:.0f}s", flush=True)
+    install(RELEASE, NAMESPACE)
     kube.report("after install")
     yield RELEASE
     kube.report("at the end of the session")

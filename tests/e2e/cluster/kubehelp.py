@@ -7,15 +7,18 @@ events, /livez and /readyz answers, the sidecar's last log lines) so a failing s
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import launcher
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
+from launcher.worker import parse_request
 
 ROOT = Path(__file__).resolve().parents[3]
 KUBECONFIG = ROOT / ".tools" / "cluster" / "kubeconfig"
@@ -23,8 +26,13 @@ HELM = ROOT / ".tools" / "bin" / "helm3"
 NAMESPACE = "e2e"
 RELEASE = "kc"
 WORKER_SELECTOR = "app.kubernetes.io/component=worker"
+APPLY_SELECTOR = "app.kubernetes.io/component=connectors-apply"
 CONNECT_PORT = 8083
 SIDECAR_PORT = 8090
+# `helm upgrade --install RELEASE NAMESPACE *extra` of the chart under test with the e2e values (conftest `install`).
+Install = Callable[..., None]
+
+
 def http_json(method: str, url: str, body: Any = None, timeout: float = 5) -> tuple[int, Any]:
     return launcher.http(method, url, body, timeout)
 
@@ -60,9 +68,16 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
 
 class Kube:
     def __init__(self, kubeconfig: Path, namespace: str) -> None:
-        self.api_client = config.new_client_from_config(str(kubeconfig))
+        self.api_client: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            str(kubeconfig))
         self.core = client.CoreV1Api(self.api_client)
+        self.net = client.NetworkingV1Api(self.api_client)
         self.ns = namespace
+
+    def plain(self, obj: Any) -> dict[str, Any]:
+        """An API object as the plain camelCase dict of its YAML."""
+        d: dict[str, Any] = self.api_client.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+        return d
 
     # ---- namespace
     def ensure_namespace(self) -> None:
@@ -82,7 +97,7 @@ class Kube:
 
     # ---- pods
     def workers(self) -> list[Any]:
-        pods = self.core.list_namespaced_pod(self.ns, label_selector=WORKER_SELECTOR).items
+        pods: list[Any] = self.core.list_namespaced_pod(self.ns, label_selector=WORKER_SELECTOR).items
         return sorted((p for p in pods if p.metadata.deletion_timestamp is None), key=lambda p: p.metadata.name)
 
     @staticmethod
@@ -107,17 +122,45 @@ class Kube:
 
     def events(self, pod_name: str) -> list[tuple[str, str, int]]:
         """(reason, message, count) of the pod's events, oldest first."""
-        evs = self.core.list_namespaced_event(self.ns, field_selector=f"involvedObject.name={pod_name}").items
+        evs: list[Any] = self.core.list_namespaced_event(self.ns,
+                                                         field_selector=f"involvedObject.name={pod_name}").items
         evs.sort(key=lambda e: (e.last_timestamp or e.event_time or e.metadata.creation_timestamp))
         return [(e.reason or "", e.message or "", e.count or 1) for e in evs]
 
     def probe_failures(self, pod_name: str, kind: str = "Liveness") -> list[str]:
         return [m for r, m, _ in self.events(pod_name) if r == "Unhealthy" and m.startswith(f"{kind} probe failed")]
 
+    def probe_failures_since(self, since: datetime) -> list[str]:
+        """'pod: message' of every liveness probe failure the kubelet reported in the namespace since `since`
+        (pods that are gone included: a rolling update deletes the old ones, not their events)."""
+        out = []
+        for e in self.core.list_namespaced_event(self.ns).items:
+            when = e.last_timestamp or e.event_time or e.metadata.creation_timestamp
+            if (e.reason == "Unhealthy" and (e.message or "").startswith("Liveness probe failed")
+                    and when is not None and when >= since):
+                out.append(f"{e.involved_object.name}: {e.message} (x{e.count or 1})")
+        return out
+
+    def write_requests(self, connector: str) -> list[str]:
+        """PUT/POST/DELETE requests for `connector` in the request logs (logging.requestLogLevel INFO) of the
+        current workers' Connect containers, the previous container's too where one was restarted."""
+        path = re.compile(rf"/connectors/{re.escape(connector)}(/.*)?")
+        found = []
+        for pod in self.workers():
+            for previous in (False, True):
+                if previous and not self.restarts(pod.metadata.name).get("connect"):
+                    continue
+                for line in self.logs(pod.metadata.name, "connect", tail=-1, previous=previous).splitlines():
+                    req = parse_request(line)
+                    if req and req.method in ("PUT", "POST", "DELETE") and path.fullmatch(req.path.split("?")[0]):
+                        found.append(f"{pod.metadata.name}: {req.method} {req.path} {req.status}")
+        return found
+
     def logs(self, pod_name: str, container: str, tail: int = 20, previous: bool = False) -> str:
         try:
             text: str = self.core.read_namespaced_pod_log(pod_name, self.ns, container=container,
-                                                          tail_lines=tail, previous=previous)
+                                                          tail_lines=tail if tail >= 0 else None,
+                                                          previous=previous)
             return text
         except ApiException as e:
             return f"(no logs: HTTP {e.status})"
@@ -150,4 +193,11 @@ class Kube:
                     print(f"    sidecar {path}: no answer ({e})")
             for line in self.logs(name, "connect-health", tail=8).splitlines():
                 print(f"    sidecar log: {line[:300]}")
+        # The connectors apply hook Job's pods (a failed one stays: hook-delete-policy deletes only on success).
+        apply_pods: list[Any] = self.core.list_namespaced_pod(self.ns, label_selector=APPLY_SELECTOR).items
+        for pod in apply_pods:
+            name = pod.metadata.name
+            print(f"--- apply Job pod {name}: {pod.status.phase}")
+            for line in self.logs(name, "apply", tail=30).splitlines():
+                print(f"    apply log: {line[:300]}")
         print("=====", flush=True)

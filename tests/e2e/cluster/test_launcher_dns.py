@@ -10,13 +10,13 @@ before it runs its tests; the rest of the launcher's tests are tests/integration
 from __future__ import annotations
 
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 
 import pytest
 from launcher import cluster as kc
 from launcher.net import free_port
+from launcher.process import Proc
 
 COREDNS = kc.BIN / "coredns"
 API_NAME = f"kubernetes.default.svc.{kc.CLUSTER_DOMAIN}"
@@ -56,14 +56,12 @@ def coredns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 }}
 """)
     log = d / "coredns.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([str(COREDNS), "-conf", str(d / "Corefile")], cwd=d, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc = Proc("coredns", [str(COREDNS), "-conf", str(d / "Corefile")], log, d)
     try:
         deadline = time.monotonic() + 30
         for _ in range(300):  # until it answers: bounded in count and time
-            if proc.poll() is not None:
-                pytest.fail(f"coredns exited ({proc.returncode}): {log.read_text(errors='replace')[-2000:]}",
+            if not proc.alive():
+                pytest.fail(f"coredns exited ({proc.popen.returncode}): {log.read_text(errors='replace')[-2000:]}",
                             pytrace=False)
             try:
                 if kc.dns_query(API_NAME, "127.0.0.1", timeout=0.2, port=port):
@@ -76,12 +74,7 @@ def coredns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
             time.sleep(0.05)
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        proc.stop(timeout=10)
 
 
 def test_the_apiserver_service_name_resolves_to_its_cluster_ip(coredns: int) -> None:

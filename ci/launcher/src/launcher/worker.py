@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -16,6 +17,12 @@ from .pins import KAFKA_VERSION, has_health_endpoint
 from .service import Service
 
 WORKER_HEAP = "512m"
+# Kafka's REST extension for HTTP basic auth (jar connect-basic-auth-extension, fetched with the others): it checks
+# each request against the users file named in the JAAS entry "KafkaConnect", which its login module reads once
+# per JVM (a changed file takes a restart).
+BASIC_AUTH_EXTENSION = "org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension"
+BASIC_AUTH_LOGIN_MODULE = "org.apache.kafka.connect.rest.basic.auth.extension.PropertyFileLoginModule"
+_REST_USER_NAME = re.compile(r"[A-Za-z0-9._@-]+")
 
 # One line of Connect's request log (extended NCSA + duration ms), e.g.
 # 127.0.0.1 - - [29/Nov/2026:14:00:00 +0000] "PUT /connectors/a/config HTTP/1.1" 201 345 "-" "connect-health/0.1.0" 12
@@ -67,6 +74,10 @@ class Worker(Service):
     """worker_id is 127.0.0.1:<rest_port>. Files live in <workdir>/<name>/: worker.properties, worker.log (all of
     the JVM's output) and requests.log (Jetty's request log lines only, extended NCSA + duration ms).
     Several workers with the same group_id form one Connect cluster (give each its own name).
+
+    ``rest_users`` ({user: password}) protects the REST API with HTTP basic auth (Kafka's basic-auth extension):
+    each start writes rest-users.properties and rest-jaas.conf (mode 0600) from it, so changing it and restarting
+    is a rotated Secret in a pod. The launcher's own calls (ready(), request()) authenticate as the first user.
     """
 
     start_timeout = 120.0
@@ -75,7 +86,7 @@ class Worker(Service):
     def __init__(self, workdir: str | os.PathLike[str], version: str = KAFKA_VERSION, bootstrap: str = "",
                  rest_port: int | None = None, plugin_path: Sequence[str | os.PathLike[str]] = (),
                  extra_props: Mapping[str, Any] | None = None, group_id: str = "connect-local",
-                 heap: str = WORKER_HEAP, name: str = "worker") -> None:
+                 heap: str = WORKER_HEAP, name: str = "worker", rest_users: Mapping[str, str] | None = None) -> None:
         if not bootstrap:
             raise ValueError("Worker needs bootstrap='127.0.0.1:<broker port>'")
         super().__init__(workdir, name, "worker.log")
@@ -88,6 +99,9 @@ class Worker(Service):
         self.heap = heap
         self.request_log = RequestLog(self.dir / "requests.log")
         self.config = self.dir / "worker.properties"
+        self.rest_users = dict(rest_users or {})
+        self.rest_users_file = self.dir / "rest-users.properties"
+        self.jaas_file = self.dir / "rest-jaas.conf"
 
     @property
     def rest_port(self) -> int:
@@ -134,29 +148,56 @@ class Worker(Service):
             # Every plugin here (connect-file, Debezium) ships ServiceLoader manifests: skip the slow reflective scan.
             "plugin.discovery": "service_load",
         }
+        if self.rest_users:
+            props["rest.extension.classes"] = BASIC_AUTH_EXTENSION
         props.update(self.extra_props)
         return props
+
+    def _write_rest_users(self) -> None:
+        """The users file (user=password, read by java.util.Properties as ISO-8859-1) and the JAAS entry naming it,
+        both created 0600 before anything is written into them."""
+        for user, password in self.rest_users.items():
+            if not _REST_USER_NAME.fullmatch(user):
+                raise ValueError(f"rest_users: user name {user!r} is not letters, digits and ._@- only")
+            if not (password.isascii() and password.isprintable()) or password != password.lstrip():
+                raise ValueError(f"rest_users: the password of {user!r} must be printable ASCII, no leading blank")
+        for path in (self.rest_users_file, self.jaas_file):
+            path.touch(mode=0o600)
+        write_properties(self.rest_users_file, self.rest_users)
+        self.jaas_file.write_text(f'KafkaConnect {{\n  {BASIC_AUTH_LOGIN_MODULE} required\n'
+                                  f'  file="{self.rest_users_file}";\n}};\n')
 
     def prepare(self) -> None:
         for p in self.plugin_path:
             if not p.exists():
                 raise NotFetched(f"plugin path {p.name}", p.parent, "python -m launcher fetch --debezium")
         super().prepare()
+        if self.rest_users:
+            self._write_rest_users()
         write_properties(self.config, self.properties())
 
     def command(self) -> list[str]:
         classpath = sorted(p for p in kafka_libs(self.version).glob("*.jar") if not p.name.startswith("connect-file-"))
+        sysprops = {"launcher.request.log": str(self.request_log.path)}
+        if self.rest_users:
+            sysprops["java.security.auth.login.config"] = str(self.jaas_file)
         return java_command(self.version, self.heap, "worker", "org.apache.kafka.connect.cli.ConnectDistributed",
-                            [str(self.config)], sysprops={"launcher.request.log": str(self.request_log.path)},
-                            classpath=classpath)
+                            [str(self.config)], sysprops=sysprops, classpath=classpath)
+
+    def auth_headers(self) -> dict[str, str]:
+        """The Authorization header of the first of rest_users ({} without rest_users)."""
+        if not self.rest_users:
+            return {}
+        user, password = next(iter(self.rest_users.items()))
+        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")}
 
     def ready(self) -> bool:
         """GET /connectors answers 200 (and GET /health 200 on workers that have it)."""
-        status, _ = http("GET", self.url + "/connectors", timeout=5)
+        status, _ = self.request("GET", "/connectors", timeout=5)
         if status != 200:
             return False
         if has_health_endpoint(self.version):
-            status, _ = http("GET", self.url + "/health", timeout=15)
+            status, _ = self.request("GET", "/health", timeout=15)
             return status == 200
         return True
 
@@ -173,7 +214,7 @@ class Worker(Service):
     # -- REST helpers (stdlib; the sidecar and the tests may use requests instead) --
 
     def request(self, method: str, path: str, body: Any = None, timeout: float = 10.0) -> tuple[int, Any]:
-        return http(method, self.url + path, body=body, timeout=timeout)
+        return http(method, self.url + path, body=body, timeout=timeout, headers=self.auth_headers())
 
     def put_connector(self, name: str, config: Mapping[str, Any], timeout: float = 30.0) -> Any:
         """PUT /connectors/<name>/config, retrying 409 (rebalance in progress). Returns the answer body."""
@@ -243,3 +284,4 @@ class Worker(Service):
         result: list[str] = wait_until(enough, timeout, f"{count} request log line(s) {method} {path_regex}",
                                        interval=0.1)
         return result
+

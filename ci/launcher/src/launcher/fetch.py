@@ -86,7 +86,8 @@ def _stamp_ok(stamp: Path, key: str, must_exist: Iterable[Path]) -> bool:
 
 def _kafka_required_jars(version: str, libs: Path) -> list[Path]:
     return [libs / f"kafka_2.13-{version}.jar", libs / f"connect-runtime-{version}.jar",
-            libs / f"connect-file-{version}.jar", libs / f"kafka-clients-{version}.jar"]
+            libs / f"connect-file-{version}.jar", libs / f"kafka-clients-{version}.jar",
+            libs / f"connect-basic-auth-extension-{version}.jar"]
 
 
 def _debezium_jar(version: str, where: Path) -> Path:

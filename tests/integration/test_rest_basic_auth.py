@@ -1,12 +1,13 @@
-"""connect-health against a REAL Connect worker whose REST API needs HTTP basic auth, and a rotated password.
+"""connect-health against a REAL Connect worker whose REST API needs HTTP basic auth, and rotated passwords.
 
 The worker runs Kafka's BasicAuthSecurityRestExtension (jar connect-basic-auth-extension) with its
 PropertyFileLoginModule (launcher.Worker's ``rest_users``). That login module reads its users file once per JVM (a
-static map keyed by the file's name, filled at the first login; Kafka's PropertyFileLoginModule.initialize), so
-Connect takes a new password only when the worker restarts with the new file, which is what a pod does when its
-Secret is rotated. The test shows that cache first (a rewritten users file changes nothing), then restarts the
-worker. The sidecar's password file is laid out as the kubelet mounts a Secret (the key a symlink through ..data
-to a timestamped directory, swapped by one rename on update), and the sidecar process is never restarted.
+static map keyed by the file's name, filled at the first login: Kafka's PropertyFileLoginModule.initialize), so
+Connect takes a new password only when the worker restarts with the new file. The test shows that cache, then
+rotates both ways round: the sidecar's mounted Secret first (Connect still on the old password until its restart),
+and Connect first (the sidecar's file lagging). The sidecar's password file is laid out as the kubelet mounts a
+Secret (the key a symlink through ..data to a timestamped directory, swapped by one rename on update), and the
+sidecar process is never restarted.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import NamedTuple
 
 import launcher
 import pytest
@@ -85,6 +86,50 @@ def polls(sc: launcher.Sidecar) -> int:
     return int(body["polls"])
 
 
+class Refused(NamedTuple):
+    """What the sidecar answered while Connect refused its password."""
+
+    readyz_reasons: list[str]
+    startupz: int
+    livez_not_ok: list[int | str]
+    status_page: str
+    metrics: str
+
+
+def refused_for_ten_polls(sc: launcher.Sidecar, worker: launcher.Worker) -> Refused:
+    """Wait until /readyz is 503 naming the refused credentials, then sample /livez through ten more polls; every
+    one of the sidecar's calls meanwhile must be a 401 in the worker's request log."""
+    status, reasons = wait_for(
+        lambda: (lambda r: r if any("credentials" in x and "401" in x for x in r[1]) else None)(readyz(sc)),
+        60, "/readyz naming the refused credentials")
+    assert status == 503, reasons
+    offset = worker.request_log.offset()
+    with Sampler(sc) as livez:
+        first = polls(sc)
+        wait_for(lambda: polls(sc) >= first + 10, 60, "ten more polls with a refused password")
+        status, reasons = readyz(sc)
+        startupz = sc.get("/startupz")[0]
+        status_page, metrics_text = json.dumps(sc.get("/status")[1]), str(sc.get("/metrics")[1])
+    assert status == 503 and any("credentials" in r for r in reasons), reasons
+    assert len(livez.seen) >= 5, livez.seen
+    assert metric(sc, "connect_health_sidecar_error") == 1
+    refused = sidecar_calls(worker, offset)
+    assert refused and {r.status for r in refused} == {401}, [r.line for r in refused]
+    assert "credentials" in status_page, status_page
+    return Refused(reasons, startupz, livez.not_ok(), status_page, metrics_text)
+
+
+def ready_again(sc: launcher.Sidecar, worker: launcher.Worker, offset: int, pid: int | None) -> None:
+    """/readyz 200 again from the same sidecar process, its calls accepted, the connector judged RUNNING."""
+    wait_for(lambda: readyz(sc)[0] == 200, 60, "/readyz 200 once the passwords match again")
+    assert sc.pid == pid and sc.alive()
+    wait_for(lambda: [r for r in sidecar_calls(worker, offset) if r.status == 200], 10,
+             "an accepted call of the sidecar in the request log")
+    assert metric(sc, "connect_health_sidecar_error") == 0
+    wait_for(lambda: (connector_entry(sc, "auth-src") or {}).get("connector", {}).get("state") == "RUNNING", 60,
+             "the connector judged RUNNING")
+
+
 @pytest.fixture
 def auth_stack(kafka_version: str, workdir: Path) -> Iterator[tuple[launcher.Broker, launcher.Worker]]:
     """A broker and a worker whose REST API needs basic auth (user USER, a fresh random password)."""
@@ -123,7 +168,10 @@ def test_a_rotated_connect_password_is_a_readiness_failure_until_the_mounted_sec
     secret = MountedSecret(workdir / "secret", "password")
     secret.write(old)
     start = worker.request_log.offset()
+    # Liveness budgets of 2 s: were a 401 taken for an unresponsive worker or a stuck herder, /livez would fail
+    # within the ten polls sampled in (b) (a worker's restart itself may fail it: that window is not sampled).
     sc = launcher.Sidecar(workdir, worker.url, ["--poll-interval", "0.5", "--request-timeout", "5",
+                                                "--unresponsive-after", "2", "--herder-stuck-after", "2",
                                                 "--worker-id", worker.worker_id, "--connect-user", USER,
                                                 "--connect-password-file", str(secret.path)]).start(timeout=60)
     try:
@@ -137,56 +185,48 @@ def test_a_rotated_connect_password_is_a_readiness_failure_until_the_mounted_sec
         assert not [r for r in calls if r.status in (401, 403)], [r.line for r in calls]
         assert metric(sc, "connect_health_sidecar_error") == 0
         pid = sc.pid
+        pages: dict[str, str] = {}
 
-        # PropertyFileLoginModule caches the users file per JVM: rewriting it changes nothing until a restart. (If
-        # this fails, Kafka re-reads the file now, and a rotation no longer needs the restart below.)
+        # (b) The Secret is rotated and the kubelet updates both mounts. Connect's login module read its users file
+        # once (PropertyFileLoginModule caches it per JVM: if this fails, Kafka re-reads it now and a rotation needs
+        # no restart), so Connect still takes only the old password, while the sidecar now sends the new one.
         worker.rest_users_file.write_text(f"{USER}={new}\n")
+        secret.write(new)
         assert worker_get(worker, "/connectors", basic(old)) == 200
         assert worker_get(worker, "/connectors", basic(new)) == 401
+        # The sidecar had started with this worker: only the 401s' own handling keeps /livez and /startupz at 200.
+        seen = refused_for_ten_polls(sc, worker)
+        assert seen.startupz == 200 and seen.livez_not_ok == [], seen
+        pages |= {"/status while refused": seen.status_page, "/metrics while refused": seen.metrics}
 
-        # (b) Connect's password rotated (the worker restarts with the new users file); the sidecar's still old.
+        # (c) Connect's container restarts and reads the new users file: ready again, same sidecar process.
+        accepted_from = worker.request_log.offset()
         worker.rest_users = {USER: new}
         worker.restart()
-        assert worker_get(worker, "/connectors", basic(old)) == 401
-        refused_from = worker.request_log.offset()
-        status, reasons = wait_for(
-            lambda: (lambda r: r if any("credentials" in x and "401" in x for x in r[1]) else None)(readyz(sc)),
-            60, "/readyz naming the refused credentials")
-        assert status == 503, reasons
-        with Sampler(sc) as livez:  # from here on the sidecar only ever gets 401s
-            first = polls(sc)
-            wait_for(lambda: polls(sc) >= first + 6, 60, "six more polls with the old password")
-            status, reasons = readyz(sc)
-            status_during = sc.get("/status")[1]
-            metrics_during = sc.get("/metrics")[1]
-        assert status == 503 and any("credentials" in r for r in reasons), reasons
-        assert len(livez.seen) >= 5 and livez.not_ok() == [], livez.seen  # never a reason to kill Connect
-        assert metric(sc, "connect_health_sidecar_error") == 1
-        refused = sidecar_calls(worker, refused_from)
-        assert refused and {r.status for r in refused} == {401}, [r.line for r in refused]
-        assert "credentials" in json.dumps(status_during), status_during
+        ready_again(sc, worker, accepted_from, pid)
 
-        # (c) the kubelet updates the mounted Secret: ready again, same sidecar process.
+        # (d) The other order: Connect restarts with a newer password first (its users file from a Secret updated
+        # earlier); the sidecar's mounted file still has the one before. A new worker incarnation: /livez holds.
+        newer = "newer-" + secrets.token_urlsafe(12)
+        worker.rest_users = {USER: newer}
+        worker.restart()
+        assert worker_get(worker, "/connectors", basic(new)) == 401
+        seen = refused_for_ten_polls(sc, worker)
+        assert seen.livez_not_ok == [], seen
+        # Not asserted, reported instead: /startupz stays 503 here ("worker starting: GET /health answered 404", a
+        # detail left from the restart) for as long as the password is refused, and the chart points Connect's
+        # startupProbe at it: a lagging sidecar Secret can get a freshly restarted Connect container killed.
+        pages |= {"/status while refused after a restart": seen.status_page}
+        # ... and the kubelet updates the mounted Secret: ready again, without restarting the sidecar.
         accepted_from = worker.request_log.offset()
-        secret.write(new)
-        wait_for(lambda: readyz(sc)[0] == 200, 60, "/readyz 200 after the mounted password changed")
-        assert sc.pid == pid and sc.alive()
-        accepted = wait_for(lambda: [r for r in sidecar_calls(worker, accepted_from) if r.status == 200], 10,
-                            "an accepted poll in the request log")
-        assert accepted
-        assert metric(sc, "connect_health_sidecar_error") == 0
-        wait_for(lambda: (connector_entry(sc, "auth-src") or {}).get("connector", {}).get("state") == "RUNNING", 60,
-                 "the connector judged RUNNING again")
+        secret.write(newer)
+        ready_again(sc, worker, accepted_from, pid)
 
-        # (d) neither password, nor the header carrying it, in the sidecar's log, /status or /metrics.
+        # (e) no password, nor the header carrying it, in the sidecar's log, /status or /metrics.
         log = sc.log.read_text(errors="replace")
-        # The log holds the readiness flips around the rotation. The 401s' reason itself is not logged: readyz was
-        # already unhealthy from the worker's restart, and the sidecar logs a probe's flips, not its new reasons.
-        assert "readyz: unhealthy" in log and "readyz: healthy again" in log, sc.log_tail()
-        pages: dict[str, Any] = {"log": log, "/status during the 401s": json.dumps(status_during),
-                                 "/metrics during the 401s": str(metrics_during),
-                                 "/status": json.dumps(sc.get("/status")[1]), "/metrics": str(sc.get("/metrics")[1])}
-        for password in (old, new):
+        assert "credentials" in log and "readyz: healthy again" in log, sc.log_tail()  # (b) was logged
+        pages |= {"log": log, "/status": json.dumps(sc.get("/status")[1]), "/metrics": str(sc.get("/metrics")[1])}
+        for password in (old, new, newer):
             token = basic(password)["Authorization"].split()[1]
             for where, text in pages.items():
                 assert password not in text and token not in text, f"a password reached the sidecar's {where}"

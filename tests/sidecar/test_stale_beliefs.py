@@ -165,6 +165,34 @@ def test_a_rotated_password_file_is_read_again_and_401_is_never_a_liveness_failu
         client.close()
 
 
+def test_credentials_refused_before_startup_never_fail_the_startup_probe(
+        fake: FakeConnect, tmp_path: Path, clock: FakeClock) -> None:
+    """Connect restarted with a rotated password before the sidecar's mounted file changed: the sidecar cannot see
+    whether the worker finished starting. A failing /startupz would have the kubelet kill a healthy Connect for the
+    sidecar's problem (seen with a real worker in tests/integration/test_rest_basic_auth.py): startupz passes with
+    a warning, readiness fails naming the credentials, liveness holds; the new password is read at the next poll."""
+    pwfile = tmp_path / "password"
+    pwfile.write_text("old-pw\n")
+    _auth_route(fake, "new-pw")
+    client = ConnectClient(ConnectSettings(url=fake.url, user="admin", password="old-pw",
+                                           password_file=str(pwfile), request_timeout=2))
+    poller = Poller(client, health(unresponsive_after=10), clock=clock)
+    try:
+        for _ in range(3):
+            view = poller.poll_once()
+            clock.advance(60)
+        report = view.report
+        assert not view.observation.started
+        assert report.startupz.ok and any("credentials" in w for w in report.startupz.warnings), report.startupz
+        assert report.livez.ok, report.livez
+        assert not report.readyz.ok and any("credentials" in r for r in report.readyz.reasons), report.readyz
+        pwfile.write_text("new-pw\n")
+        view = poller.poll_once()
+        assert view.observation.started and view.report.readyz.ok, view.report.readyz
+    finally:
+        client.close()
+
+
 def test_a_non_latin1_password_is_sent_as_utf8(fake: FakeConnect) -> None:
     _auth_route(fake, "pässwörd-€")
     client = ConnectClient(ConnectSettings(url=fake.url, user="admin", password="pässwörd-€", request_timeout=2))

@@ -15,6 +15,7 @@ Nothing here does I/O or reads the clock; the poller passes ``now`` in. See the 
 | REST calls failing for --unresponsive-after, after startup | - | fails | fails |
 | GET /health failing while GET / answers (herder busy or stuck), for --herder-stuck-after | - | fails | fails |
 | before startup completed | - | ok (the startup probe's window) | fails |
+| credentials refused (401/403) before startup completed | - | ok (startupz ok too: not Connect's fault) | fails |
 
 "This worker" is every worker with ``--scope cluster``. Only RUNNING and FAILED units belong to the worker that
 reports them: a FAILED unit elsewhere is that pod's to restart and judge. UNASSIGNED belongs to no worker (during a
@@ -210,6 +211,12 @@ def evaluate(obs: Observation, settings: HealthSettings) -> Report:
         startupz = Verdict(False, (f"Connect REST API not reachable: {obs.error or 'no answer'}",))
     elif obs.started:
         startupz = Verdict(True)
+    elif obs.sidecar_error:
+        # The sidecar cannot see whether the worker finished starting (Connect refused its credentials: a rotated
+        # Secret that reached Connect first): failing the startup probe would have the kubelet kill Connect for the
+        # sidecar's problem. Readiness keeps the pod out of the Service meanwhile; liveness holds until the sidecar
+        # sees the worker started.
+        startupz = Verdict(True, (), (f"startup not known: {obs.sidecar_error}",))
     else:
         startupz = Verdict(False, (f"worker starting: {obs.startup_detail}",))
     rows = rows_of(obs.snapshot, obs, settings) if obs.snapshot is not None else []

@@ -363,6 +363,8 @@ class Poller:
         except _AuthFailure as exc:
             detail = f"; and {self.client.credentials_error}" if self.client.credentials_error else ""
             sidecar_error = f"Connect refused the sidecar's credentials ({exc}){detail}"
+            if not self._started:
+                self._startup_detail = "not known: Connect refused the sidecar's credentials"
         except _Rebalancing as exc:
             since = self._rebalancing_since = self._rebalancing_since or start
             if start - since < self.settings.unresponsive_after:

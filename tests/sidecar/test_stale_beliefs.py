@@ -140,57 +140,60 @@ def _auth_route(fake: FakeConnect, password: str) -> None:
     fake.route("GET", "/connectors", answer(fixture("healthy.json")))
 
 
-def test_a_rotated_password_file_is_read_again_and_401_is_never_a_liveness_failure(
-        fake: FakeConnect, tmp_path: Path, clock: FakeClock) -> None:
-    pwfile = tmp_path / "password"
-    pwfile.write_text("old-pw\n")
-    _auth_route(fake, "old-pw")
+@pytest.fixture
+def pwfile(tmp_path: Path) -> Path:
+    """The sidecar's mounted password file, holding "old-pw"."""
+    path = tmp_path / "password"
+    path.write_text("old-pw\n")
+    return path
+
+
+@pytest.fixture
+def auth_poller(fake: FakeConnect, pwfile: Path, clock: FakeClock) -> Iterator[Poller]:
+    """A poller logging in as admin with the password of `pwfile` (started as "old-pw")."""
     client = ConnectClient(ConnectSettings(url=fake.url, user="admin", password="old-pw",
                                            password_file=str(pwfile), request_timeout=2))
-    poller = Poller(client, health(unresponsive_after=10), clock=clock)
-    try:
-        assert poller.poll_once().report.readyz.ok
-        _auth_route(fake, "new-pw")  # Connect's secret rotated; the mounted file not yet
-        for _ in range(5):
-            clock.advance(60)
-            view = poller.poll_once()
-        assert view.report.livez.ok, view.report.livez.reasons  # the sidecar's problem, not Connect's
-        assert not view.report.readyz.ok
-        assert any("401" in r and "credentials" in r for r in view.report.readyz.reasons), view.report.readyz
-        assert "credentials" in (view.observation.sidecar_error or "")
-        pwfile.write_text("new-pw\n")  # the kubelet updates the mounted Secret
+    yield Poller(client, health(unresponsive_after=10), clock=clock)
+    client.close()
+
+
+def test_a_rotated_password_file_is_read_again_and_401_is_never_a_liveness_failure(
+        fake: FakeConnect, pwfile: Path, auth_poller: Poller, clock: FakeClock) -> None:
+    poller = auth_poller
+    _auth_route(fake, "old-pw")
+    assert poller.poll_once().report.readyz.ok
+    _auth_route(fake, "new-pw")  # Connect's secret rotated; the mounted file not yet
+    for _ in range(5):
+        clock.advance(60)
         view = poller.poll_once()
-        assert view.report.readyz.ok, view.report.readyz
-    finally:
-        client.close()
+    assert view.report.livez.ok, view.report.livez.reasons  # the sidecar's problem, not Connect's
+    assert not view.report.readyz.ok
+    assert any("401" in r and "credentials" in r for r in view.report.readyz.reasons), view.report.readyz
+    assert "credentials" in (view.observation.sidecar_error or "")
+    pwfile.write_text("new-pw\n")  # the kubelet updates the mounted Secret
+    view = poller.poll_once()
+    assert view.report.readyz.ok, view.report.readyz
 
 
 def test_credentials_refused_before_startup_never_fail_the_startup_probe(
-        fake: FakeConnect, tmp_path: Path, clock: FakeClock) -> None:
+        fake: FakeConnect, pwfile: Path, auth_poller: Poller, clock: FakeClock) -> None:
     """Connect restarted with a rotated password before the sidecar's mounted file changed: the sidecar cannot see
     whether the worker finished starting. A failing /startupz would have the kubelet kill a healthy Connect for the
     sidecar's problem (seen with a real worker in tests/integration/test_rest_basic_auth.py): startupz passes with
     a warning, readiness fails naming the credentials, liveness holds; the new password is read at the next poll."""
-    pwfile = tmp_path / "password"
-    pwfile.write_text("old-pw\n")
+    poller = auth_poller
     _auth_route(fake, "new-pw")
-    client = ConnectClient(ConnectSettings(url=fake.url, user="admin", password="old-pw",
-                                           password_file=str(pwfile), request_timeout=2))
-    poller = Poller(client, health(unresponsive_after=10), clock=clock)
-    try:
-        for _ in range(3):
-            view = poller.poll_once()
-            clock.advance(60)
-        report = view.report
-        assert not view.observation.started
-        assert report.startupz.ok and any("credentials" in w for w in report.startupz.warnings), report.startupz
-        assert report.livez.ok, report.livez
-        assert not report.readyz.ok and any("credentials" in r for r in report.readyz.reasons), report.readyz
-        pwfile.write_text("new-pw\n")
+    for _ in range(3):
         view = poller.poll_once()
-        assert view.observation.started and view.report.readyz.ok, view.report.readyz
-    finally:
-        client.close()
+        clock.advance(60)
+    report = view.report
+    assert not view.observation.started
+    assert report.startupz.ok and any("credentials" in w for w in report.startupz.warnings), report.startupz
+    assert report.livez.ok, report.livez
+    assert not report.readyz.ok and any("credentials" in r for r in report.readyz.reasons), report.readyz
+    pwfile.write_text("new-pw\n")
+    view = poller.poll_once()
+    assert view.observation.started and view.report.readyz.ok, view.report.readyz
 
 
 def test_a_non_latin1_password_is_sent_as_utf8(fake: FakeConnect) -> None:

@@ -196,6 +196,24 @@ def test_credentials_refused_before_startup_never_fail_the_startup_probe(
     assert view.observation.started and view.report.readyz.ok, view.report.readyz
 
 
+def test_an_unhealthy_probe_whose_reasons_change_kind_is_logged_again(
+        fake: FakeConnect, auth_poller: Poller, clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+    """A restarting worker (503 starting), then the same worker refusing the sidecar's password: /readyz was already
+    unhealthy, but the operator reading the log must learn the new reason once, not at every poll."""
+    caplog.set_level("INFO", logger="connect_health.poller")
+    fake.route("GET", "/health", Answer(503, STARTING))
+    for _ in range(3):
+        auth_poller.poll_once()
+        clock.advance(5)
+    _auth_route(fake, "new-pw")
+    for _ in range(3):
+        auth_poller.poll_once()
+        clock.advance(5)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("readyz:")]
+    assert len(lines) == 1 and lines[0].startswith("readyz: still unhealthy, now: ") and "credentials" in lines[0], \
+        lines
+
+
 def test_a_non_latin1_password_is_sent_as_utf8(fake: FakeConnect) -> None:
     _auth_route(fake, "pässwörd-€")
     client = ConnectClient(ConnectSettings(url=fake.url, user="admin", password="pässwörd-€", request_timeout=2))

@@ -555,13 +555,20 @@ class Poller:
 
     # --- logging -----------------------------------------------------------------------------------------
     def _log_transitions(self, old: model.Report, new: model.Report) -> None:
+        """A line when a probe turns unhealthy or healthy again, and when an unhealthy probe's reasons change kind
+        (e.g. a restarting worker that now refuses the sidecar's password): counters and durations in a reason
+        change every poll, so reasons are compared with their numbers blanked."""
         for probe in ("livez", "readyz", "startupz"):
             was, now = getattr(old, probe), getattr(new, probe)
-            if was.ok != now.ok and self._polls > 0:
+            if self._polls == 0:
+                continue
+            if was.ok != now.ok:
                 if now.ok:
                     log.info("%s: healthy again", probe)
                 else:
                     log.warning("%s: unhealthy: %s", probe, "; ".join(now.reasons))
+            elif not now.ok and _reason_kinds(was.reasons) != _reason_kinds(now.reasons):
+                log.warning("%s: still unhealthy, now: %s", probe, "; ".join(now.reasons))
 
     # --- the thread --------------------------------------------------------------------------------------
     def run(self, interval: float) -> None:
@@ -630,6 +637,10 @@ def same_worker(a: str, b: str) -> bool:
     loop_a = ha in LOOPBACK or (ia is not None and ia.is_loopback)
     loop_b = hb in LOOPBACK or (ib is not None and ib.is_loopback)
     return (loop_a and loop_b) or (ia is not None and ia == ib)
+
+
+def _reason_kinds(reasons: tuple[str, ...]) -> set[str]:
+    return {re.sub(r"\d+(\.\d+)?", "#", r) for r in reasons}
 
 
 def _restart_outcome(reply: Reply) -> str:

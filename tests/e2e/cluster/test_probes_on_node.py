@@ -86,6 +86,13 @@ def put_connector(kube: Kube, name: str, cfg: dict[str, str]) -> None:
     connect_write(kube, "PUT", f"/connectors/{name}/config", cfg, (200, 201))
 
 
+def put_broken_sink(kube: Kube, pods: list[Any], name: str, topic: str) -> str:
+    """Declare a sink that fails for good (BROKEN_FILE) and wait until its task is FAILED; the worker id running it."""
+    put_connector(kube, name, sink(topic, BROKEN_FILE))
+    worker_id: str = wait_for(lambda: task_worker(kube, pods, name, "FAILED"), 120, f"{name}'s task FAILED")
+    return worker_id
+
+
 def delete_connector(kube: Kube, name: str) -> None:
     connect_write(kube, "DELETE", f"/connectors/{name}", None, (204, 404))
 
@@ -179,8 +186,7 @@ def test_2_critical_connector_failing_for_good_restarts_only_its_workers_connect
     name = "sink-critical"
     try:
         before = {p.metadata.name: kube.restarts(p.metadata.name) for p in workers}
-        put_connector(kube, name, sink("e2e-critical", BROKEN_FILE))
-        worker_id = wait_for(lambda: task_worker(kube, workers, name, "FAILED"), 120, f"{name}'s task FAILED")
+        worker_id = put_broken_sink(kube, workers, name, "e2e-critical")
         target, other = by_worker_id(kube, workers, worker_id)
         tname, oname = target.metadata.name, other.metadata.name
         print(f"{name}'s task failed on {worker_id} = pod {tname}; the other worker is {oname}")
@@ -249,8 +255,7 @@ def test_4_best_effort_connector_failing_restarts_nothing_and_warns(kube: Kube, 
     name = "besteffort-sink"
     try:
         before = {p.metadata.name: kube.restarts(p.metadata.name) for p in workers}
-        put_connector(kube, name, sink("e2e-besteffort", BROKEN_FILE))
-        worker_id = wait_for(lambda: task_worker(kube, workers, name, "FAILED"), 120, f"{name}'s task FAILED")
+        worker_id = put_broken_sink(kube, workers, name, "e2e-besteffort")
         target, _ = by_worker_id(kube, workers, worker_id)
 
         def warned() -> Any:
@@ -331,8 +336,7 @@ def test_6a_shared_fate_restarts_both_containers(cluster: Any, install: Install)
         pname = pod.metadata.name
         paths = {c.name: c.liveness_probe.http_get.path for c in pod.spec.containers}
         assert paths == {"connect": "/livez", "connect-health": "/livez"}, paths
-        put_connector(kube, name, sink("e2e-fate", BROKEN_FILE))
-        wait_for(lambda: task_worker(kube, [pod], name, "FAILED"), 120, f"{name}'s task FAILED")
+        put_broken_sink(kube, [pod], name, "e2e-fate")
 
         def both_restarted() -> bool:
             now = kube.restarts(pname)
@@ -359,8 +363,7 @@ def test_6b_healthcheck_disabled_connect_probes_its_own_rest_api(cluster: Any, i
         assert [c.name for c in pod.spec.containers] == ["connect"]
         probe = pod.spec.containers[0].liveness_probe.http_get
         assert (probe.path, str(probe.port)) in {("/health", "http"), ("/health", "8083")}, probe
-        put_connector(kube, "sink-broken", sink("e2e-plain", BROKEN_FILE))
-        wait_for(lambda: task_worker(kube, [pod], "sink-broken", "FAILED"), 120, "sink-broken's task FAILED")
+        put_broken_sink(kube, [pod], "sink-broken", "e2e-plain")
         time.sleep(3 * LIVENESS_PERIOD + 1)
         assert kube.restarts(pname) == {"connect": 0}, "Connect's own probe noticed a FAILED task"
         assert kube.ready(kube.pod(pname))

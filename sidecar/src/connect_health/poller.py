@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from . import declared as declared_mod
-from . import ladder, model
+from . import ladder, lifecycle, model
 from .client import ConnectClient, ConnectError, Reply, Unreachable
 from .config import HealthSettings
 from .redact import redact
@@ -97,10 +97,7 @@ class Poller:
         self._declared_error: str | None = None
         self.health_endpoint = "unknown"
         self.legacy_restart = False
-        self._started = False
-        self._startup_detail = "no answer from the worker yet"
-        self._unreachable_since: float | None = None
-        self._stuck_since: float | None = None  # since when /health fails while / answers
+        self.life = lifecycle.Lifecycle()  # incarnation, startup window, timers, pod-restart memory (lifecycle.py)
         self._snapshot: Snapshot | None = None
         self._configs: dict[str, dict[str, str]] = {}  # the declared connectors' configs, as last fetched
         self._configs_at: float | None = None
@@ -109,15 +106,6 @@ class Poller:
         self._rungs: dict[str, ladder.Rung] = {}
         self._restarts: Counter[tuple[str, str]] = Counter()
         self._polls = 0
-        # A new worker incarnation (issue 11): nothing listening on Connect's port then an answer, /health 503
-        # after startup, or another version/commit on GET /, start a new view. What outlives it: the restart
-        # counters and, per connector, the pod restarts its liveness failures asked for.
-        self._down = False
-        self._root_ident: tuple[object, object] | None = None
-        self._blamed: tuple[str, ...] = ()  # the connectors liveness failed for at the last judged poll
-        self._pod_restarts: dict[str, tuple[float, ...]] = {}
-        self._restart_fixed: set[str] = set()
-        self._rebalancing_since: float | None = None
         self._poll_started: float | None = None
         self._alias_note: tuple[float, tuple[str, ...]] = (0.0, ())
         self._overdue: tuple[View, float, View] | None = None
@@ -205,9 +193,7 @@ class Poller:
                 if kafka is not None and kafka >= (3, 9):
                     self.health_endpoint = "/health"
                     detail = f"GET /health answered 404 on Kafka {version}: its REST resources are not registered yet"
-                    if self._started:
-                        self._new_incarnation(f"worker is starting again: {detail}")
-                    self._startup_detail = detail
+                    self._live(lifecycle.starting_again(self.life, self.clock(), detail))
                     return False
                 self.health_endpoint = "/"
                 log.info("worker has no GET /health (Kafka %s < 3.9): using GET /", version or "of unknown version")
@@ -215,16 +201,10 @@ class Poller:
             else:
                 self.health_endpoint = "/health"
                 if reply.status == 200:
-                    self._startup_detail = "startup complete"
                     return True
                 detail = _health_detail(reply)
                 if reply.status == 503:
-                    self._startup_detail = detail
-                    if self._started:
-                        # The Connect container restarted under us (the kubelet re-runs the startup probe):
-                        # its startup window belongs to /startupz again, not to the unresponsive budget.
-                        self._new_incarnation(f"worker is starting again: {detail}")
-                        self._startup_detail = detail
+                    self._live(lifecycle.starting_again(self.life, self.clock(), detail))
                     return False
                 self._herder_check(f"GET /health answered {reply.status}: {detail}")
                 raise _Failure(f"GET /health answered {reply.status}: {detail}")
@@ -249,34 +229,22 @@ class Poller:
         if not reply.ok:
             raise _Failure(f"GET / answered {reply.status}")
         if isinstance(reply.body, dict):
-            ident = (reply.body.get("version"), reply.body.get("commit"))
-            if self._root_ident is not None and ident != self._root_ident:
-                self._new_incarnation(f"GET / reports another worker ({ident[0]}, commit {ident[1]})")
-            self._root_ident = ident
+            self._live(lifecycle.root_seen(self.life, (reply.body.get("version"), reply.body.get("commit")),
+                                           self.clock()))
         return True
 
     def _answered(self) -> None:
-        """An answer came on Connect's port: after a time nothing listened there, this is a new worker."""
-        if self._down:
-            self._down = False
-            self._new_incarnation("Connect's REST port refused connections and answers again")
+        self._live(lifecycle.answered(self.life, self.clock()))
 
-    def _new_incarnation(self, why: str) -> None:
-        """Forget everything judged of the previous worker; remember the pod restarts asked for it."""
-        now = self.clock()
-        log.warning("new Connect worker incarnation (%s): new startup window, restart ladder and timers", why)
-        for name in self._blamed:
-            self._pod_restarts[name] = (*self._pod_restarts.get(name, ()), now)
-            self._restart_fixed.discard(name)
-        self._blamed = ()
-        self._started = False
-        self._startup_detail = f"new worker incarnation ({why})"
-        self._snapshot = None
-        self._transient = {}
-        self._rungs = {}
-        self._unreachable_since = None
-        self._stuck_since = None
-        self._rebalancing_since = None
+    def _live(self, life: lifecycle.Lifecycle) -> None:
+        """Take the lifecycle's next state; a new incarnation forgets everything judged of the previous worker."""
+        if life.incarnation != self.life.incarnation:
+            log.warning("new Connect worker incarnation (%s): new startup window, restart ladder and timers",
+                        life.incarnation_reason)
+            self._snapshot = None
+            self._transient = {}
+            self._rungs = {}
+        self.life = life
 
     def _fetch(self) -> Snapshot | None:
         if not self._startup_state():
@@ -359,25 +327,27 @@ class Poller:
         herder_stuck = False
         try:
             snapshot = self._fetch()
-            self._rebalancing_since = None
+            self.life = lifecycle.not_rebalancing(self.life)
         except _AuthFailure as exc:
             detail = f"; and {self.client.credentials_error}" if self.client.credentials_error else ""
             sidecar_error = f"Connect refused the sidecar's credentials ({exc}){detail}"
-            if not self._started:
-                self._startup_detail = "not known: Connect refused the sidecar's credentials"
+            if not self.life.started:
+                self.life = dataclasses.replace(
+                    self.life, startup_detail="not known: Connect refused the sidecar's credentials")
         except _Rebalancing as exc:
-            since = self._rebalancing_since = self._rebalancing_since or start
+            self.life, since = lifecycle.rebalancing(self.life, start)
             if start - since < self.settings.unresponsive_after:
                 notes = (f"rebalance in progress for {start - since:.0f}s ({exc}): verdicts from the last answer",)
             else:
                 error = f"{exc}, for {start - since:.0f}s"
-                self._unreachable_since = min(self._unreachable_since or since, since)
+                was = self.life.unreachable_since
+                self.life = dataclasses.replace(self.life, unreachable_since=since if was is None else min(was, since))
         except _HerderStuck as exc:
             error = str(exc)
             herder_stuck = True
         except Unreachable as exc:
             error = str(exc)
-            self._down = True
+            self.life = lifecycle.refused(self.life)
         except (ConnectError, _Failure) as exc:
             error = str(exc)
         except ParseError as exc:
@@ -387,25 +357,13 @@ class Poller:
             sidecar_error = f"unexpected error in a poll: {type(exc).__name__}: {exc}"
         now = self.clock()
         reachable = error is None
-        if reachable:
-            self._unreachable_since = None
-            self._stuck_since = None
-        elif herder_stuck:
-            # The process answers: "nothing answers" (--unresponsive-after) starts over; the herder's own budget
-            # runs from its first failure, across polls where nothing answered at all.
-            self._unreachable_since = None
-            if self._stuck_since is None:
-                self._stuck_since = start
-        elif self._unreachable_since is None:
-            self._unreachable_since = start
-        if error is not None and not self._started:
-            self._startup_detail = error  # never "startup complete" when the next call failed
+        if snapshot is not None and not self.life.started:
+            log.info("worker startup complete")
+        self.life = lifecycle.polled(self.life, start, reachable=reachable, herder_stuck=herder_stuck,
+                                     started=snapshot is not None, error=error)
+        life = self.life
         if snapshot is not None:
             notes += self._worker_id_notes(snapshot, start)
-        if snapshot is not None:
-            if not self._started:
-                log.info("worker startup complete")
-            self._started = True
             self._snapshot = snapshot
             self._transient = model.track_transient(self._transient, snapshot, now)
             self._run_ladder(snapshot, now)
@@ -413,21 +371,22 @@ class Poller:
         drift_reasons = tuple(d[2] for d in drift)
         if self._declared_error:
             drift_reasons += (self._declared_error,)
-        self._note_fixed(now)
+        life = self.life = lifecycle.note_fixed(self.life, now, self._rungs, self.settings.pod_restart_window,
+                                                self.settings.restart_reset)
         obs = model.Observation(
-            now=now, started=self._started, startup_detail=self._startup_detail,
+            now=now, started=life.started, startup_detail=life.startup_detail,
             reachable=reachable,
-            unreachable_since=self._unreachable_since, error=error, snapshot=self._snapshot,
-            herder_stuck=herder_stuck, herder_stuck_since=self._stuck_since,
+            unreachable_since=life.unreachable_since, error=error, snapshot=self._snapshot,
+            herder_stuck=herder_stuck, herder_stuck_since=life.stuck_since,
             transient_since=dict(self._transient), rungs=dict(self._rungs),
             declared_policies={n: d.policy for n, d in self._declared.items()}, drift=drift_reasons,
-            restart_limits=self._restart_limits(), down=self._down,
+            restart_limits=self._restart_limits(), down=life.down,
             sidecar_error=redact(sidecar_error)[:300] if sidecar_error else None, notes=notes,
-            pod_restarts=dict(self._pod_restarts), restart_fixed=frozenset(self._restart_fixed),
+            pod_restarts=dict(life.pod_restarts), restart_fixed=life.restart_fixed,
         )
         report = model.evaluate(obs, self.settings)
-        if not self._down and sidecar_error is None:
-            self._blamed = report.live_failed
+        if not life.down and sidecar_error is None:
+            self.life = lifecycle.blame(life, report.live_failed)
         self._log_transitions(self.view.report, report)
         self._polls += 1
         view = View(report=report, observation=obs, wall_time=time.time(), polls=self._polls,
@@ -492,22 +451,6 @@ class Poller:
             notes = (note,)
         self._alias_note = (max(now, 1e-9), notes)
         return notes
-
-    def _note_fixed(self, now: float) -> None:
-        """A connector that ran cleanly for --restart-reset after a pod restart was fixed by it; pod restarts
-        older than the window are forgotten."""
-        window = self.settings.pod_restart_window
-        for name in list(self._pod_restarts):
-            kept = tuple(t for t in self._pod_restarts[name] if now - t < window)
-            if not kept:
-                del self._pod_restarts[name]
-                self._restart_fixed.discard(name)
-                continue
-            self._pod_restarts[name] = kept
-            rung = self._rungs.get(name)
-            if rung is not None and rung.healthy_since is not None and not rung.exhausted \
-                    and now - rung.healthy_since >= self.settings.restart_reset:
-                self._restart_fixed.add(name)
 
     def _restart_limits(self) -> dict[str, int]:
         return {n: d.restart_attempts for n, d in self._declared.items() if d.restart_attempts is not None}

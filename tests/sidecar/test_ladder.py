@@ -65,11 +65,16 @@ def test_a_409_conflict_is_retried_after_the_backoff_and_counts_only_when_it_doe
     assert rungs["x"].attempts == 2 and rungs["x"].conflicts == 0
 
 
-def test_errors_count_as_attempts_but_a_deleted_connector_does_not() -> None:
+def test_errors_and_404s_count_as_attempts_and_a_deleted_connector_is_forgotten() -> None:
     rung = record(Rung(), "error", 0, S)
     assert rung.attempts == 1 and rung.next_at == 30
-    gone = record(Rung(), "gone", 0, S)
-    assert gone.attempts == 0 and gone.last_outcome == "gone"
+    # A 404 to the restart of a connector the poll listed (a name Connect cannot route, such as "..") is an
+    # attempt: were it not, that connector would be restarted every poll forever and never fail liveness.
+    missing = record(Rung(), "not-found", 0, S)
+    assert missing.attempts == 1 and missing.last_outcome == "not-found"
+    # A connector really deleted is gone from the next poll's listing, and so is its rung.
+    rungs, _ = plan({"x": missing}, failing=(), present=(), now=40, settings=S)
+    assert rungs == {}
 
 
 def test_attempts_reset_after_restart_reset_seconds_healthy() -> None:

@@ -262,7 +262,7 @@ def test_a_204_to_kip745_switches_to_legacy_per_task_restarts(fake: FakeConnect,
         ("/connectors/jdbc-sink/restart", "includeTasks=false&onlyFailed=false"),
         ("/connectors/jdbc-sink/tasks/0/restart", ""),  # task 1 failed on another worker: not ours
     ]
-    assert poller.legacy_restart and view.restarts == {("jdbc-sink", "requested"): 1}
+    assert poller.lane.legacy and view.restarts == {("jdbc-sink", "requested"): 1}
     fake.clear()
     clock.advance(30)
     poller.poll_once()

@@ -15,7 +15,7 @@ ladder with a bounded number of requests.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from .config import HealthSettings
@@ -31,6 +31,7 @@ class Rung:
     last_at: float | None = None
     conflicts: int = 0  # 409s in a row
     history: tuple[tuple[float, bool], ...] = ()  # (poll time, FAILED) within the flap window, while it matters
+    failing_since: float | None = None  # first poll of the current failure: restarts go oldest failure first
 
     @property
     def failed_share(self) -> float:
@@ -41,10 +42,13 @@ FREE_CONFLICTS = 3
 
 
 def plan(rungs: Mapping[str, Rung], failing: Iterable[str], present: Iterable[str], now: float,
-         settings: HealthSettings, limits: Mapping[str, int] | None = None) -> tuple[dict[str, Rung], list[str]]:
-    """Advance every connector's rung; return the new rungs and the connectors to restart now.
+         settings: HealthSettings, limits: Mapping[str, int] | None = None,
+         pending: Collection[str] = ()) -> tuple[dict[str, Rung], list[str]]:
+    """Advance every connector's rung; return the new rungs and the connectors due a restart now, oldest failure
+    first (the restart lane takes a few per poll; the others stay due).
 
-    ``limits`` overrides ``restart_attempts`` per connector (declared ``restartAttempts``).
+    ``limits`` overrides ``restart_attempts`` per connector (declared ``restartAttempts``). ``pending``: connectors
+    whose restart was sent and has no answer yet: neither due again nor exhausted meanwhile.
     """
     failing_set = set(failing)
     present_set = set(present) | failing_set
@@ -57,8 +61,9 @@ def plan(rungs: Mapping[str, Rung], failing: Iterable[str], present: Iterable[st
             window = tuple(s for s in rung.history if now - s[0] < settings.flap_window)
             rung = replace(rung, history=window + ((now, name in failing_set),))
         if name in failing_set:
-            rung = replace(rung, healthy_since=None)
-            if not rung.exhausted:
+            rung = replace(rung, healthy_since=None, failing_since=now if rung.failing_since is None
+                           else rung.failing_since)
+            if not rung.exhausted and name not in pending:
                 if limit == 0:
                     rung = replace(rung, exhausted=True)
                 elif rung.attempts >= limit:
@@ -69,12 +74,13 @@ def plan(rungs: Mapping[str, Rung], failing: Iterable[str], present: Iterable[st
         else:
             since = rung.healthy_since if rung.healthy_since is not None else now
             flapping = rung.exhausted and rung.failed_share >= 0.5
-            rung = replace(rung, exhausted=flapping, healthy_since=since)
+            rung = replace(rung, exhausted=flapping, healthy_since=since, failing_since=None)
             if not flapping and not any(failed for _, failed in rung.history):
                 rung = replace(rung, history=())
             if rung.attempts and not flapping and now - since >= settings.restart_reset:
                 rung = Rung(healthy_since=since)
         out[name] = rung
+    restart.sort(key=lambda n: (out[n].failing_since or now, n))
     return out, restart
 
 
@@ -86,8 +92,6 @@ def record(rung: Rung, outcome: str, now: float, settings: HealthSettings) -> Ru
             return replace(rung, conflicts=conflicts, next_at=now + settings.restart_backoff, last_outcome=outcome,
                            last_at=now)
         rung = replace(rung, conflicts=conflicts)  # a rebalance that does not end: it counts from now on
-    elif outcome == "gone":  # the connector was deleted meanwhile
-        return replace(rung, last_outcome=outcome, last_at=now)
     else:
         rung = replace(rung, conflicts=0)
     attempts = rung.attempts + 1

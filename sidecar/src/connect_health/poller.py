@@ -30,12 +30,15 @@ from . import declared as declared_mod
 from . import ladder, lifecycle, model
 from .client import ConnectClient, ConnectError, Reply, Unreachable
 from .config import HealthSettings
+from .lane import RestartLane
 from .redact import redact
 from .snapshot import ParseError, Snapshot, parse_answer, parse_expanded
 
 log = logging.getLogger("connect_health.poller")
 
 CONFIG_REFRESH = 30.0  # seconds between fetches of connector configs (expand=info), when connectors are declared
+GONE_GRACE = 600.0  # seconds a deleted connector's restart counters and history are kept
+LAST_RESTARTS = 5  # restarts remembered per connector for /status
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,6 @@ class Poller:
         self._declared_mtime: float | None = None
         self._declared_error: str | None = None
         self.health_endpoint = "unknown"
-        self.legacy_restart = False
         self.life = lifecycle.Lifecycle()  # incarnation, startup window, timers, pod-restart memory (lifecycle.py)
         self._snapshot: Snapshot | None = None
         self._configs: dict[str, dict[str, str]] = {}  # the declared connectors' configs, as last fetched
@@ -105,6 +107,9 @@ class Poller:
         self._transient: dict[model.Key, float] = {}
         self._rungs: dict[str, ladder.Rung] = {}
         self._restarts: Counter[tuple[str, str]] = Counter()
+        self._last_restarts: dict[str, tuple[tuple[float, str, str], ...]] = {}  # (wall time, kind, what)
+        self._gone_since: dict[str, float] = {}
+        self.lane = RestartLane(client, settings, clock)  # unthreaded until start()
         self._polls = 0
         self._poll_started: float | None = None
         self._alias_note: tuple[float, tuple[str, ...]] = (0.0, ())
@@ -367,6 +372,7 @@ class Poller:
             self._snapshot = snapshot
             self._transient = model.track_transient(self._transient, snapshot, now)
             self._run_ladder(snapshot, now)
+            self._forget_gone(snapshot, now)
         drift = tuple(declared_mod.drift(self._declared, self._snapshot)) if reachable else ()
         drift_reasons = tuple(d[2] for d in drift)
         if self._declared_error:
@@ -401,19 +407,52 @@ class Poller:
 
     # --- the restart ladder ------------------------------------------------------------------------------
     def _run_ladder(self, snapshot: Snapshot, now: float) -> None:
+        """Advance the ladder and hand the restarts due to the lane (lane.py): outside the poll's deadline."""
+        self._take_outcomes()
         failing = model.failing_connectors(snapshot, self.settings)
-        limits = self._restart_limits()
-        rungs, todo = ladder.plan(self._rungs, failing, snapshot.connectors, now, self.settings, limits)
-        for name in todo if self.restart_enabled else ():
-            outcome = self._restart(snapshot, name)
-            rungs[name] = ladder.record(rungs[name], outcome, self.clock(), self.settings)
-            attempt = rungs[name].attempts
-            log.warning("restart of connector %s: %s (attempt %d/%d)", name, outcome, attempt,
-                        limits.get(name, self.settings.restart_attempts))
-        for name, rung in rungs.items():
-            if rung.exhausted and not self._rungs.get(name, ladder.Rung()).exhausted:
+        before = self._rungs
+        self._rungs, todo = ladder.plan(before, failing, snapshot.connectors, now, self.settings,
+                                        self._restart_limits(), pending=self.lane.pending)
+        if self.restart_enabled and todo:
+            self._poll_started = None  # the status calls are done: restarts never count as Connect answering slowly
+            self.lane.submit([snapshot.connectors[n] for n in todo], self.life.incarnation)
+            self._take_outcomes()  # an unthreaded lane has answered already
+        for name, rung in self._rungs.items():
+            if rung.exhausted and not before.get(name, ladder.Rung()).exhausted:
                 log.error("connector %s still FAILED after the restart ladder (%d attempts)", name, rung.attempts)
-        self._rungs = rungs
+
+    def _take_outcomes(self) -> None:
+        """Count the lane's answers; each is an attempt on the ladder of the worker it was sent to, if it still is."""
+        limits = self._restart_limits()
+        for done in self.lane.drain():
+            self._count_restart(done.connector, done.outcome, done.at)
+            rung = self._rungs.get(done.connector)
+            if done.incarnation != self.life.incarnation or rung is None:
+                continue
+            rung = self._rungs[done.connector] = ladder.record(rung, done.outcome, done.at, self.settings)
+            log.warning("restart of connector %s: %s (attempt %d/%d)", done.connector, done.outcome, rung.attempts,
+                        limits.get(done.connector, self.settings.restart_attempts))
+
+    def _count_restart(self, name: str, outcome: str, at: float) -> None:
+        self._restarts[(name, outcome)] += 1
+        if outcome == "requested":
+            self._last_restarts[name] = (*self._last_restarts.get(name, ())[-(LAST_RESTARTS - 1):],
+                                         (time.time() - (self.clock() - at), "rest", "failed units restarted"))
+
+    def _forget_gone(self, snapshot: Snapshot, now: float) -> None:
+        """Restart counters and history of connectors deleted for GONE_GRACE are dropped: what is kept is bounded
+        by the live connectors, not by every connector the worker ever had."""
+        known = {name for name, _ in self._restarts} | set(self._last_restarts)
+        for name in known - snapshot.connectors.keys():
+            since = self._gone_since.setdefault(name, now)
+            if now - since >= GONE_GRACE:
+                for key in [k for k in self._restarts if k[0] == name]:
+                    del self._restarts[key]
+                self._last_restarts.pop(name, None)
+                del self._gone_since[name]
+        for name in list(self._gone_since):
+            if name in snapshot.connectors:
+                del self._gone_since[name]
 
     def _worker_id_notes(self, snapshot: Snapshot, now: float) -> tuple[str, ...]:
         """A readiness warning when no unit names this worker but one names it another way (localhost for
@@ -461,40 +500,12 @@ class Poller:
         snapshot = self._snapshot
         if snapshot is None:
             return []
-        return [(name, self._restart(snapshot, name)) for name in model.failing_connectors(snapshot, self.settings)]
-
-    def _restart(self, snapshot: Snapshot, name: str) -> str:
-        """Send the restart of one connector; returns and counts its outcome (requested, conflict, error, gone)."""
-        outcome = self._send_restart(snapshot, name)
-        self._restarts[(name, outcome)] += 1
-        return outcome
-
-    def _send_restart(self, snapshot: Snapshot, name: str) -> str:
-        try:
-            if not self.legacy_restart:
-                reply = self.client.restart_connector(name, include_tasks=True, only_failed=True)
-                if reply.status == 202:
-                    return "requested"
-                if reply.status != 204:
-                    return _restart_outcome(reply)
-                # 204 to includeTasks=true: a worker older than Kafka 3.0 ignored KIP-745's parameters and
-                # restarted only the connector object; restart its failed tasks one by one from now on.
-                self.legacy_restart = True
-                log.info("worker does not support KIP-745 restarts; using per-task restarts")
-            conn = snapshot.connectors[name]
-            outcome = "requested"
-            if conn.state == "FAILED":
-                reply = self.client.restart_connector(name, include_tasks=False, only_failed=False)
-                outcome = "requested" if reply.ok else _restart_outcome(reply)
-            for task in conn.tasks:
-                if task.state == "FAILED" and model.is_local(task.worker_id, self.settings):
-                    reply = self.client.restart_task(name, task.id)
-                    if not reply.ok:
-                        outcome = _restart_outcome(reply)
-            return outcome
-        except ConnectError as exc:
-            log.warning("restart of connector %s failed: %s", name, exc)
-            return "error"
+        out = []
+        for name in model.failing_connectors(snapshot, self.settings):
+            outcome = self.lane.send(snapshot.connectors[name])
+            self._count_restart(name, outcome, self.clock())
+            out.append((name, outcome))
+        return out
 
     # --- logging -----------------------------------------------------------------------------------------
     def _log_transitions(self, old: model.Report, new: model.Report) -> None:
@@ -520,6 +531,7 @@ class Poller:
             self._stop.wait(interval)
 
     def start(self, interval: float) -> None:
+        self.lane = RestartLane(ConnectClient(self.client.settings), self.settings, self.clock, threaded=True)
         self._thread = threading.Thread(target=self.run, args=(interval,), name="connect-health-poller",
                                         daemon=True)
         self._thread.start()
@@ -528,6 +540,7 @@ class Poller:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self.lane.close()
 
 
 def kafka_version(version: str) -> tuple[int, int] | None:
@@ -584,11 +597,3 @@ def same_worker(a: str, b: str) -> bool:
 
 def _reason_kinds(reasons: tuple[str, ...]) -> set[str]:
     return {re.sub(r"\d+(\.\d+)?", "#", r) for r in reasons}
-
-
-def _restart_outcome(reply: Reply) -> str:
-    if reply.retry_later:  # a rebalance, or a leader that just left: not an attempt (see ladder.record)
-        return "conflict"
-    if reply.status == 404:
-        return "gone"
-    return "error"

@@ -61,7 +61,7 @@ def build(settings: ServeSettings, *, clock: Callable[[], float] = time.monotoni
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     poller = Poller(client, settings.health, connectors_file=settings.connectors_file, clock=clock,
-                    observers=(metrics.observe, EventObserver(emit)))
+                    observers=(metrics.observe, EventObserver(emit)), state_file=settings.state_file)
     token = None
     if settings.pages_token_file:
         from .config import read_secret

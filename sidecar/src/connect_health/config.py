@@ -85,6 +85,7 @@ class ServeSettings:
     server: str = default("--server")
     pages_token_file: str | None = None
     kubernetes_events: bool = False
+    state_file: str | None = None
 
     @property
     def refresh_seconds(self) -> float:
@@ -257,7 +258,8 @@ def serve_settings(ns: argparse.Namespace) -> ServeSettings:
     return ServeSettings(connect=connect, health=health_settings(v, connect), host=v["host"], port=v["port"],
                          poll_interval=v["poll_interval"], connectors_file=v["connectors_file"],
                          log_format=v["log_format"], server=v["server"],
-                         pages_token_file=v["pages_token_file"], kubernetes_events=v["kubernetes_events"])
+                         pages_token_file=v["pages_token_file"], kubernetes_events=v["kubernetes_events"],
+                         state_file=v["state_file"])
 
 
 def check_settings(ns: argparse.Namespace) -> CheckSettings:

@@ -4,7 +4,11 @@ A poller observer (``EventObserver``) compares each View with the one before and
 
 - ``ConnectorRestarted`` (Normal): the ladder sent a restart of a connector (one per restart requested);
 - ``LivenessFailing`` (Warning): /livez turned 503, with its reasons;
-- ``LivenessRecovered`` (Normal): /livez answers 200 again.
+- ``ConnectRestarted`` (Normal): a new Connect worker incarnation is seen (the kubelet restarted the container, or
+  it restarted by itself), with how it was told;
+- ``LivenessRecovered`` (Normal): /livez answers 200 again about a worker that is up. While Connect is gone (its
+  port refuses connections) or starting, liveness holds by design: that is no recovery, so nothing is said then, and
+  the moment the kubelet kills Connect is never reported as one.
 
 Where it says so is an ``emit(type, reason, message)`` callable: ``log_event`` (the default: a log line only), or
 ``KubeEvents`` (``--kubernetes-events``), which also POSTs a core/v1 Event to the API server with the pod's
@@ -49,6 +53,7 @@ class EventObserver:
         self.emit = emit
         self._restarts: Mapping[tuple[str, str], int] | None = None
         self._live: bool | None = None
+        self._incarnation: int | None = None
 
     def __call__(self, view: View) -> None:
         before = self._restarts
@@ -59,8 +64,12 @@ class EventObserver:
                     self.emit("Normal", "ConnectorRestarted",
                               f"connect-health restarted connector {name} (failed tasks only), restart "
                               f"{n} sent by its ladder")
-        if not view.observation.started:
-            return  # liveness holds while the worker starts: nothing to say yet
+        if self._incarnation is not None and view.incarnation > self._incarnation:
+            self.emit("Normal", "ConnectRestarted",
+                      f"a new Connect worker is running in this pod: {view.incarnation_reason or 'restarted'}")
+        self._incarnation = view.incarnation
+        if not view.observation.started or view.observation.down:
+            return  # Connect is gone or starting: liveness holds by design, which is neither failing nor recovered
         live = view.report.livez.ok
         if self._live is not None and live != self._live:
             if live:

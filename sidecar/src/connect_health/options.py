@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
 import re
 import warnings
 from collections.abc import Iterator
@@ -265,6 +266,33 @@ class File:
         return "readable file"
 
 
+class StatePath:
+    """A file the sidecar writes: its folder must exist and be writable (checked at start: a missing mount is a
+    usage error); the file itself may not exist yet."""
+
+    metavar: str = "PATH"
+    empty_is_unset: bool = True
+
+    def parse(self, text: str) -> str:
+        folder = os.path.dirname(os.path.abspath(text))
+        if os.path.isdir(text):
+            raise Invalid(f"{text!r} is a directory, not a file")
+        if not os.path.isdir(folder):
+            raise Invalid(f"folder {folder!r} of {text!r} does not exist")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise Invalid(f"folder {folder!r} of {text!r} is not writable")
+        return text
+
+    def from_json(self, value: Any) -> Any:
+        return _text_from_json(self, value)
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string"}
+
+    def describe(self) -> str:
+        return "file in a writable folder"
+
+
 def worker_id_of(host: str, port: int) -> str:
     """A worker id as Connect writes it: ``host:port``, an IPv6 address in brackets (``[fd00::1]:8083``)."""
     host = host.strip()
@@ -471,6 +499,11 @@ OPTIONS: tuple[Option, ...] = (
            "(`Authorization: Bearer <token>`); the probes stay open", None, ("serve",), SERVER),
     Option("--server", Choice(("waitress", "flask")), "waitress (production) or flask (development only)",
            "waitress", ("serve",), SERVER),
+    Option("--state-file", StatePath(), "file where the pod restarts spent, the ladder's attempts and the last "
+           "restarts per connector are kept across the sidecar's own restarts (written atomically; an unreadable or "
+           "foreign file is ignored with one warning); unset: kept in memory only", None, ("serve",), SERVER,
+           chart_note="`/var/run/connect-health/state.json` on an emptyDir (it survives both containers' restarts, "
+           "not the pod)"),
     Option("--kubernetes-events", Switch(), "also post each restart sent and each /livez change as an Event on this "
            "pod, with its service-account token (needs POD_NAME and create on events); off: log lines only", False,
            ("serve",), SERVER, chart_note="`rbac.events` (with the Role allowing it)"),

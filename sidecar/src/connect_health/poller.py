@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from . import declared as declared_mod
-from . import ladder, lifecycle, model
+from . import ladder, lifecycle, model, statefile
 from .client import ConnectClient, ConnectError, Reply, Unreachable
 from .config import HealthSettings
 from .lane import RestartLane
@@ -56,6 +56,9 @@ class View:
     restarts: dict[tuple[str, str], int] = field(default_factory=dict)
     stale: bool = False
     configs_age: float | None = None  # seconds since the declared connectors' configs were fetched (None: never)
+    last_restarts: dict[str, tuple[tuple[float, str, str], ...]] = field(default_factory=dict)  # (wall, kind, what)
+    incarnation: int = 0  # new Connect incarnations seen since the sidecar started (lifecycle.py)
+    incarnation_reason: str | None = None
 
 
 class _Failure(Exception):
@@ -88,7 +91,7 @@ class Poller:
 
     def __init__(self, client: ConnectClient, settings: HealthSettings, *, connectors_file: str | None = None,
                  restart: bool = True, clock: Callable[[], float] = time.monotonic,
-                 observers: Iterable[Observer] = ()) -> None:
+                 observers: Iterable[Observer] = (), state_file: str | None = None) -> None:
         self.client = client
         self.settings = settings
         self.restart_enabled = restart
@@ -112,6 +115,10 @@ class Poller:
         self.lane = RestartLane(client, settings, clock)  # unthreaded until start()
         self._polls = 0
         self._poll_started: float | None = None
+        self.state_file = state_file
+        self._saved: object = None  # what the state file holds, to write it only when that changes
+        if state_file:
+            self._remember(statefile.read(state_file, settings.worker_id, mono=clock(), wall=time.time()))
         self._alias_note: tuple[float, tuple[str, ...]] = (0.0, ())
         self._overdue: tuple[View, float, View] | None = None
         self.poll_budget = 3 * client.settings.request_timeout  # a poll running longer is a worker not answering
@@ -246,6 +253,8 @@ class Poller:
         if life.incarnation != self.life.incarnation:
             log.warning("new Connect worker incarnation (%s): new startup window, restart ladder and timers",
                         life.incarnation_reason)
+            for name in self.life.blamed:
+                self._note_restart(name, time.time(), "pod", "Connect restarted while liveness failed for it")
             self._snapshot = None
             self._transient = {}
             self._rungs = {}
@@ -393,13 +402,16 @@ class Poller:
         report = model.evaluate(obs, self.settings)
         if not life.down and sidecar_error is None:
             self.life = lifecycle.blame(life, report.live_failed)
+        self._save()
         self._log_transitions(self.view.report, report)
         self._polls += 1
         view = View(report=report, observation=obs, wall_time=time.time(), polls=self._polls,
                     poll_seconds=self.clock() - start, rest_calls_last_poll=self.client.calls - calls_before,
                     health_endpoint=self.health_endpoint, drift=drift, restarts=dict(self._restarts),
                     stale=(not reachable or sidecar_error is not None or bool(notes)) and self._snapshot is not None,
-                    configs_age=None if self._configs_at is None else max(0.0, now - self._configs_at))
+                    configs_age=None if self._configs_at is None else max(0.0, now - self._configs_at),
+                    last_restarts=dict(self._last_restarts), incarnation=self.life.incarnation,
+                    incarnation_reason=self.life.incarnation_reason)
         self.view = view
         for observe in self.observers:
             observe(view)
@@ -436,8 +448,49 @@ class Poller:
     def _count_restart(self, name: str, outcome: str, at: float) -> None:
         self._restarts[(name, outcome)] += 1
         if outcome == "requested":
-            self._last_restarts[name] = (*self._last_restarts.get(name, ())[-(LAST_RESTARTS - 1):],
-                                         (time.time() - (self.clock() - at), "rest", "failed units restarted"))
+            self._note_restart(name, time.time() - (self.clock() - at), "rest", "its failed units restarted over REST")
+
+    def _note_restart(self, name: str, wall: float, kind: str, what: str) -> None:
+        """The last LAST_RESTARTS restarts per connector, for /status (kept in the state file)."""
+        self._last_restarts[name] = (*self._last_restarts.get(name, ())[-(LAST_RESTARTS - 1):], (wall, kind, what))
+
+    # --- memory across the sidecar's restarts (statefile.py) ---------------------------------------------
+    def _remember(self, memory: statefile.Memory) -> None:
+        """Start from a state file's memory. Connectors blamed when the previous process ended cost a pod restart
+        each (with sharedFate the kubelet restarted this sidecar with Connect); then the ladder starts over, as for
+        any new worker, else the attempts carry on."""
+        now = self.clock()
+        pods = dict(memory.pod_restarts)
+        fixed = set(memory.restart_fixed)
+        self._last_restarts = dict(memory.last_restarts)
+        for name in memory.killed_for:
+            pods[name] = (*pods.get(name, ()), now)
+            fixed.discard(name)
+            self._note_restart(name, time.time(), "pod", "the pod's containers restarted while liveness failed for it")
+        self.life = dataclasses.replace(self.life, pod_restarts=pods, restart_fixed=frozenset(fixed))
+        self._rungs = {} if memory.killed_for else dict(memory.rungs)
+        if pods or self._rungs or self._last_restarts:
+            log.info("state file %s: %d pod restarts, %d ladders and the last restarts of %d connectors remembered",
+                     self.state_file, sum(len(t) for t in pods.values()), len(self._rungs), len(self._last_restarts))
+
+    def _save(self) -> None:
+        if not self.state_file:
+            return
+        life = self.life
+        key = (life.pod_restarts, life.restart_fixed, life.blamed, self._last_restarts,
+               {n: (r.attempts, r.next_at) for n, r in self._rungs.items() if r.attempts})
+        if key == self._saved:
+            return
+        try:
+            statefile.write(self.state_file, statefile.document(
+                self.settings.worker_id, life, self._rungs, self._last_restarts, mono=self.clock(), wall=time.time()))
+        except OSError as exc:
+            if self._saved != "failed":
+                log.warning("state file %s not written (%s): the memory of restarts will not outlive this process",
+                            self.state_file, exc.strerror or exc)
+            self._saved = "failed"
+            return
+        self._saved = key
 
     def _forget_gone(self, snapshot: Snapshot, now: float) -> None:
         """Restart counters and history of connectors deleted for GONE_GRACE are dropped: what is kept is bounded

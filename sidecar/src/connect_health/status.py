@@ -182,6 +182,7 @@ def status_document(view: View, settings: HealthSettings, query: Query | None = 
                  "returned": len(connectors)},
         "connectors": connectors,
         "drift": [{"connector": n, "kind": k, "detail": d} for n, k, d in view.drift],
+        "last_restarts": last_restarts(view),
         "configs_age_seconds": round(view.configs_age, 1) if view.configs_age is not None else None,
         "settings": {
             "grace": settings.grace, "restart_attempts": settings.restart_attempts,
@@ -191,6 +192,18 @@ def status_document(view: View, settings: HealthSettings, query: Query | None = 
             "best_effort": settings.best_effort.pattern if settings.best_effort else None,
         },
     }
+
+
+LAST_SHOWN = 50
+
+
+def last_restarts(view: View) -> list[dict[str, Any]]:
+    """The newest restarts (over REST, or of the pod) of every connector, newest first; they outlive the ladder's
+    reset and, with --state-file, the sidecar's own restarts."""
+    entries = [(at, name, kind, what) for name, items in view.last_restarts.items() for at, kind, what in items]
+    entries.sort(key=lambda e: (-e[0], e[1]))
+    return [{"connector": name, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)), "kind": kind,
+             "what": what} for at, name, kind, what in entries[:LAST_SHOWN]]
 
 
 def table(view: View, settings: HealthSettings) -> str:

@@ -115,10 +115,14 @@ def test_sidecar_settings_become_env(render: Render) -> None:
     )
     sidecar = container(d, "connect-health")
     assert sidecar["image"] == "registry/ch:0.2.0"
+    # the state file's folder is an emptyDir of the pod: it outlives both containers' restarts (sharedFate)
+    tmp = next(m for m in sidecar["volumeMounts"] if m["mountPath"] == "/tmp")
+    assert "emptyDir" in next(v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == tmp["name"])
     assert sidecar["command"] == ["connect-health", "serve"]
     env = env_of(sidecar)
     assert {k: v for k, v in env.items() if k.startswith("CONNECT_HEALTH_")} == {
         "CONNECT_HEALTH_CONNECT_URL": "http://127.0.0.1:8083",
+        "CONNECT_HEALTH_STATE_FILE": "/tmp/connect-health-state.json",  # on the health-tmp emptyDir
         "CONNECT_HEALTH_PORT": "8090",
         "CONNECT_HEALTH_SCOPE": "cluster",
         "CONNECT_HEALTH_POLL_INTERVAL": "2",

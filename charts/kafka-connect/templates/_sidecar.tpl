@@ -185,6 +185,10 @@ auth with the mounted password file), the log format, and the declared connector
           fieldPath: status.podIP
     - name: CONNECT_HEALTH_CONNECT_URL
       value: {{ include "kafka-connect.localConnectUrl" . | quote }}
+    # The memory of restarts (pod restarts spent, ladder attempts, last restarts) on the pod's health-tmp emptyDir:
+    # it outlives both containers' restarts (sharedFate kills the sidecar with Connect), not the pod.
+    - name: CONNECT_HEALTH_STATE_FILE
+      value: /tmp/connect-health-state.json
     {{- if .Values.rbac.events }}
     # rbac.events: Events on this pod (connect_health.events), named by the downward API.
     - name: CONNECT_HEALTH_KUBERNETES_EVENTS

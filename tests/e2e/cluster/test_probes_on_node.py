@@ -329,7 +329,7 @@ def container_pid(cluster: Any, pod: Any, container: str) -> int:
 
 def test_6a_shared_fate_restarts_both_containers(cluster: Any, install: Install) -> None:
     """healthcheck.sharedFate: both containers' liveness probes call /livez (the original design), so a critical
-    connector failing for good restarts the sidecar with Connect."""
+    connector failing for good restarts the sidecar with Connect, once: not a crash loop."""
     name = "sink-critical"
     with single_worker_release(cluster, install, "fate", "--set", "healthcheck.sharedFate=true") as kube:
         pod = kube.wait_workers_ready(1)[0]
@@ -343,6 +343,20 @@ def test_6a_shared_fate_restarts_both_containers(cluster: Any, install: Install)
             return now["connect"] >= 1 and now["connect-health"] >= 1
         wait_for(both_restarted, 240, f"the kubelet to restart both containers of {pname}", interval=2)
         print(f"restarts of {pname}: {kube.restarts(pname)}; liveness failures: {kube.probe_failures(pname)}")
+        # Never healed: the sidecar's state file (on the pod's emptyDir) remembers the pod restart it cost, so the
+        # new sidecar does not ask for another that the first did not fix (issue 18: before, a crash loop).
+        wait_for(lambda: kube.ready(kube.pod(pname)), 240, f"{pname} Ready again, {name} still failing", interval=2)
+        seen = []
+        for _ in range(20):
+            time.sleep(LIVENESS_PERIOD)
+            seen.append(kube.restarts(pname))
+        print(f"restarts of {pname} over 20 liveness periods with {name} failing for good: {seen[0]} -> {seen[-1]}")
+        assert all(r == {"connect": 1, "connect-health": 1} for r in seen), seen
+        assert kube.ready(kube.pod(pname)), "Ready with only a best-effort-like warning"
+        status, body = kube.sidecar(kube.pod(pname), "/status?format=json")
+        entry = next(c for c in body["connectors"] if c["name"] == name)
+        assert status == 200 and entry["failed_past_ladder"], entry
+        assert any(r["connector"] == name and r["kind"] == "pod" for r in body["last_restarts"]), body["last_restarts"]
         put_connector(kube, name, sink("e2e-fate", "/tmp/sink-fate.txt"))
 
         def settled() -> Any:

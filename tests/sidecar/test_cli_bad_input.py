@@ -114,3 +114,9 @@ def test_check_says_when_connect_refuses_its_credentials(fake: FakeConnect) -> N
                  env=clean_env(CONNECT_HEALTH_CONNECT_PASSWORD="wrong-pw-5Tg"))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "refused the sidecar's credentials" in result.stdout and "wrong-pw-5Tg" not in result.stdout
+
+
+@pytest.mark.parametrize("where", ["missing-folder/state.json", "a-folder"])
+def test_a_state_file_that_cannot_be_written_is_a_usage_error(tmp_path: Path, where: str) -> None:
+    (tmp_path / "a-folder").mkdir()
+    one_line_exit_2(run("serve", "--host", "127.0.0.1", "--state-file", str(tmp_path / where)), "--state-file")

@@ -266,12 +266,9 @@ class File:
         return "readable file"
 
 
-class StatePath:
+class StatePath(File):
     """A file the sidecar writes: its folder must exist and be writable (checked at start: a missing mount is a
     usage error); the file itself may not exist yet."""
-
-    metavar: str = "PATH"
-    empty_is_unset: bool = True
 
     def parse(self, text: str) -> str:
         folder = os.path.dirname(os.path.abspath(text))
@@ -282,12 +279,6 @@ class StatePath:
         if not os.access(folder, os.W_OK | os.X_OK):
             raise Invalid(f"folder {folder!r} of {text!r} is not writable")
         return text
-
-    def from_json(self, value: Any) -> Any:
-        return _text_from_json(self, value)
-
-    def schema(self) -> dict[str, Any]:
-        return {"type": "string"}
 
     def describe(self) -> str:
         return "file in a writable folder"

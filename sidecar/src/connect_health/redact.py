@@ -31,6 +31,8 @@ attempts. ``tests/sidecar/test_redact_forms.py`` runs adversarial inputs 7 times
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 MASK = "***"
 MAX_LINE = 300
@@ -78,44 +80,88 @@ def _pair(match: re.Match[str]) -> str:
     return match["pair"] + opening + MASK
 
 
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # Kafka's ConfigException: "Invalid value s3cr3t for configuration connection.password: ..."
-    (re.compile(r"(?i)(?P<pre>\binvalid value )(?!\*\*\*)[^\n]{1,300}?(?= for configuration [\w.-]*" + _SECRET_WORD
-                + ")"), r"\g<pre>" + MASK),
-    # user:password@host in a URL with a scheme (not SQL Server's: jdbc:sqlserver://db:1433;user=a@b;password=...)
-    # The authority ends at / ? or a space (a raw # in a password is common); the password runs (greedy, then back)
-    # to its last @ followed by a host.
-    (re.compile(r"(?P<pre>(?<![a-zA-Z0-9+.-])(?!(?i:sqlserver)://)[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/?:@]*:)"
-                r"[^\s/?]+(?=@[^\s/?#@]*(?:[\s/?#]|$))"), r"\g<pre>" + MASK),
-    # user/password@ in Oracle URLs (jdbc:oracle:thin:scott/tiger@//host:1521/svc, scott/"p@ss word"@host); an
-    # unquoted password is at most 128 characters (Oracle allows 30), which bounds the look for its @
-    (re.compile(r"(?i)(?P<pre>\bjdbc:oracle:\w+:[^/\s@:;\"]+/)(?:\"[^\"\n]*\"?|[^@\s\"]{1,128}(?=@))"),
-     r"\g<pre>" + MASK),
-)
+# A text that holds none of a rule's needles (``folded``: looked for in the case-folded text) cannot match it, and
+# is not scanned by it: most reasons and traces hold no secret form at all, and Python's case-insensitive
+# alternations cost about a microsecond a character. Masking never creates a needle (a mask is "***").
+_WORDS = ("password", "passwd", "pwd", "secret", "token", "apikey", "api_key", "api.key", "api-key", "credential",
+          "passphrase", "userinfo", "user_info", "user.info", "user-info", "jaas")
+# what follows a secret word in a pair's key: the rest of the key, then a closing quote, spaces, and = or :
+_KEY_REST = re.compile(r"[^\s\"'=:]*")
+_SEPARATOR = re.compile(r"[\"']?\s*[=:]")
 
-_AFTER_PAIRS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # user:password@host without a scheme (bob:p@ss@db.internal), the password up to the last @
-    (re.compile(r"(?<![\w.%+/-])(?P<pre>[\w.%+-]{1,64}:)(?!//)[^\s/@:]{1,100}(?:@[^\s/@:]{1,100}){0,5}?"
-                r"(?=@[\w-]+(?:\.[\w-]+)*(?::\d+)?(?:[/\s;,)\]]|$))"), r"\g<pre>" + MASK),
-    # AWS access key ids (long-lived AKIA, temporary ASIA): the prefix tells which kind, the rest is masked
-    (re.compile(r"(?<![A-Z0-9])(?P<pre>AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"), r"\g<pre>" + MASK),
-    # Authorization headers
-    (re.compile(r"(?i)(?P<pre>\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{6,}"), r"\g<pre>" + MASK),
-)
+
+def _has_pair(folded: str) -> bool:
+    """Whether a secret word is followed by what ends a key (a necessary condition of ``_PAIRS``), in linear time:
+    every occurrence of a word inside the same key ends where that key ends, so the search goes on from there."""
+    for word in _WORDS:
+        at = folded.find(word)
+        while at >= 0:
+            match = _KEY_REST.match(folded, at + len(word))
+            end = match.end() if match else at + len(word)
+            if _SEPARATOR.match(folded, end):
+                return True
+            at = folded.find(word, end)
+    return False
+
+
+_Replacement = str | Callable[[re.Match[str]], str]
+
+
+@dataclass(frozen=True)
+class _Rule:
+    pattern: re.Pattern[str]
+    repl: _Replacement
+    needles: tuple[str, ...] = ()  # the text must hold one of these ...
+    folded: tuple[str, ...] = ()  # ... or the case-folded text one of these
+    pairs: bool = False  # ... or a secret word followed by = or :
+
+    def applies(self, text: str, folded: str) -> bool:
+        return (any(n in text for n in self.needles) or any(n in folded for n in self.folded)
+                or (self.pairs and _has_pair(folded)))
 
 
 def _pem(match: re.Match[str]) -> str:
     return match["begin"] + MASK + (match["end"] or "")
 
 
+_RULES: tuple[_Rule, ...] = (
+    _Rule(_PEM, _pem, needles=("PRIVATE KEY-----",)),
+    _Rule(_PEM_TAIL, MASK, needles=("-----END ",)),
+    # Kafka's ConfigException: "Invalid value s3cr3t for configuration connection.password: ..."
+    _Rule(re.compile(r"(?i)(?P<pre>\binvalid value )(?!\*\*\*)[^\n]{1,300}?(?= for configuration [\w.-]*"
+                     + _SECRET_WORD + ")"), r"\g<pre>" + MASK, folded=("invalid value ",)),
+    # user:password@host in a URL with a scheme (not SQL Server's: jdbc:sqlserver://db:1433;user=a@b;password=...)
+    # The authority ends at / ? or a space (a raw # in a password is common); the password runs (greedy, then back)
+    # to its last @ followed by a host.
+    _Rule(re.compile(r"(?P<pre>(?<![a-zA-Z0-9+.-])(?!(?i:sqlserver)://)[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/?:@]*:)"
+                     r"[^\s/?]+(?=@[^\s/?#@]*(?:[\s/?#]|$))"), r"\g<pre>" + MASK, needles=("://",)),
+    # user/password@ in Oracle URLs (jdbc:oracle:thin:scott/tiger@//host:1521/svc, scott/"p@ss word"@host); an
+    # unquoted password is at most 128 characters (Oracle allows 30), which bounds the look for its @
+    _Rule(re.compile(r"(?i)(?P<pre>\bjdbc:oracle:\w+:[^/\s@:;\"]+/)(?:\"[^\"\n]*\"?|[^@\s\"]{1,128}(?=@))"),
+          r"\g<pre>" + MASK, folded=("jdbc:oracle:",)),
+    _Rule(_PAIRS, _pair, pairs=True),
+    # user:password@host without a scheme (bob:p@ss@db.internal), the password up to the last @
+    _Rule(re.compile(r"(?<![\w.%+/-])(?P<pre>[\w.%+-]{1,64}:)(?!//)[^\s/@:]{1,100}(?:@[^\s/@:]{1,100}){0,5}?"
+                     r"(?=@[\w-]+(?:\.[\w-]+)*(?::\d+)?(?:[/\s;,)\]]|$))"), r"\g<pre>" + MASK, needles=("@",)),
+    # AWS access key ids (long-lived AKIA, temporary ASIA): the prefix tells which kind, the rest is masked
+    _Rule(re.compile(r"(?<![A-Z0-9])(?P<pre>AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"), r"\g<pre>" + MASK,
+          needles=("AKIA", "ASIA")),
+    # Authorization headers
+    _Rule(re.compile(r"(?i)(?P<pre>\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{6,}"), r"\g<pre>" + MASK,
+          folded=("bearer", "basic")),
+)
+
+
+# Case-folding as the regex engine's IGNORECASE matches: casefold() already maps ſ to s and the Kelvin sign to k;
+# the engine also matches ı and İ (casefolded to i + U+0307) with i. Deleting U+0307 can only add needles.
+_FOLD = str.maketrans({"\u0131": "i", "\u0307": None})
+
+
 def redact(text: str) -> str:
-    text = _PEM.sub(_pem, text)
-    text = _PEM_TAIL.sub(MASK, text)
-    for pattern, repl in _PATTERNS:
-        text = pattern.sub(repl, text)
-    text = _PAIRS.sub(_pair, text)
-    for pattern, repl in _AFTER_PAIRS:
-        text = pattern.sub(repl, text)
+    folded = text.casefold().translate(_FOLD)
+    for rule in _RULES:
+        if rule.applies(text, folded):
+            text = rule.pattern.sub(rule.repl, text)
     return text
 
 

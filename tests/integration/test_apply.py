@@ -13,6 +13,7 @@ from typing import Any
 
 import launcher
 import pytest
+from launcher.faultproxy import FaultProxy
 from prometheus_client.parser import text_string_to_metric_families
 
 SOURCE = "org.apache.kafka.connect.file.FileStreamSourceConnector"
@@ -39,11 +40,12 @@ def prefix(connector_name: str, worker: launcher.Worker) -> Iterator[str]:
 
 @pytest.fixture
 def apply(connect: str, workdir: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    def run(declared: dict[str, Any], *flags: str) -> subprocess.CompletedProcess[str]:
+    """apply(declared, *flags, url=the worker's URL): `connect-health apply` run as the chart's Job runs it."""
+    def run(declared: dict[str, Any], *flags: str, url: str = connect) -> subprocess.CompletedProcess[str]:
         path = workdir / "connectors.json"
         path.write_text(json.dumps(declared))
         exe = str(launcher.TOOLS / "venv" / "bin" / "connect-health")
-        return subprocess.run([exe, "apply", "--connectors-file", str(path), "--connect-url", connect,
+        return subprocess.run([exe, "apply", "--connectors-file", str(path), "--connect-url", url,
                                "--wait", "60", *flags], capture_output=True, text=True, timeout=180)
     return run
 
@@ -125,6 +127,50 @@ def test_prune_removes_undeclared_but_keeps_what_the_selector_protects(apply: An
     _, names = worker.request("GET", "/connectors")
     assert f"{prefix}-tmp-old" not in names
     assert f"{prefix}-keep" in names and f"{prefix}-src" in names
+
+
+class LosingProxy(FaultProxy):
+    """The launcher's fault proxy, losing the answer to the first DELETE: the request reaches the worker, which
+    deletes the connector, and the connection then closes without an answer (what apply sees when the worker's pod
+    or a proxy in between goes away mid-call). The real worker cannot be made to do this on its own."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream)
+        self.lost: list[str] = []
+        handler = self.server.RequestHandlerClass
+        answer = vars(handler)["_answer"]
+        proxy = self
+
+        def losing(request: Any, status: int, data: bytes, content_type: str) -> None:
+            if request.command == "DELETE" and not proxy.lost:
+                proxy.lost.append(f"{request.command} {request.path} {status}")
+                return  # nothing written: the handler ends and the connection closes
+            answer(request, status, data, content_type)
+
+        setattr(handler, "_answer", losing)  # noqa: B010 - the class is this proxy's own (made in __init__)
+
+
+def test_prune_with_a_lost_delete_answer_succeeds(apply: Any, worker: launcher.Worker, prefix: str,
+                                                  workdir: Path, connect: str) -> None:
+    """Issue 18, item 7: the first DELETE deletes the connector but its answer is lost; the retry answers 404. The
+    worker holds exactly what was declared, so the run succeeds (it used to exit 1, failing the helm upgrade)."""
+    declared = declaration(prefix, workdir)
+    assert apply(declared).returncode == 0
+    extra = {"connector.class": SOURCE, "tasks.max": "1", "file": str(workdir / "in.txt"), "topic": "x"}
+    worker.put_connector(f"{prefix}-tmp-old", extra)
+    proxy = LosingProxy(connect)
+    with proxy:
+        result = apply(declared, "--prune", url=proxy.url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert proxy.lost == [f"DELETE /connectors/{prefix}-tmp-old 204"]  # the worker did delete it the first time
+    assert f"retrying delete {prefix}-tmp-old in " in result.stdout
+    assert f"delete {prefix}-tmp-old: answered 404 after an answer was lost; GET /connectors/{prefix}-tmp-old " \
+           "answers 404: gone, as declared" in result.stdout, result.stdout
+    assert f"deleted {prefix}-tmp-old" in result.stdout and "0 refused" in result.stdout
+    worker.wait_for_request("DELETE", rf"/connectors/{prefix}-tmp-old", count=2)  # both reached the worker
+    _, names = worker.request("GET", "/connectors")
+    assert f"{prefix}-tmp-old" not in names
+    assert {f"{prefix}-src", f"{prefix}-sink"} <= set(names)
 
 
 def test_one_invalid_connector_applies_nothing(apply: Any, worker: launcher.Worker, prefix: str,

@@ -123,13 +123,17 @@ def test_a_refused_write_exits_1_naming_it(fake: FakeConnect, client: ConnectCli
     assert "refused: stop file-source: refused (409): rebalance" in lines
 
 
-def test_stop_on_an_old_worker_is_refused_without_a_request(fake: FakeConnect, client: ConnectClient) -> None:
+def test_stop_on_an_old_worker_pauses_without_a_stop_request(fake: FakeConnect, client: ConnectClient) -> None:
+    """Issue 18, item 7: a call the worker lacks falls back (stop -> pause) and never fails the run; it used to be
+    refused with exit 1. More cases (Confluent versions, 404/405 answers) in test_apply_end_state.py."""
     fake.route("GET", "/", Answer(200, {"version": "3.4.1", "commit": "x", "kafka_cluster_id": "y"}))
+    fake.route("PUT", "/connectors/file-source/pause", Answer(202))
     declared = same_as_worker()
     declared["file-source"] = Declared("file-source", declared["file-source"].config, "stopped")
     code, lines = run_apply(client, declared)
-    assert code == 1 and fake.requests("PUT") == []
-    assert any("state stopped needs Kafka >= 3.5 (worker runs 3.4.1)" in line for line in lines)
+    assert code == 0, lines
+    assert writes(fake) == [("PUT", "/connectors/file-source/pause")]  # no PUT .../stop
+    assert "stop file-source: Kafka 3.4.1 has no STOPPED state (Kafka 3.5+): pausing it instead" in lines
 
 
 def test_a_worker_that_never_gets_ready(fake: FakeConnect, client: ConnectClient) -> None:

@@ -8,6 +8,12 @@ differ; set desired states; prune. A call answered "not now" (``Reply.retry_late
 ``--wait`` deadline, which covers the whole run.
 A connector whose config is already what the worker holds gets no write and no validation (the worker accepted
 that exact config before), so re-applying an unchanged file sends no write at all.
+
+Writes are judged by the worker's end state (``_write``): a write whose answer was lost may have been done, so when
+its retry is refused (a DELETE retried after the first one deleted the connector answers 404) or never answered, the
+worker is read again, and the write is a success when the worker holds what was declared. The Kafka version comes
+from the worker's ``GET /`` (``versions.py``: Confluent Platform's ``7.4.0-ccs`` is Kafka 3.4); a call the worker
+lacks (``PUT .../stop`` before Kafka 3.5) falls back to pause, with one line, and never fails the run.
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from urllib.parse import quote
 
+from . import versions
 from .client import ConnectClient, ConnectError, Reply
 from .declared import DESIRED_STATES, Declared, config_differs
 from .redact import redact
@@ -48,9 +56,11 @@ class Retrier:
         self.out = out
         self.sleep = sleep
         self.clock = clock
+        self.lost = False  # whether an attempt of the last call got no answer (a write it sent may have been done)
 
     def call(self, what: str, send: Callable[[], Reply]) -> Reply:
         backoff = 0.5
+        self.lost = False
         while True:
             try:
                 reply = send()
@@ -58,6 +68,7 @@ class Retrier:
                     return reply
                 reason = f"{reply.status}: {reply.error_message()}"
             except ConnectError as exc:
+                self.lost = True
                 if self.clock() >= self.deadline:
                     raise
                 reason = str(exc)
@@ -128,15 +139,14 @@ def wait_ready(client: ConnectClient, timeout: float, out: Print, sleep: Callabl
         sleep(min(2.0, max(0.1, deadline - clock())))
 
 
-def worker_version(client: ConnectClient) -> tuple[int, ...]:
+def worker_version(client: ConnectClient) -> str | None:
+    """The version the worker reports on ``GET /`` (``3.6.2``, ``7.4.0-ccs``); None when it does not answer one."""
     try:
         reply = client.root()
     except ConnectError:
-        return ()
-    version = reply.body.get("version") if isinstance(reply.body, dict) else None
-    if not isinstance(version, str):
-        return ()
-    return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
+        return None
+    version = reply.body.get("version") if reply.ok and isinstance(reply.body, dict) else None
+    return version if isinstance(version, str) else None
 
 
 def validation_errors(name: str, decl: Declared, reply: Reply) -> list[str]:
@@ -161,6 +171,81 @@ def _check(reply: Reply, what: str, result: Result) -> bool:
         return True
     result.refused.append(f"{what}: refused ({reply.status}): {reply.error_message()}")
     return False
+
+
+# --- the worker's end state: does it hold what was declared? (a reason when it does, None when it does not) --------
+
+def _path(name: str) -> str:
+    return f"/connectors/{quote(name, safe='')}"
+
+
+def _gone(client: ConnectClient, name: str) -> str | None:
+    reply = client.request("GET", _path(name))
+    return f"GET {_path(name)} answers 404: gone, as declared" if reply.status == 404 else None
+
+
+def _config_held(client: ConnectClient, name: str, decl: Declared) -> str | None:
+    reply = client.request("GET", f"{_path(name)}/config")
+    if reply.status == 200 and isinstance(reply.body, dict) and not config_differs(
+            decl, {str(k): str(v) for k, v in reply.body.items() if k != "name"}):
+        return f"GET {_path(name)}/config shows the worker holds the declared config"
+    return None
+
+
+def _state_held(client: ConnectClient, name: str, target: str) -> str | None:
+    reply = client.request("GET", f"{_path(name)}/status")
+    body = reply.body if reply.status == 200 and isinstance(reply.body, dict) else {}
+    connector = body.get("connector")
+    if isinstance(connector, dict) and connector.get("state") == target:
+        return f"GET {_path(name)}/status shows it {target}, as declared"
+    return None
+
+
+def _holds(check: Callable[[], str | None]) -> str | None:
+    try:
+        return check()
+    except ConnectError:
+        return None
+
+
+def _write(retrier: Retrier, what: str, send: Callable[[], Reply], held: Callable[[], str | None],
+           out: Print) -> Reply | None:
+    """Send one write, retried by ``retrier``, and judge it by the worker's end state: None when it is done, else
+    the answer that refused it.
+
+    A write whose answer was lost (a connection cut after the request went out) may have been done, so its retry can
+    be refused for the very reason that it was: a DELETE retried after the first one deleted the connector answers
+    404. When an answer was lost, or the answer is a 404 (the connector may be gone already), or no attempt was
+    answered by the deadline, ``held()`` reads the worker again: the write is done when the worker holds what was
+    declared. Otherwise the answer stands (a refusal) or the last ConnectError is raised."""
+    try:
+        reply = retrier.call(what, send)
+    except ConnectError as exc:
+        reason = _holds(held)
+        if reason is None:
+            raise
+        out(f"{what}: no answer ({exc}), but {reason}")
+        return None
+    if reply.ok:
+        return None
+    if retrier.lost or reply.status == 404:
+        reason = _holds(held)
+        if reason is not None:
+            lost = " after an answer was lost" if retrier.lost else ""
+            out(f"{what}: answered {reply.status}{lost}; {reason}")
+            return None
+    return reply
+
+
+def _lacks(client: ConnectClient, name: str, reply: Reply) -> bool:
+    """Whether a 404/405 to a call on connector ``name`` says the worker has no such call (Jersey's answer for an
+    unknown path or method) rather than no such connector: the connector itself is still there."""
+    if reply.status not in (404, 405):
+        return False
+    try:
+        return client.request("GET", _path(name)).status == 200
+    except ConnectError:
+        return False
 
 
 def apply(client: ConnectClient, declared: dict[str, Declared], *, prune: bool = False,
@@ -196,6 +281,7 @@ def apply(client: ConnectClient, declared: dict[str, Declared], *, prune: bool =
         return result
 
     version = worker_version(client)
+    kafka = versions.kafka_version(version) if version is not None else None
     for name in sorted(declared):
         decl = declared[name]
         have = snapshot.connectors.get(name)
@@ -206,8 +292,10 @@ def apply(client: ConnectClient, declared: dict[str, Declared], *, prune: bool =
                 out(f"would {verb} {name}")
             else:
                 result.writes += 1
-                if not _check(call(f"{verb} {name}", partial(client.put_config, name, decl.config)),
-                              f"{verb} {name}", result):
+                refusal = _write(retrier, f"{verb} {name}", partial(client.put_config, name, decl.config),
+                                 partial(_config_held, client, name, decl), out)
+                if refusal is not None:
+                    _check(refusal, f"{verb} {name}", result)
                     continue
                 out(f"{verb}d {name}")
                 state = state or "RUNNING"
@@ -215,18 +303,29 @@ def apply(client: ConnectClient, declared: dict[str, Declared], *, prune: bool =
             out(f"unchanged {name}")
         target = DESIRED_STATES[decl.state]
         action = _state_action(state, target)
+        if action == "stop" and version is not None and kafka is not None and kafka < (3, 5):
+            stays = " (it stays paused)" if state == "PAUSED" else ""
+            out(f"stop {name}: {versions.describe(version)} has no STOPPED state (Kafka 3.5+): pausing it "
+                f"instead{stays}")
+            action, target = (None, "PAUSED") if state == "PAUSED" else ("pause", "PAUSED")
         if action is None:
-            continue
-        if action == "stop" and version and version < (3, 5):
-            result.refused.append(f"stop {name}: state stopped needs Kafka >= 3.5 (worker runs "
-                                  f"{'.'.join(map(str, version))})")
             continue
         if dry_run:
             out(f"would {action} {name}")
             continue
         result.writes += 1
-        if _check(call(f"{action} {name}", partial(client.set_state, name, action)), f"{action} {name}", result):
+        refusal = _write(retrier, f"{action} {name}", partial(client.set_state, name, action),
+                         partial(_state_held, client, name, target), out)
+        if refusal is not None and action == "stop" and _lacks(client, name, refusal):
+            out(f"stop {name}: the worker has no PUT {_path(name)}/stop (answered {refusal.status}): pausing it "
+                "instead")
+            action = "pause"
+            refusal = _write(retrier, f"pause {name}", partial(client.set_state, name, "pause"),
+                             partial(_state_held, client, name, "PAUSED"), out)
+        if refusal is None:
             out(f"{PAST[action]} {name}")
+        else:
+            _check(refusal, f"{action} {name}", result)
 
     if prune:
         for name in sorted(set(snapshot.connectors) - set(declared)):
@@ -237,8 +336,12 @@ def apply(client: ConnectClient, declared: dict[str, Declared], *, prune: bool =
                 out(f"would delete {name}")
                 continue
             result.writes += 1
-            if _check(call(f"delete {name}", partial(client.delete, name)), f"delete {name}", result):
+            refusal = _write(retrier, f"delete {name}", partial(client.delete, name),
+                             partial(_gone, client, name), out)
+            if refusal is None:
                 out(f"deleted {name}")
+            else:
+                _check(refusal, f"delete {name}", result)
     for line in result.refused:
         out(f"refused: {line}")
     return result

@@ -598,14 +598,10 @@ class Poller:
 
 def kafka_version(version: str) -> tuple[int, int] | None:
     """(major, minor) of the Kafka release a worker's ``GET /`` version names; None when it names none.
-    Confluent Platform's (``7.9.0-ccs``, ``8.0.0-ce``) are 4 majors ahead of the Kafka they ship."""
-    match = re.match(r"\s*(\d+)\.(\d+)", version)
-    if match is None:
-        return None
-    major, minor = int(match[1]), int(match[2])
-    if re.search(r"-c(cs|e)\b", version):
-        major -= 4
-    return major, minor
+    Confluent Platform's (``7.9.0-ccs``, ``8.0.0-ce``) are mapped to the Kafka they ship (versions.py)."""
+    from .versions import kafka_version as read
+
+    return read(version)
 
 
 def _health_detail(reply: Reply) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from connect_health import client as client_mod
+from connect_health.poller import HERDER_PROBE
 
 from .conftest import OTHER, WORKER, MakePoller, health
 from .fakeconnect import STARTING, Answer, FakeClock, FakeConnect, Seen, fixture
@@ -60,12 +61,13 @@ def test_health_404_falls_back_to_get_root_and_remembers(fake: FakeConnect, make
     fake.without_health("3.8.1")
     poller = make_poller()
     first = poller.poll_once()
-    assert [s.path for s in fake.requests()] == ["/health", "/", "/connectors"]
+    assert [s.path for s in fake.requests()] == ["/health", "/", HERDER_PROBE, "/connectors"]
     assert first.health_endpoint == "/" and first.report.startupz.ok and first.observation.reachable
     fake.clear()
     second = poller.poll_once()
-    assert [s.path for s in fake.requests()] == ["/", "/connectors"]  # /health is not asked again
-    assert second.rest_calls_last_poll == 2
+    # /health is not asked again; the herder probe is the one extra call of a worker without it
+    assert [s.path for s in fake.requests()] == ["/", HERDER_PROBE, "/connectors"]
+    assert second.rest_calls_last_poll == 3
 
 
 def test_health_404_from_a_worker_of_3_9_or_later_means_starting_not_no_health(
@@ -136,18 +138,57 @@ def test_health_500_while_get_root_answers_is_a_stuck_herder(fake: FakeConnect, 
     assert view.report.livez.ok and not view.report.readyz.ok and view.observation.herder_stuck
 
 
-def test_without_health_get_connectors_failing_after_get_root_answered_is_a_stuck_herder(
+# Kafka < 3.9: GET /connectors?expand=status reads the backing stores and answers while the herder is deadlocked
+# (seen on a real 3.6.2 worker: tests/integration/test_herder.py); GET /connectors/{name} waits for the herder thread.
+@pytest.mark.parametrize("stuck", [Answer(200, {}, hang=True),
+                                   Answer(500, {"error_code": 500, "message": "Request timed out"})],
+                         ids=["timeout", "500"])
+def test_without_health_the_herder_probe_failing_after_get_root_answered_is_a_stuck_herder(
+        fake: FakeConnect, make_poller: MakePoller, clock: FakeClock, stuck: Answer) -> None:
+    fake.without_health("3.6.2")
+    poller = make_poller(health(unresponsive_after=30, herder_stuck_after=600), timeout=0.3)
+    assert poller.poll_once().report.startupz.ok
+    fake.route("GET", HERDER_PROBE, stuck)
+    poller.poll_once()
+    clock.advance(120)
+    fake.clear()
+    view = poller.poll_once()
+    assert [s.path for s in fake.requests()] == ["/", HERDER_PROBE]  # GET /connectors would not tell
+    assert view.observation.herder_stuck and view.report.livez.ok and not view.report.readyz.ok
+    assert "herder not answering for 120s" in view.report.readyz.reasons[0]
+    clock.advance(500)
+    view = poller.poll_once()
+    assert not view.report.livez.ok and "herder stuck for 620s (limit 600s)" in view.report.livez.reasons[0]
+    fake.route("GET", HERDER_PROBE, Answer(404, {"error_code": 404, "message": "Connector x not found"}))
+    view = poller.poll_once()
+    assert view.report.livez.ok and view.report.readyz.ok and not view.observation.herder_stuck
+
+
+@pytest.mark.parametrize("answer", [Answer(404, {"error_code": 404, "message": "Connector x not found"}),
+                                    Answer(200, {"name": "x", "config": {}, "tasks": [], "type": "sink"}),
+                                    Answer(409, {"error_code": 409, "message": "Cannot complete request momentarily "
+                                                 "due to stale configuration (typically caused by a concurrent "
+                                                 "config change)"})],
+                         ids=["no-such-connector", "a-connector-of-that-name", "rebalance"])
+def test_without_health_any_answer_of_the_herder_probe_is_the_herder_answering(
+        fake: FakeConnect, make_poller: MakePoller, answer: Answer) -> None:
+    fake.without_health("3.6.2")
+    fake.route("GET", HERDER_PROBE, answer)
+    view = make_poller().poll_once()
+    assert view.report.startupz.ok and view.report.readyz.ok and not view.observation.herder_stuck
+
+
+def test_without_health_get_connectors_failing_is_the_rest_api_not_the_herder(
         fake: FakeConnect, make_poller: MakePoller, clock: FakeClock) -> None:
     fake.without_health("3.6.2")
     poller = make_poller(health(unresponsive_after=30, herder_stuck_after=600), timeout=0.3)
     assert poller.poll_once().report.startupz.ok
     fake.connectors(Answer(200, {}, hang=True))
-    fake.clear()
     poller.poll_once()
-    clock.advance(120)
+    clock.advance(31)
     view = poller.poll_once()
-    assert view.rest_calls_last_poll == 2  # no extra call: GET / is this worker's health call anyway
-    assert view.observation.herder_stuck and view.report.livez.ok and not view.report.readyz.ok
+    assert not view.observation.herder_stuck  # the herder probe answered: the same judgement as on Kafka >= 3.9
+    assert not view.report.livez.ok and "unresponsive for 31s" in view.report.livez.reasons[0]
 
 
 def test_nothing_answering_stays_on_the_unresponsive_budget(fake: FakeConnect, make_poller: MakePoller,

@@ -39,6 +39,9 @@ log = logging.getLogger("connect_health.poller")
 CONFIG_REFRESH = 30.0  # seconds between fetches of connector configs (expand=info), when connectors are declared
 GONE_GRACE = 600.0  # seconds a deleted connector's restart counters and history are kept
 LAST_RESTARTS = 5  # restarts remembered per connector for /status
+# Kafka < 3.9's stand-in for GET /health: DistributedHerder.connectorInfo answers it on the herder's own thread (a 404
+# for a name that is no connector; the connector's info if one has it), GET / and GET /connectors never go there.
+HERDER_PROBE = "/connectors/connect-health-herder-probe"
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,8 @@ class Poller:
 
     # --- one poll ----------------------------------------------------------------------------------------
     def _startup_state(self) -> bool:
-        """Ask /health (or /). True when the worker says it finished startup (or cannot say)."""
+        """Ask /health (or, on Kafka < 3.9, / then HERDER_PROBE). True when the worker says it finished startup
+        (or cannot say); _HerderStuck when the herder does not answer while GET / does."""
         if self.health_endpoint != "/":
             try:
                 reply = self.client.health()
@@ -208,8 +212,9 @@ class Poller:
                     self._live(lifecycle.starting_again(self.life, self.clock(), detail))
                     return False
                 self.health_endpoint = "/"
-                log.info("worker has no GET /health (Kafka %s < 3.9): using GET /", version or "of unknown version")
-                return self._judge_root(root)
+                log.info("worker has no GET /health (Kafka %s < 3.9): using GET / and GET %s",
+                         version or "of unknown version", HERDER_PROBE)
+                reply = root
             else:
                 self.health_endpoint = "/health"
                 if reply.status == 200:
@@ -220,9 +225,25 @@ class Poller:
                     return False
                 self._herder_check(f"GET /health answered {reply.status}: {detail}")
                 raise _Failure(f"GET /health answered {reply.status}: {detail}")
-        reply = self.client.root()
-        self._answered()
-        return self._judge_root(reply)
+        else:
+            reply = self.client.root()
+            self._answered()
+        self._judge_root(reply)
+        # No GET /health (Kafka < 3.9), and GET /connectors?expand=status reads the backing stores, never the herder:
+        # HERDER_PROBE is the one call per poll that waits for the herder's thread. Any answer from it (404, 200,
+        # 409 for a rebalance) is the herder answering; a timeout or 5xx while GET / answered is the herder stuck.
+        try:
+            probe = self.client.request("GET", HERDER_PROBE, raw=True)
+        except Unreachable:
+            raise
+        except ConnectError as exc:
+            raise _HerderStuck(f"{exc}; GET / answers: the worker is alive, its herder busy or stuck") from None
+        if probe.status in (401, 403):
+            raise _AuthFailure(f"GET {HERDER_PROBE} answered {probe.status}: {probe.error_message()}")
+        if probe.status >= 500:
+            raise _HerderStuck(f"GET {HERDER_PROBE} answered {probe.status}: {probe.error_message()}; GET / "
+                               "answers: the worker is alive, its herder busy or stuck")
+        return True
 
     def _herder_check(self, why: str) -> None:
         """After GET /health failed: raise _HerderStuck when GET / (not behind the herder) answers; return when
@@ -266,19 +287,9 @@ class Poller:
         now = self.clock()
         info = bool(self._declared) and (self._configs_for is not self._declared or self._configs_at is None
                                          or now - self._configs_at >= CONFIG_REFRESH)
-        # Without GET /health (Kafka < 3.9), GET / answered just now: GET /connectors (a herder round-trip)
-        # timing out or answering 5xx is the herder's, not the process's.
-        stuck = "; GET / answers: the worker is alive, its herder busy or stuck"
-        try:
-            reply = self.client.connectors_expanded(info=info, raw=True)
-        except Unreachable:
-            raise
-        except ConnectError as exc:
-            if self.health_endpoint == "/":
-                raise _HerderStuck(f"{exc}{stuck}") from None
-            raise
-        if reply.status >= 500 and self.health_endpoint == "/":
-            raise _HerderStuck(f"GET /connectors answered {reply.status}: {reply.error_message()}{stuck}")
+        # GET /connectors?expand=status never goes through the herder (3.x and 4.x read the backing stores): its
+        # failures are the REST API's, the herder is judged by GET /health or HERDER_PROBE just before.
+        reply = self.client.connectors_expanded(info=info, raw=True)
         if reply.status in (401, 403):
             raise _AuthFailure(f"GET /connectors answered {reply.status}: {reply.error_message()}")
         if reply.status == 409:

@@ -457,7 +457,8 @@ OPTIONS: tuple[Option, ...] = (
            chart="healthcheck.unresponsiveAfter"),
     Option("--herder-stuck-after", seconds(positive=True),
            "seconds GET /health (on Kafka < 3.9: the herder probe) may keep failing while GET / answers (the "
-           "worker is alive, its herder busy or stuck: a broker outage) before liveness fails", 600.0, chart="healthcheck.herderStuckAfter"),
+           "worker is alive, its herder busy or stuck: a broker outage) before liveness fails", 600.0,
+           chart="healthcheck.herderStuckAfter"),
     Option("--best-effort", Regex(), "regex of connector names whose failures never fail liveness", None,
            chart="healthcheck.bestEffort"),
     Option("--failure-threshold",

@@ -212,12 +212,12 @@ def test_log_config_changes_roll_the_workers(render: Render) -> None:
 
 # --- (4) safer defaults ---------------------------------------------------------------------------------------
 
-def test_group_id_is_unique_per_namespace_and_release(render: Render) -> None:
+def test_group_id_is_what_the_values_say_in_any_namespace(render: Render) -> None:
+    """groupId is required (tests/chart/test_identity.py): the namespace no longer changes the Connect cluster."""
     a, b = (properties(one(render(BOOT, namespace=ns), "ConfigMap", WORKER_CM)["data"]
                        ["connect-distributed.properties"]) for ns in ("team-a", "team-b"))
-    assert a["group.id"] == "team-a-rel-kafka-connect" and b["group.id"] == "team-b-rel-kafka-connect"
-    assert a["config.storage.topic"] != b["config.storage.topic"]
-    # The migration the README documents: the old default (the full name) set explicitly keeps the old cluster.
+    assert a["group.id"] == b["group.id"] == "team-a-rel-kafka-connect"
+    # The migration the README documents: the oldest default (the full name) set explicitly keeps the old cluster.
     old = props_of(render, {"groupId": "rel-kafka-connect"})
     assert old["group.id"] == "rel-kafka-connect" and old["offset.storage.topic"] == "rel-kafka-connect-offsets"
 

@@ -75,11 +75,17 @@ app.kubernetes.io/component: worker
 {{- end }}
 
 {{/*
-Connect group id: groupId, or "<namespace>-<full name>" so that releases named alike in two namespaces on one Kafka
-never join into one Connect cluster (chart 0.1.x used the full name alone: README, "Upgrading").
+Connect group id: groupId, required. The Connect cluster's identity (group.id and, by default, the internal topics)
+never follows the release name, fullnameOverride or the namespace: a rename would silently start an empty Connect
+cluster, and source connectors would lose their offsets. The refusal names the former default of this release
+("<namespace>-<full name>"), which keeps an existing cluster (README, "Upgrading").
 */}}
 {{- define "kafka-connect.groupId" -}}
-{{- default (printf "%s-%s" .Release.Namespace (include "kafka-connect.fullname" .)) .Values.groupId }}
+{{- if not .Values.groupId }}
+{{- $fullname := include "kafka-connect.fullname" . }}
+{{- fail (printf "groupId is required: it is the Connect cluster's identity (group.id; the internal topics default to <groupId>-configs, -offsets, -status) and no longer follows the release name or namespace. A new release: a name unique on this Kafka. A release that already runs: keep its connectors and offsets with groupId: %s-%s (the former default; check group.id in ConfigMap %s)" .Release.Namespace $fullname (include "kafka-connect.workerConfigName" .)) }}
+{{- end }}
+{{- .Values.groupId }}
 {{- end }}
 
 {{/*
@@ -331,6 +337,8 @@ offset.storage.replication.factor: internalTopics.offset.replicationFactor
 status.storage.replication.factor: internalTopics.status.replicationFactor
 offset.storage.partitions: internalTopics.offset.partitions
 status.storage.partitions: internalTopics.status.partitions
+connector.client.config.override.policy: "connectorClientOverrides (the chart renders the narrowest policy)"
+connector.client.config.override.allowlist: "connectorClientOverrides (the chart renders the narrowest policy)"
 {{- end }}
 
 {{/* Fails on settings the schema cannot express; included by the templates that depend on them. */}}
@@ -439,6 +447,9 @@ status.storage.partitions: internalTopics.status.partitions
 {{- range $key, $value := $connector.config }}
 {{- $_ := set $config $key (include "kafka-connect.scalar" $value) }}
 {{- end }}
+{{- with include "kafka-connect.sinkConsumerGroup" (dict "name" $name "connector" $connector "context" $) }}
+{{- $_ := set $config "consumer.override.group.id" . }}
+{{- end }}
 {{- $entry := dict "config" $config "state" (get $connector "state" | default "running") "policy" (get $connector "policy" | default "critical") }}
 {{- if hasKey $connector "restartAttempts" }}
 {{- $_ := set $entry "restartAttempts" (int $connector.restartAttempts) }}
@@ -446,4 +457,64 @@ status.storage.partitions: internalTopics.status.partitions
 {{- $_ := set $out $name $entry }}
 {{- end }}
 {{- toJson $out }}
+{{- end }}
+
+{{/*
+The consumer group the chart gives a declared sink ("" for none: a source, or Connect's own connect-<name>):
+(dict "name" .. "connector" .. "context" $). A sink is a config with topics or topics.regex. Its group is
+consumerGroup, else a consumer.override.group.id of its config (kept as written), else by sinkConsumerGroups:
+cluster gives "<groupId>-<name>", connect keeps Connect's "connect-<name>". Unset with such a sink, the render is
+refused: a sink's group is its position, and sinks created before the value existed run as connect-<name>.
+*/}}
+{{- define "kafka-connect.sinkConsumerGroup" -}}
+{{- $config := .connector.config | default dict }}
+{{- $own := get .connector "consumerGroup" | default "" }}
+{{- $inConfig := include "kafka-connect.scalar" (get $config "consumer.override.group.id" | default "") }}
+{{- if and $own $inConfig (ne $own $inConfig) }}
+{{- fail (printf "connectors.%s.consumerGroup (%s) and its config's consumer.override.group.id (%s) differ: keep one" .name $own $inConfig) }}
+{{- end }}
+{{- if or (hasKey $config "topics") (hasKey $config "topics.regex") }}
+{{- $mode := .context.Values.sinkConsumerGroups }}
+{{- if $own }}{{ $own }}
+{{- else if $inConfig }}{{ $inConfig }}
+{{- else if eq $mode "cluster" }}{{ printf "%s-%s" (include "kafka-connect.groupId" .context) .name }}
+{{- else if ne $mode "connect" }}
+{{- fail (printf "connectors.%s is a sink and its consumer group is not chosen: set sinkConsumerGroups: cluster (its group becomes %s-%s, never shared with another Connect cluster) or connect (Connect's connect-%s, what sinks created before this value run as), or connectors.%s.consumerGroup; a running sink's group is its position, a new group starts over from auto.offset.reset" .name (include "kafka-connect.groupId" .context) .name .name .name) }}
+{{- end }}
+{{- else if $own }}
+{{- fail (printf "connectors.%s.consumerGroup is set but the connector is not a sink (no topics or topics.regex in its config)" .name) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The narrowest connector.client.config.override.policy admitting every client override the declared connectors carry
+(the sinks' group.id included) and connectorClientOverrides, as YAML {property: value} for the worker properties.
+None when there is none; ["*"] is All. Kafka >= 4.2: Allowlist (KIP-1188) with connector.client.config.override.allowlist.
+Before 4.2 (or a Kafka version the chart does not know): Principal when only the principal settings, else All,
+the only policies that let a connector set other client properties.
+*/}}
+{{- define "kafka-connect.overridePolicy" -}}
+{{- $names := dict }}
+{{- range $name, $connector := include "kafka-connect.connectorsJson" . | fromJson }}
+{{- range $key, $_ := $connector.config }}
+{{- $m := regexFind "^(producer|consumer|admin)\\.override\\..+$" $key }}
+{{- if $m }}{{ $_ := set $names (regexReplaceAll "^(producer|consumer|admin)\\.override\\." $key "") true }}{{ end }}
+{{- end }}
+{{- end }}
+{{- range .Values.connectorClientOverrides }}{{ $_ := set $names . true }}{{ end }}
+{{- $version := include "kafka-connect.kafkaVersion" . }}
+{{- $props := dict }}
+{{- if hasKey $names "*" }}
+{{- $_ := set $props "connector.client.config.override.policy" "All" }}
+{{- else if not $names }}
+{{- $_ := set $props "connector.client.config.override.policy" "None" }}
+{{- else if and $version (semverCompare ">=4.2.0-0" $version) }}
+{{- $_ := set $props "connector.client.config.override.policy" "Allowlist" }}
+{{- $_ := set $props "connector.client.config.override.allowlist" (keys $names | sortAlpha | join ",") }}
+{{- else if not (omit $names "sasl.jaas.config" "sasl.mechanism" "security.protocol") }}
+{{- $_ := set $props "connector.client.config.override.policy" "Principal" }}
+{{- else }}
+{{- $_ := set $props "connector.client.config.override.policy" "All" }}
+{{- end }}
+{{- toYaml $props }}
 {{- end }}

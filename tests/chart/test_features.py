@@ -194,7 +194,8 @@ def test_secret_mounts_and_config_providers(render: Render) -> None:
     )
     assert props["config.providers.file.class"] == "org.apache.kafka.common.config.provider.FileConfigProvider"
     for provider in ("directory", "file"):
-        assert props[f"config.providers.{provider}.param.allowed.paths"] == "/mnt/secrets/pg,/mnt/rest,/mnt/kafka/tls"
+        # /mnt/rest (the REST basic-auth JAAS and users files) is mounted with configProviders: false.
+        assert props[f"config.providers.{provider}.param.allowed.paths"] == "/mnt/secrets/pg,/mnt/kafka/tls"
     for prefix in ("", "producer.", "consumer.", "admin."):
         assert props[f"{prefix}security.protocol"] == "SSL"
         assert props[f"{prefix}ssl.truststore.password"] == "${directory:/mnt/kafka/tls:truststore.password}"

@@ -124,11 +124,22 @@ chart's appVersion without a tag) when it reads as a version. Other images' tags
 /mnt/kafka/sasl
 {{- end }}
 
-{{/* Whether the directory/file config providers are on: secretMounts, or Secrets of kafka.tls / kafka.sasl. */}}
+{{/*
+The directory/file config providers' allowed.paths (empty: the providers are off): secretMounts (but those with
+configProviders false, files the JVM reads itself), the connectors' own Secrets, and kafka.tls / kafka.sasl. Every
+connector config can read every path listed here (README, "What a connector author can read").
+*/}}
 {{- define "kafka-connect.fileProviderPaths" -}}
 {{- $paths := list }}
 {{- range $name, $mount := .Values.secretMounts }}
+{{- if or (not (hasKey $mount "configProviders")) $mount.configProviders }}
 {{- $paths = append $paths (include "kafka-connect.secretMountPath" (dict "name" $name "mount" $mount)) }}
+{{- end }}
+{{- end }}
+{{- range $name, $connector := .Values.connectors }}
+{{- if get $connector "secretName" }}
+{{- $paths = append $paths (include "kafka-connect.connectorSecretPath" $name) }}
+{{- end }}
 {{- end }}
 {{- if and .Values.kafka.tls.enabled .Values.kafka.tls.existingSecret }}
 {{- $paths = append $paths (include "kafka-connect.kafkaTlsDir" .) }}
@@ -158,21 +169,28 @@ Secrets are referenced through the directory config provider, never copied.
 {{- if $tls.enabled }}
 {{- $_ := set $props "ssl.endpoint.identification.algorithm" ($tls.endpointIdentificationAlgorithm | default "") }}
 {{- if $tls.existingSecret }}
+{{- /* PEM stores have no store password: Kafka refuses ssl.truststore.password / ssl.keystore.password with them. */}}
 {{- with $tls.truststore }}
 {{- if .key }}
 {{- $_ := set $props "ssl.truststore.location" (printf "%s/%s" $tlsDir .key) }}
 {{- $_ := set $props "ssl.truststore.type" .type }}
-{{- if .passwordKey }}
+{{- if and .passwordKey (ne .type "PEM") }}
 {{- $_ := set $props "ssl.truststore.password" (printf "${directory:%s:%s}" $tlsDir .passwordKey) }}
 {{- end }}
 {{- end }}
 {{- end }}
 {{- with $tls.keystore }}
 {{- if .key }}
-{{- $_ := set $props "ssl.keystore.location" (printf "%s/%s" $tlsDir .key) }}
 {{- $_ := set $props "ssl.keystore.type" .type }}
+{{- if eq .type "PEM" }}
+{{- /* A cert-manager Secret: the chain (tls.crt) and the PKCS#8 key (tls.key) in two files, given inline. */}}
+{{- $_ := set $props "ssl.keystore.certificate.chain" (printf "${directory:%s:%s}" $tlsDir .key) }}
+{{- $_ := set $props "ssl.keystore.key" (printf "${directory:%s:%s}" $tlsDir (get . "privateKeyKey" | default "tls.key")) }}
+{{- else }}
+{{- $_ := set $props "ssl.keystore.location" (printf "%s/%s" $tlsDir .key) }}
 {{- if .passwordKey }}
 {{- $_ := set $props "ssl.keystore.password" (printf "${directory:%s:%s}" $tlsDir .passwordKey) }}
+{{- end }}
 {{- end }}
 {{- if .keyPasswordKey }}
 {{- $_ := set $props "ssl.key.password" (printf "${directory:%s:%s}" $tlsDir .keyPasswordKey) }}
@@ -432,6 +450,14 @@ connector.client.config.override.allowlist: "connectorClientOverrides (the chart
 {{- end }}
 {{- $_ := set $mountPaths $path $name }}
 {{- end }}
+{{- end }}
+
+{{/* Where connectors.<name>.secretName is mounted, and its volume's name (a DNS label whatever the connector's name). */}}
+{{- define "kafka-connect.connectorSecretPath" -}}
+{{- printf "/mnt/connectors/%s" . }}
+{{- end }}
+{{- define "kafka-connect.connectorSecretVolume" -}}
+{{- printf "connector-secret-%s" (sha256sum . | trunc 12) }}
 {{- end }}
 
 {{/* Mount path of a secretMounts entry: (dict "name" .. "mount" ..). */}}

@@ -30,8 +30,8 @@ def test_cert_manager_secret_renders_pem_stores_for_every_client(render: Render)
         assert props[f"{p}ssl.truststore.location"] == f"{TLS}/ca.crt"
         assert props[f"{p}ssl.keystore.type"] == "PEM"
         # Two files in the Secret: the chain and the key, read by the directory provider at startup.
-        assert props[f"{p}ssl.keystore.certificate.chain"] == f"${{directory:{TLS}:tls.crt}}"
-        assert props[f"{p}ssl.keystore.key"] == f"${{directory:{TLS}:tls.key}}"
+        assert props[f"{p}ssl.keystore.certificate.chain"] == "@@kafka-secret:tls/tls.crt@@"
+        assert props[f"{p}ssl.keystore.key"] == "@@kafka-secret:tls/tls.key@@"
         assert f"{p}ssl.keystore.location" not in props
     assert not [k for k in props if "password" in k]
 
@@ -46,17 +46,17 @@ def test_an_encrypted_pem_key_gets_only_its_key_password(render: Render) -> None
     tls = {**CERT_MANAGER, "keystore": {**CERT_MANAGER["keystore"], "keyPasswordKey": "key.password"}}
     props = client_props(render, tls)
     for p in PREFIXES:
-        assert props[f"{p}ssl.key.password"] == f"${{directory:{TLS}:key.password}}"
+        assert props[f"{p}ssl.key.password"] == "@@kafka-secret:tls/key.password@@"
     assert [k for k in props if "password" in k and not k.endswith("ssl.key.password")] == []
 
 
 def test_the_private_key_item_is_a_value(render: Render) -> None:
     tls = {**CERT_MANAGER, "keystore": {**CERT_MANAGER["keystore"], "privateKeyKey": "client.key"}}
-    assert client_props(render, tls)["consumer.ssl.keystore.key"] == f"${{directory:{TLS}:client.key}}"
+    assert client_props(render, tls)["consumer.ssl.keystore.key"] == "@@kafka-secret:tls/client.key@@"
 
 
 def test_pkcs12_stores_keep_their_passwords(render: Render) -> None:
     props = client_props(render, {"keystore": {"key": "keystore.p12"}})
-    assert props["admin.ssl.truststore.password"] == f"${{directory:{TLS}:truststore.password}}"
-    assert props["admin.ssl.keystore.password"] == f"${{directory:{TLS}:keystore.password}}"
+    assert props["admin.ssl.truststore.password"] == "@@kafka-secret:tls/truststore.password@@"
+    assert props["admin.ssl.keystore.password"] == "@@kafka-secret:tls/keystore.password@@"
     assert props["admin.ssl.keystore.location"] == f"{TLS}/keystore.p12"

@@ -126,8 +126,9 @@ chart's appVersion without a tag) when it reads as a version. Other images' tags
 
 {{/*
 The directory/file config providers' allowed.paths (empty: the providers are off): secretMounts (but those with
-configProviders false, files the JVM reads itself), the connectors' own Secrets, and kafka.tls / kafka.sasl. Every
-connector config can read every path listed here (README, "What a connector author can read").
+configProviders false, files the JVM reads itself) and the connectors' own Secrets; never kafka.tls / kafka.sasl
+(the worker-config init container resolves those). Every connector config can read every path listed here (README,
+"What a connector author can read").
 */}}
 {{- define "kafka-connect.fileProviderPaths" -}}
 {{- $paths := list }}
@@ -141,26 +142,22 @@ connector config can read every path listed here (README, "What a connector auth
 {{- $paths = append $paths (include "kafka-connect.connectorSecretPath" $name) }}
 {{- end }}
 {{- end }}
-{{- if and .Values.kafka.tls.enabled .Values.kafka.tls.existingSecret }}
-{{- $paths = append $paths (include "kafka-connect.kafkaTlsDir" .) }}
-{{- end }}
-{{- if .Values.kafka.sasl.mechanism }}
-{{- $paths = append $paths (include "kafka-connect.kafkaSaslDir" .) }}
-{{- end }}
 {{- join "," $paths }}
 {{- end }}
 
 {{/*
 The Kafka client security settings as a YAML map {property: value}, from kafka.tls, kafka.sasl and
 kafka.clientConfig; the worker ConfigMap writes them at worker level and under producer., consumer. and admin.
-Secrets are referenced through the directory config provider, never copied.
+Secrets are never copied: a value "@@kafka-secret:<tls|sasl>/<key>@@" is replaced by the worker-config init
+container with that key of the Secret mounted at /mnt/kafka/<tls|sasl>, into a memory-backed file only the worker
+reads. Not through a config provider: connector configs can call every provider the worker has, so the worker's
+own Kafka password would be theirs to read.
 */}}
 {{- define "kafka-connect.kafkaClientProperties" -}}
 {{- $tls := .Values.kafka.tls }}
 {{- $sasl := .Values.kafka.sasl }}
 {{- $props := dict }}
 {{- $tlsDir := include "kafka-connect.kafkaTlsDir" . }}
-{{- $saslDir := include "kafka-connect.kafkaSaslDir" . }}
 {{- if $sasl.mechanism }}
 {{- $_ := set $props "security.protocol" (ternary "SASL_SSL" "SASL_PLAINTEXT" $tls.enabled) }}
 {{- else if $tls.enabled }}
@@ -175,7 +172,7 @@ Secrets are referenced through the directory config provider, never copied.
 {{- $_ := set $props "ssl.truststore.location" (printf "%s/%s" $tlsDir .key) }}
 {{- $_ := set $props "ssl.truststore.type" .type }}
 {{- if and .passwordKey (ne .type "PEM") }}
-{{- $_ := set $props "ssl.truststore.password" (printf "${directory:%s:%s}" $tlsDir .passwordKey) }}
+{{- $_ := set $props "ssl.truststore.password" (printf "@@kafka-secret:tls/%s@@" .passwordKey) }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -184,16 +181,16 @@ Secrets are referenced through the directory config provider, never copied.
 {{- $_ := set $props "ssl.keystore.type" .type }}
 {{- if eq .type "PEM" }}
 {{- /* A cert-manager Secret: the chain (tls.crt) and the PKCS#8 key (tls.key) in two files, given inline. */}}
-{{- $_ := set $props "ssl.keystore.certificate.chain" (printf "${directory:%s:%s}" $tlsDir .key) }}
-{{- $_ := set $props "ssl.keystore.key" (printf "${directory:%s:%s}" $tlsDir (get . "privateKeyKey" | default "tls.key")) }}
+{{- $_ := set $props "ssl.keystore.certificate.chain" (printf "@@kafka-secret:tls/%s@@" .key) }}
+{{- $_ := set $props "ssl.keystore.key" (printf "@@kafka-secret:tls/%s@@" (get . "privateKeyKey" | default "tls.key")) }}
 {{- else }}
 {{- $_ := set $props "ssl.keystore.location" (printf "%s/%s" $tlsDir .key) }}
 {{- if .passwordKey }}
-{{- $_ := set $props "ssl.keystore.password" (printf "${directory:%s:%s}" $tlsDir .passwordKey) }}
+{{- $_ := set $props "ssl.keystore.password" (printf "@@kafka-secret:tls/%s@@" .passwordKey) }}
 {{- end }}
 {{- end }}
 {{- if .keyPasswordKey }}
-{{- $_ := set $props "ssl.key.password" (printf "${directory:%s:%s}" $tlsDir .keyPasswordKey) }}
+{{- $_ := set $props "ssl.key.password" (printf "@@kafka-secret:tls/%s@@" .keyPasswordKey) }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -207,10 +204,10 @@ Secrets are referenced through the directory config provider, never copied.
 {{- $_ := set $props "sasl.login.callback.handler.class" "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler" }}
 {{- $scope := "" }}
 {{- with $o.scope }}{{ $scope = printf " scope=\"%s\"" . }}{{ end }}
-{{- $_ := set $props "sasl.jaas.config" (printf "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId=\"${directory:%s:%s}\" clientSecret=\"${directory:%s:%s}\"%s;" $saslDir $o.clientIdKey $saslDir $o.clientSecretKey $scope) }}
+{{- $_ := set $props "sasl.jaas.config" (printf "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId=\"@@kafka-secret:sasl/%s@@\" clientSecret=\"@@kafka-secret:sasl/%s@@\"%s;" $o.clientIdKey $o.clientSecretKey $scope) }}
 {{- else }}
 {{- $module := ternary "org.apache.kafka.common.security.plain.PlainLoginModule" "org.apache.kafka.common.security.scram.ScramLoginModule" (eq . "PLAIN") }}
-{{- $_ := set $props "sasl.jaas.config" (printf "%s required username=\"${directory:%s:%s}\" password=\"${directory:%s:%s}\";" $module $saslDir $sasl.usernameKey $saslDir $sasl.passwordKey) }}
+{{- $_ := set $props "sasl.jaas.config" (printf "%s required username=\"@@kafka-secret:sasl/%s@@\" password=\"@@kafka-secret:sasl/%s@@\";" $module $sasl.usernameKey $sasl.passwordKey) }}
 {{- end }}
 {{- end }}
 {{- range $key, $value := .Values.kafka.clientConfig }}
@@ -543,4 +540,48 @@ the only policies that let a connector set other client properties.
 {{- $_ := set $props "connector.client.config.override.policy" "All" }}
 {{- end }}
 {{- toYaml $props }}
+{{- end }}
+
+{{/* Whether the worker's properties reference the worker's own Kafka Secrets (the worker-config init container runs). */}}
+{{- define "kafka-connect.workerSecretsInit" -}}
+{{- if contains "@@kafka-secret:" (include "kafka-connect.kafkaClientProperties" .) }}true{{ end }}
+{{- end }}
+
+{{/*
+The worker-config init container's script (bash: the Connect images run Kafka's bash scripts): copies the worker
+ConfigMap's files to the memory-backed emptyDir the worker reads, replacing each "@@kafka-secret:<dir>/<key>@@" with
+that Secret key's content escaped for a Java properties file (read as ISO-8859-1: non-ASCII is refused rather than
+mangled). A key missing from the Secret fails the pod with a line naming it. Paths come from the environment so the
+integration test runs the same script.
+*/}}
+{{- define "kafka-connect.workerConfigScript" -}}
+set -eu
+src=${WORKER_CONFIG_TEMPLATE:-/etc/kafka-connect-template}
+dst=${WORKER_CONFIG:-/etc/kafka-connect}
+secrets=${KAFKA_SECRETS:-/mnt/kafka}
+for f in "$src"/*; do
+  case $f in */connect-distributed.properties) ;; *) cp "$f" "$dst/" ;; esac
+done
+props=$(cat "$src/connect-distributed.properties"; printf x); props=${props%x}
+for f in "$secrets"/*/*; do
+  [ -f "$f" ] || continue
+  marker="@@kafka-secret:${f#"$secrets"/}@@"
+  case $props in *"$marker"*) ;; *) continue ;; esac
+  if LC_ALL=C grep -q '[^[:print:][:space:]]' "$f"; then
+    echo "worker-config: ${f} holds non-ASCII characters, which a Java properties file cannot carry as they are" >&2
+    exit 1
+  fi
+  v=$(cat "$f"; printf x); v=${v%x}
+  v=${v//\\/\\\\}; v=${v//$'\n'/\\n}; v=${v//$'\r'/\\r}; v=${v//$'\t'/\\t}; v=${v// /\\ }
+  props=${props//"$marker"/"$v"}
+done
+case $props in
+  *@@kafka-secret:*)
+    missing=${props#*@@kafka-secret:}; missing=${missing%%@@*}
+    echo "worker-config: ${secrets}/${missing} does not exist: add key ${missing#*/} to the kafka.${missing%%/*} Secret (kafka.${missing%%/*}.existingSecret)" >&2
+    exit 1 ;;
+esac
+rm -f "$dst/connect-distributed.properties"
+umask 077
+printf '%s' "$props" > "$dst/connect-distributed.properties"
 {{- end }}

@@ -492,7 +492,7 @@ refused: a sink's group is its position, and sinks created before the value exis
 {{- define "kafka-connect.sinkConsumerGroup" -}}
 {{- $config := .connector.config | default dict }}
 {{- $own := get .connector "consumerGroup" | default "" }}
-{{- $inConfig := include "kafka-connect.scalar" (get $config "consumer.override.group.id" | default "") }}
+{{- $inConfig := get $config "consumer.override.group.id" | default "" | toString }}
 {{- if and $own $inConfig (ne $own $inConfig) }}
 {{- fail (printf "connectors.%s.consumerGroup (%s) and its config's consumer.override.group.id (%s) differ: keep one" .name $own $inConfig) }}
 {{- end }}
@@ -518,10 +518,21 @@ the only policies that let a connector set other client properties.
 */}}
 {{- define "kafka-connect.overridePolicy" -}}
 {{- $names := dict }}
-{{- range $name, $connector := include "kafka-connect.connectorsJson" . | fromJson }}
-{{- range $key, $_ := $connector.config }}
-{{- $m := regexFind "^(producer|consumer|admin)\\.override\\..+$" $key }}
-{{- if $m }}{{ $_ := set $names (regexReplaceAll "^(producer|consumer|admin)\\.override\\." $key "") true }}{{ end }}
+{{- $cluster := eq .Values.sinkConsumerGroups "cluster" }}
+{{- range $name, $connector := .Values.connectors }}
+{{- $config := $connector.config | default dict }}
+{{- if and (or (hasKey $config "topics") (hasKey $config "topics.regex")) (or $cluster (get $connector "consumerGroup")) }}
+{{- $_ := set $names "group.id" true }}
+{{- end }}
+{{- range $key, $_ := $config }}
+{{- /* prefixes, not regexes: a regex is compiled per call, per key of every connector */}}
+{{- if contains ".override." $key }}
+{{- range $prefix := list "producer.override." "consumer.override." "admin.override." }}
+{{- if and (hasPrefix $prefix $key) (ne $prefix $key) }}
+{{- $_ := set $names (trimPrefix $prefix $key) true }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- range .Values.connectorClientOverrides }}{{ $_ := set $names . true }}{{ end }}

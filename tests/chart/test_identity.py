@@ -213,3 +213,20 @@ def test_override_policy_is_the_narrowest_for_the_kafka_version(
 def test_the_policy_is_not_a_worker_config_value(render: Render, key: str) -> None:
     line = refusal(render, {**BOOT, "workerConfig": {key: "All"}})
     assert f"workerConfig.{key}" in line and "connectorClientOverrides" in line
+
+
+def test_the_documented_upgrade_keeps_the_cluster_and_its_sinks_groups(render: Render) -> None:
+    """README "Upgrading": the former default as groupId, and `connect` for sinks that already run, render the same
+    group.id, topics and sink configs as the chart did when both were derived (group.id <namespace>-<full name>,
+    Connect's connect-<connector>)."""
+    connectors = {"archive": sink(), "lines": source()}
+    upgraded = {"groupId": "team-a-rel-kafka-connect", "sinkConsumerGroups": "connect", "connectors": connectors}
+    props = worker_props(render, upgraded)
+    assert props["group.id"] == "team-a-rel-kafka-connect"
+    assert [props[k] for k in TOPIC_KEYS] == [f"team-a-rel-kafka-connect-{s}" for s in ("configs", "offsets", "status")]
+    configs = {name: c["config"] for name, c in declared(render, upgraded).items()}
+    assert configs == {"archive": {k: str(v) for k, v in sink()["config"].items()},
+                       "lines": {k: str(v) for k, v in source()["config"].items()}}
+    # Without the second value the upgrade is refused, never silently moved to <groupId>-archive.
+    line = refusal(render, {**BOOT, "groupId": "team-a-rel-kafka-connect", "connectors": connectors})
+    assert "sinkConsumerGroups" in line

@@ -53,6 +53,8 @@ def values(connectors: int) -> dict[str, Any]:
         }
     return {
         "bootstrapServers": "kafka-0.kafka:9092,kafka-1.kafka:9092,kafka-2.kafka:9092",
+        "groupId": "bench-connect",
+        "sinkConsumerGroups": "cluster",
         "replicaCount": 3,
         "pluginPath": ["/opt/kafka/libs/connect-file-4.3.1.jar"],
         "workerConfig": {"offset.flush.interval.ms": 10000, "scheduled.rebalance.max.delay.ms": 120000},

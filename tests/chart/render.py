@@ -32,6 +32,8 @@ SIDECAR_IMAGE_VALUES = Path(__file__).parent / "sidecar-image-values.yaml"
 SIDECAR_REPOSITORY = yaml.safe_load(SIDECAR_IMAGE_VALUES.read_text())["healthcheck"]["image"]["repository"]
 CHART_VERSION = str(yaml.safe_load((CHART / "Chart.yaml").read_text())["version"])
 SIDECAR_IMAGE = f"{SIDECAR_REPOSITORY}:{CHART_VERSION}"
+# The Connect cluster's identity every render gets unless told otherwise (groupId is required).
+IDENTITY_VALUES = Path(__file__).parent / "identity-values.yaml"
 
 # The helm binaries the suite runs under (ci/tools.sh provides them). Missing ones fail the tests, never skip them.
 HELMS = {"helm3": ROOT / ".tools" / "bin" / "helm3", "helm4": ROOT / ".tools" / "bin" / "helm4"}
@@ -102,15 +104,18 @@ def render_chart(
     kube_version: str = NEWEST_KUBE,
     extra_args: Iterable[str] = (),
     sidecar_image: bool = True,
+    identity: bool = True,
 ) -> list[dict[str, Any]]:
     """`helm template` -> parsed objects (empty documents dropped), in helm's order.
 
     `values` is applied after `values_files`, and both after SIDECAR_IMAGE_VALUES unless `sidecar_image` is false
-    (pass false for a chart other than kafka-connect, e.g. the umbrella, which sets its own);
+    (pass false for a chart other than kafka-connect, e.g. the umbrella, which sets its own) and after
+    IDENTITY_VALUES unless `identity` is false (likewise);
     `show_only` takes template paths like "templates/deployment.yaml".
     Results are cached per arguments (helm is deterministic here) and handed out as deep copies.
     """
-    files = [SIDECAR_IMAGE_VALUES, *values_files] if sidecar_image else list(values_files)
+    base = ([SIDECAR_IMAGE_VALUES] if sidecar_image else []) + ([IDENTITY_VALUES] if identity else [])
+    files = [*base, *values_files]
     key = json.dumps(
         {
             "values": values,

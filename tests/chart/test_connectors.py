@@ -9,7 +9,9 @@ import pytest
 
 from .render import CHART, SIDECAR_IMAGE, Obj, Render, by_kind, container, env_of, one, pod_spec
 
-BOOT = {"bootstrapServers": "kafka:9092"}
+# Connect's own sink groups (connect-<name>): what these tests compare predates sinkConsumerGroups
+# (tests/chart/test_identity.py covers the groups the chart gives).
+BOOT = {"bootstrapServers": "kafka:9092", "sinkConsumerGroups": "connect"}
 SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"
 SOURCE = "org.apache.kafka.connect.file.FileStreamSourceConnector"
 CONNECTORS = {

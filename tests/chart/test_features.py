@@ -198,10 +198,12 @@ def test_secret_mounts_and_config_providers(render: Render) -> None:
     )
     assert props["config.providers.file.class"] == "org.apache.kafka.common.config.provider.FileConfigProvider"
     for provider in ("directory", "file"):
-        assert props[f"config.providers.{provider}.param.allowed.paths"] == "/mnt/secrets/pg,/mnt/rest,/mnt/kafka/tls"
+        # /mnt/rest (the REST basic-auth JAAS and users files) is mounted with configProviders: false, and the
+        # worker's own /mnt/kafka/tls passwords are resolved by the worker-config init container.
+        assert props[f"config.providers.{provider}.param.allowed.paths"] == "/mnt/secrets/pg"
     for prefix in ("", "producer.", "consumer.", "admin."):
         assert props[f"{prefix}security.protocol"] == "SSL"
-        assert props[f"{prefix}ssl.truststore.password"] == "${directory:/mnt/kafka/tls:truststore.password}"
+        assert props[f"{prefix}ssl.truststore.password"] == "@@kafka-secret:tls/truststore.password@@"
 
 
 def test_two_secret_mounts_on_one_path_are_refused(render: Render) -> None:

@@ -41,10 +41,11 @@ def test_tls_reaches_the_worker_and_every_client_prefix(render: Render) -> None:
         assert props[f"{p}security.protocol"] == "SSL"
         assert props[f"{p}ssl.truststore.location"] == "/mnt/kafka/tls/truststore.p12"
         assert props[f"{p}ssl.truststore.type"] == "PKCS12"
-        assert props[f"{p}ssl.truststore.password"] == "${directory:/mnt/kafka/tls:truststore.password}"
+        assert props[f"{p}ssl.truststore.password"] == "@@kafka-secret:tls/truststore.password@@"
         assert props[f"{p}ssl.endpoint.identification.algorithm"] == "https"
         assert f"{p}ssl.keystore.location" not in props and f"{p}sasl.mechanism" not in props
-    assert props["config.providers.directory.param.allowed.paths"] == "/mnt/kafka/tls"
+    # The worker-config init container resolves the password: no config provider is on for connectors to call.
+    assert props["config.providers"] == "env"
 
 
 def test_tls_secret_is_mounted_read_only_and_never_copied(render: Render) -> None:
@@ -72,8 +73,8 @@ def test_client_certificate(render: Render) -> None:
     for p in PREFIXES:
         assert props[f"{p}ssl.truststore.type"] == "PEM" and f"{p}ssl.truststore.password" not in props
         assert props[f"{p}ssl.keystore.location"] == "/mnt/kafka/tls/user.p12"
-        assert props[f"{p}ssl.keystore.password"] == "${directory:/mnt/kafka/tls:user.password}"
-        assert props[f"{p}ssl.key.password"] == "${directory:/mnt/kafka/tls:key.password}"
+        assert props[f"{p}ssl.keystore.password"] == "@@kafka-secret:tls/user.password@@"
+        assert props[f"{p}ssl.key.password"] == "@@kafka-secret:tls/key.password@@"
 
 
 @pytest.mark.parametrize(("mechanism", "module"), [
@@ -86,8 +87,8 @@ def test_sasl_user_and_password(render: Render, mechanism: str, module: str, tls
     objects = render({**BOOT, "kafka": {"tls": {"enabled": tls, "existingSecret": "ca" if tls else ""},
                                         "sasl": {"mechanism": mechanism, "existingSecret": "connect-user"}}})
     props = properties(one(objects, "ConfigMap", WORKER_CM)["data"]["connect-distributed.properties"])
-    jaas = (f'{module} required username="${{directory:/mnt/kafka/sasl:username}}" '
-            'password="${directory:/mnt/kafka/sasl:password}";')
+    jaas = (f'{module} required username="@@kafka-secret:sasl/username@@" '
+            'password="@@kafka-secret:sasl/password@@";')
     for p in PREFIXES:
         assert props[f"{p}security.protocol"] == ("SASL_SSL" if tls else "SASL_PLAINTEXT")
         assert props[f"{p}sasl.mechanism"] == mechanism
@@ -95,9 +96,12 @@ def test_sasl_user_and_password(render: Render, mechanism: str, module: str, tls
     d = one(objects, "Deployment")
     volume = {"name": "kafka-sasl", "secret": {"secretName": "connect-user", "defaultMode": 0o440}}
     assert volume in pod_spec(d)["volumes"]
-    assert {"name": "kafka-sasl", "mountPath": "/mnt/kafka/sasl", "readOnly": True} in container(d, "connect")[
-        "volumeMounts"]
-    assert "/mnt/kafka/sasl" in props["config.providers.directory.param.allowed.paths"].split(",")
+    # Mounted into the worker-config init container only (tests/chart/test_secret_purposes.py), and no config
+    # provider a connector config could call reads it.
+    init = next(c for c in pod_spec(d)["initContainers"] if c["name"] == "worker-config")
+    assert {"name": "kafka-sasl", "mountPath": "/mnt/kafka/sasl", "readOnly": True} in init["volumeMounts"]
+    assert all(m["name"] != "kafka-sasl" for m in container(d, "connect")["volumeMounts"])
+    assert "config.providers.directory.param.allowed.paths" not in props
 
 
 def test_oauthbearer(render: Render) -> None:
@@ -113,8 +117,8 @@ def test_oauthbearer(render: Render) -> None:
             "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler"
         assert props[f"{p}sasl.jaas.config"] == (
             "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
-            'clientId="${directory:/mnt/kafka/sasl:client-id}" '
-            'clientSecret="${directory:/mnt/kafka/sasl:client-secret}" scope="kafka";')
+            'clientId="@@kafka-secret:sasl/client-id@@" '
+            'clientSecret="@@kafka-secret:sasl/client-secret@@" scope="kafka";')
     # Kafka >= 4.0 calls only token URLs listed in this system property.
     assert f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={url}" in connect_env(render, values)["KAFKA_OPTS"]
     with pytest.raises(HelmError, match="kafka.sasl.oauthbearer.tokenEndpointUrl is required"):
@@ -146,7 +150,7 @@ def test_no_secret_value_in_any_configmap(render: Render) -> None:
         for text in cm["data"].values():
             for key, value in properties(text).items() if "=" in text else []:
                 if re.search(r"password|jaas|secret", key):
-                    assert "${directory:/mnt/kafka/" in value, (cm["metadata"]["name"], key, value)
+                    assert "@@kafka-secret:" in value, (cm["metadata"]["name"], key, value)
 
 
 # --- (2) logging --------------------------------------------------------------------------------------------
@@ -212,12 +216,12 @@ def test_log_config_changes_roll_the_workers(render: Render) -> None:
 
 # --- (4) safer defaults ---------------------------------------------------------------------------------------
 
-def test_group_id_is_unique_per_namespace_and_release(render: Render) -> None:
+def test_group_id_is_what_the_values_say_in_any_namespace(render: Render) -> None:
+    """groupId is required (tests/chart/test_identity.py): the namespace no longer changes the Connect cluster."""
     a, b = (properties(one(render(BOOT, namespace=ns), "ConfigMap", WORKER_CM)["data"]
                        ["connect-distributed.properties"]) for ns in ("team-a", "team-b"))
-    assert a["group.id"] == "team-a-rel-kafka-connect" and b["group.id"] == "team-b-rel-kafka-connect"
-    assert a["config.storage.topic"] != b["config.storage.topic"]
-    # The migration the README documents: the old default (the full name) set explicitly keeps the old cluster.
+    assert a["group.id"] == b["group.id"] == "team-a-rel-kafka-connect"
+    # The migration the README documents: the oldest default (the full name) set explicitly keeps the old cluster.
     old = props_of(render, {"groupId": "rel-kafka-connect"})
     assert old["group.id"] == "rel-kafka-connect" and old["offset.storage.topic"] == "rel-kafka-connect-offsets"
 

@@ -67,8 +67,9 @@ def test_required_scenarios_exist() -> None:
     assert wanted <= have, f"missing scenarios: {sorted(wanted - have)}"
     minimal = yaml.safe_load((CHART / "ci" / "01-minimal-values.yaml").read_text())
     image = {"image": {"repository": minimal["healthcheck"]["image"]["repository"]}}
-    assert minimal == {"bootstrapServers": minimal["bootstrapServers"], "healthcheck": image}, (
-        "the minimal scenario sets only bootstrapServers and the sidecar image the source chart leaves empty"
+    assert minimal == {"bootstrapServers": minimal["bootstrapServers"], "groupId": minimal["groupId"],
+                       "healthcheck": image}, (
+        "the minimal scenario sets only bootstrapServers, groupId and the sidecar image the source chart leaves empty"
     )
 
 

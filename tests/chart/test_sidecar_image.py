@@ -29,7 +29,7 @@ from .render import (
     render_chart,
 )
 
-BOOT = {"bootstrapServers": "kafka:9092"}
+BOOT = {"bootstrapServers": "kafka:9092", "groupId": "rel-connect"}
 CONNECTORS = {"c": {"config": {"connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector"}}}
 DIGEST = "sha256:" + "ab" * 32
 CONNECT_IMAGE = "apache/kafka:4.3.1"

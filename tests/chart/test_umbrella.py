@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,6 @@ import yaml
 from .render import (
     CHART,
     KUBE_VERSIONS,
-    NAMESPACE,
     NEWEST_KUBE,
     UMBRELLA,
     Obj,
@@ -47,7 +47,9 @@ def umbrella(helm: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def render_umbrella(helm: str, umbrella: Path, kube_version: str = NEWEST_KUBE) -> list[Obj]:
     """The umbrella's objects; its values set the sidecar image of both aliases themselves."""
-    return render_chart(helm=helm, chart=umbrella, release="platform", kube_version=kube_version, sidecar_image=False)
+    return render_chart(
+        helm=helm, chart=umbrella, release="platform", kube_version=kube_version, sidecar_image=False, identity=False
+    )
 
 
 @pytest.fixture(scope="session")
@@ -94,7 +96,7 @@ def test_connect_clusters_are_independent(objects: list[Obj]) -> None:
     topics = {
         p[k] for p in props.values() for k in ("config.storage.topic", "offset.storage.topic", "status.storage.topic")
     }
-    assert group_ids == {f"{NAMESPACE}-platform-{alias}" for alias in ALIASES}
+    assert group_ids == set(ALIASES)
     assert len(topics) == 6
     # Each cluster's apply Job talks to its own Service, with its own declarations.
     for job in by_kind(objects, "Job"):
@@ -113,3 +115,13 @@ def test_umbrella_objects_validate(helm: str, umbrella: Path, kube_version: str)
 
 def test_umbrella_lints(helm: str, umbrella: Path) -> None:
     lint_chart(helm, chart=umbrella)
+
+
+def test_one_sink_name_in_both_clusters_gets_two_consumer_groups(objects: list[Obj]) -> None:
+    """Connect would name both sinks' group connect-orders-sink: two clusters splitting one topic's partitions."""
+    groups = {}
+    for cm in by_kind(objects, "ConfigMap"):
+        if cm["metadata"]["name"].endswith("-connectors"):
+            declared = json.loads(cm["data"]["connectors.json"])
+            groups[cm["metadata"]["name"]] = declared["orders-sink"]["config"]["consumer.override.group.id"]
+    assert groups == {f"platform-{alias}-connectors": f"{alias}-orders-sink" for alias in ALIASES}

@@ -41,6 +41,8 @@ def test_defaults(render: Render) -> None:
         "status.storage.topic": "team-a-rel-kafka-connect-status",
         "status.storage.replication.factor": "3",
         "status.storage.partitions": "5",
+        # No connector declares a client override: none is allowed (tests/chart/test_identity.py).
+        "connector.client.config.override.policy": "None",
         "key.converter": "org.apache.kafka.connect.json.JsonConverter",
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",
         "config.providers": "env",

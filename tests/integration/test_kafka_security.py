@@ -1,8 +1,10 @@
 """The chart's rendered worker properties against a REAL broker with TLS and SASL/SCRAM listeners (issue 13).
 
-The chart is rendered by the real helm with `kafka.tls` / `kafka.sasl`; its worker properties (and its log4j2
-configuration) are used as they are, with three substitutions a pod does not need: the Secret mount paths
-(/mnt/kafka/tls, /mnt/kafka/sasl) become local directories holding one file per Secret key, `listeners` binds
+The chart is rendered by the real helm with `kafka.tls` / `kafka.sasl`; its worker ConfigMap goes through the pod's
+`worker-config` init container script, run by bash as the pod runs it (it writes the worker's own Kafka secrets into
+the properties the worker reads; no config provider a connector could call reads them), and the result (with the
+log4j2 configuration) is used as it is, with three substitutions a pod does not need: the Secret mounts
+(/mnt/kafka/tls, /mnt/kafka/sasl) are local directories holding one file per Secret key, `listeners` binds
 127.0.0.1 instead of every interface, and POD_IP is 127.0.0.1 in the worker's environment (the env config provider
 resolves `rest.advertised.host.name=${env:POD_IP}`). The broker (launcher.kafka_security.SecureBroker) has an SSL
 listener requiring client certificates, a SASL_PLAINTEXT listener with SCRAM-SHA-512 and a SASL_SSL one with
@@ -13,8 +15,10 @@ Topic auto-creation is off on the broker, so the source's topic exists only if C
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,22 +59,29 @@ def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Se
     broker.stop()
 
 
-def mounted_secrets(workdir: Path, tls: TlsFiles) -> dict[str, Path]:
-    """What the kubelet would mount from the two Secrets: one file per key, values without a trailing newline."""
-    tls_dir, sasl_dir = workdir / "secret-tls", workdir / "secret-sasl"
-    tls_dir.mkdir()
+def mounted_secrets(workdir: Path, tls: TlsFiles) -> Path:
+    """What the kubelet would mount from the two Secrets at /mnt/kafka/tls and /mnt/kafka/sasl: one file per key,
+    values without a trailing newline. Returns the directory standing for /mnt/kafka."""
+    kafka = workdir / "mnt-kafka"
+    tls_dir, sasl_dir = kafka / "tls", kafka / "sasl"
+    tls_dir.mkdir(parents=True)
     sasl_dir.mkdir()
     shutil.copy(tls.truststore, tls_dir / "truststore.p12")
     shutil.copy(tls.client_keystore, tls_dir / "keystore.p12")
     for key in ("truststore.password", "keystore.password"):
         (tls_dir / key).write_text(tls.password)
+    # A cert-manager Certificate's Secret (privateKey.encoding PKCS8): the issuing CA, the chain, the key, no password.
+    shutil.copy(tls.ca_pem, tls_dir / "ca.crt")
+    shutil.copy(tls.client_cert_pem, tls_dir / "tls.crt")
+    shutil.copy(tls.client_key_pem, tls_dir / "tls.key")
     (sasl_dir / "username").write_text(USER)
     (sasl_dir / "password").write_text(USER_PASSWORD)
-    return {TLS_MOUNT: tls_dir, SASL_MOUNT: sasl_dir}
+    return kafka
 
 
-def rendered_worker(kafka: dict[str, Any], bootstrap: str, group: str) -> tuple[str, str]:
-    """The chart's worker properties and log4j2 configuration for these `kafka` values (real helm)."""
+def rendered_worker(kafka: dict[str, Any], bootstrap: str, group: str) -> tuple[dict[str, str], str]:
+    """The chart's worker ConfigMap for these `kafka` values (real helm), and its worker-config init container's
+    script ("" when the pod has none)."""
     port = launcher.free_port()
     values = {
         "bootstrapServers": bootstrap,
@@ -84,20 +95,36 @@ def rendered_worker(kafka: dict[str, Any], bootstrap: str, group: str) -> tuple[
         "workerConfig": {"key.converter.schemas.enable": False, "value.converter.schemas.enable": False,
                          "offset.flush.interval.ms": 1000, "plugin.discovery": "service_load"},
     }
-    data = one(render_chart(values, show_only=["templates/configmap.yaml"]), "ConfigMap")["data"]
-    return data["connect-distributed.properties"], data["log4j2.properties"]
+    objects = render_chart(values, show_only=["templates/configmap.yaml", "templates/deployment.yaml"])
+    inits = one(objects, "Deployment")["spec"]["template"]["spec"].get("initContainers", [])
+    script = next((c["command"][2] for c in inits if c["name"] == "worker-config"), "")
+    data: dict[str, str] = one(objects, "ConfigMap")["data"]
+    return data, script
 
 
-def start_chart_worker(workdir: Path, text: str, log_config: str, mounts: dict[str, Path]) -> PropertiesWorker:
-    props = properties(text)
+def worker_config(workdir: Path, data: dict[str, str], script: str, kafka_mount: Path) -> Path:
+    """The files the worker reads at /etc/kafka-connect: the init container's output (its own script, by bash)."""
+    template, out = workdir / "etc-kafka-connect-template", workdir / "etc-kafka-connect"
+    template.mkdir()
+    out.mkdir()
+    for name, text in data.items():
+        (template / name).write_text(text)
+    env = {"PATH": os.environ["PATH"], "WORKER_CONFIG_TEMPLATE": str(template), "WORKER_CONFIG": str(out),
+           "KAFKA_SECRETS": str(kafka_mount)}
+    proc = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == 0, f"the worker-config init container failed: {proc.stderr}"
+    return out
+
+
+def start_chart_worker(workdir: Path, config_dir: Path, kafka_mount: Path) -> PropertiesWorker:
+    props = properties((config_dir / "connect-distributed.properties").read_text())
     for key, value in props.items():
-        for mount, local in mounts.items():
-            value = value.replace(mount, str(local))
+        for mount in (TLS_MOUNT, SASL_MOUNT):
+            value = value.replace(mount, str(kafka_mount / Path(mount).name))
         props[key] = value
     assert props["listeners"].startswith("http://:")
     props["listeners"] = props["listeners"].replace("http://:", "http://127.0.0.1:")
-    log_file = workdir / "log4j2.properties"
-    log_file.write_text(log_config)
+    log_file = config_dir / "log4j2.properties"
     worker = PropertiesWorker(workdir, props, VERSION, jvm_options=[f"-Dlog4j2.configurationFile={log_file}"],
                               env={"POD_IP": "127.0.0.1"})
     try:
@@ -109,6 +136,10 @@ def start_chart_worker(workdir: Path, text: str, log_config: str, mounts: dict[s
 CASES: dict[str, tuple[str, dict[str, Any]]] = {
     # SSL with a client certificate (the listener requires one): keystore and truststore from the Secret.
     "ssl": ("SSL", {"tls": {"enabled": True, "existingSecret": "kafka-tls", "keystore": {"key": "keystore.p12"}}}),
+    # The same listener with cert-manager's PEM files (ca.crt, tls.crt, tls.key): no password rendered at all.
+    "ssl-pem": ("SSL", {"tls": {"enabled": True, "existingSecret": "kafka-tls",
+                                "truststore": {"key": "ca.crt", "type": "PEM"},
+                                "keystore": {"key": "tls.crt", "type": "PEM"}}}),
     "sasl-scram-512": ("SASL_PLAINTEXT", {"sasl": {"mechanism": "SCRAM-SHA-512", "existingSecret": "kafka-user"}}),
     "sasl-ssl-scram-256": ("SASL_SSL", {"tls": {"enabled": True, "existingSecret": "kafka-tls"},
                                         "sasl": {"mechanism": "SCRAM-SHA-256", "existingSecret": "kafka-user"}}),
@@ -120,11 +151,19 @@ def test_connectors_move_data_through_a_secured_listener_on_the_charts_propertie
         secure_broker: tuple[SecureBroker, TlsFiles], workdir: Path, case: str) -> None:
     broker, tls = secure_broker
     protocol, kafka = CASES[case]
-    text, log_config = rendered_worker(kafka, broker.bootstrap_of(protocol), f"sec-{case}")
+    data, script = rendered_worker(kafka, broker.bootstrap_of(protocol), f"sec-{case}")
+    text = data["connect-distributed.properties"]
     assert STORE_PASSWORD not in text and USER_PASSWORD not in text, "a secret reached the ConfigMap"
+    # The worker's own Kafka secrets are out of every config provider's reach (connector configs call them too).
+    assert "${directory:" not in text and "${file:" not in text and properties(text)["config.providers"] == "env"
     assert f"consumer.security.protocol={protocol}" in text and f"admin.security.protocol={protocol}" in text
+    if case == "ssl-pem":
+        # Kafka refuses a store password with PEM stores: none for the worker or any client prefix.
+        assert "password" not in text, [line for line in text.splitlines() if "password" in line]
+        assert text.count("ssl.keystore.key=@@kafka-secret:tls/tls.key@@") == 4
 
-    worker = start_chart_worker(workdir, text, log_config, mounted_secrets(workdir, tls))
+    kafka_mount = mounted_secrets(workdir, tls)
+    worker = start_chart_worker(workdir, worker_config(workdir, data, script, kafka_mount), kafka_mount)
     try:
         assert worker.worker_id == f"127.0.0.1:{worker.rest_port}"
         status = worker.request("GET", "/connectors?expand=status")

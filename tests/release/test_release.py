@@ -64,7 +64,8 @@ def test_pulled_chart_runs_the_pushed_digest(helm: str, rehearsal: dict[str, Any
     package = pulled_chart(helm, rehearsal, tmp_path)
     pushed = image_ref(rehearsal)
 
-    rendered = run([tool(helm), "template", "rel", str(package), "--set", "bootstrapServers=kafka:9092"]).stdout
+    rendered = run([tool(helm), "template", "rel", str(package), "--set", "bootstrapServers=kafka:9092",
+                    "--set", "groupId=rel-connect"]).stdout
     plain = containers(rendered)
     sidecars = {k: v for k, v in plain.items() if k[0].startswith("Deployment/") and k[1] != "connect"}
     assert sidecars and set(sidecars.values()) == {pushed}, plain
@@ -72,7 +73,8 @@ def test_pulled_chart_runs_the_pushed_digest(helm: str, rehearsal: dict[str, Any
     assert tests and set(tests.values()) == {pushed}, "the helm test pod runs the sidecar image"
 
     declared = tmp_path / "connector.yaml"
-    declared.write_text(yaml.safe_dump({"bootstrapServers": "kafka:9092", "connectors": {"lines": {"config": {
+    declared.write_text(yaml.safe_dump({"bootstrapServers": "kafka:9092", "groupId": "rel-connect",
+                                        "connectors": {"lines": {"config": {
         "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector", "topic": "lines"}}}}))
     with_job = containers(run([tool(helm), "template", "rel", str(package), "-f", str(declared)]).stdout)
     jobs = {k: v for k, v in with_job.items() if k[0].startswith("Job/")}

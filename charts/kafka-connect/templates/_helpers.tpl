@@ -75,11 +75,17 @@ app.kubernetes.io/component: worker
 {{- end }}
 
 {{/*
-Connect group id: groupId, or "<namespace>-<full name>" so that releases named alike in two namespaces on one Kafka
-never join into one Connect cluster (chart 0.1.x used the full name alone: README, "Upgrading").
+Connect group id: groupId, required. The Connect cluster's identity (group.id and, by default, the internal topics)
+never follows the release name, fullnameOverride or the namespace: a rename would silently start an empty Connect
+cluster, and source connectors would lose their offsets. The refusal names the former default of this release
+("<namespace>-<full name>"), which keeps an existing cluster (README, "Upgrading").
 */}}
 {{- define "kafka-connect.groupId" -}}
-{{- default (printf "%s-%s" .Release.Namespace (include "kafka-connect.fullname" .)) .Values.groupId }}
+{{- if not .Values.groupId }}
+{{- $fullname := include "kafka-connect.fullname" . }}
+{{- fail (printf "groupId is required: it is the Connect cluster's identity (group.id; the internal topics default to <groupId>-configs, -offsets, -status) and no longer follows the release name or namespace. A new release: a name unique on this Kafka. A release that already runs: keep its connectors and offsets with groupId: %s-%s (the former default; check group.id in ConfigMap %s)" .Release.Namespace $fullname (include "kafka-connect.workerConfigName" .)) }}
+{{- end }}
+{{- .Values.groupId }}
 {{- end }}
 
 {{/*
@@ -118,17 +124,23 @@ chart's appVersion without a tag) when it reads as a version. Other images' tags
 /mnt/kafka/sasl
 {{- end }}
 
-{{/* Whether the directory/file config providers are on: secretMounts, or Secrets of kafka.tls / kafka.sasl. */}}
+{{/*
+The directory/file config providers' allowed.paths (empty: the providers are off): secretMounts (but those with
+configProviders false, files the JVM reads itself) and the connectors' own Secrets; never kafka.tls / kafka.sasl
+(the worker-config init container resolves those). Every connector config can read every path listed here (README,
+"What a connector author can read").
+*/}}
 {{- define "kafka-connect.fileProviderPaths" -}}
 {{- $paths := list }}
 {{- range $name, $mount := .Values.secretMounts }}
+{{- if or (not (hasKey $mount "configProviders")) $mount.configProviders }}
 {{- $paths = append $paths (include "kafka-connect.secretMountPath" (dict "name" $name "mount" $mount)) }}
 {{- end }}
-{{- if and .Values.kafka.tls.enabled .Values.kafka.tls.existingSecret }}
-{{- $paths = append $paths (include "kafka-connect.kafkaTlsDir" .) }}
 {{- end }}
-{{- if .Values.kafka.sasl.mechanism }}
-{{- $paths = append $paths (include "kafka-connect.kafkaSaslDir" .) }}
+{{- range $name, $connector := .Values.connectors }}
+{{- if get $connector "secretName" }}
+{{- $paths = append $paths (include "kafka-connect.connectorSecretPath" $name) }}
+{{- end }}
 {{- end }}
 {{- join "," $paths }}
 {{- end }}
@@ -136,14 +148,16 @@ chart's appVersion without a tag) when it reads as a version. Other images' tags
 {{/*
 The Kafka client security settings as a YAML map {property: value}, from kafka.tls, kafka.sasl and
 kafka.clientConfig; the worker ConfigMap writes them at worker level and under producer., consumer. and admin.
-Secrets are referenced through the directory config provider, never copied.
+Secrets are never copied: a value "@@kafka-secret:<tls|sasl>/<key>@@" is replaced by the worker-config init
+container with that key of the Secret mounted at /mnt/kafka/<tls|sasl>, into a memory-backed file only the worker
+reads. Not through a config provider: connector configs can call every provider the worker has, so the worker's
+own Kafka password would be theirs to read.
 */}}
 {{- define "kafka-connect.kafkaClientProperties" -}}
 {{- $tls := .Values.kafka.tls }}
 {{- $sasl := .Values.kafka.sasl }}
 {{- $props := dict }}
 {{- $tlsDir := include "kafka-connect.kafkaTlsDir" . }}
-{{- $saslDir := include "kafka-connect.kafkaSaslDir" . }}
 {{- if $sasl.mechanism }}
 {{- $_ := set $props "security.protocol" (ternary "SASL_SSL" "SASL_PLAINTEXT" $tls.enabled) }}
 {{- else if $tls.enabled }}
@@ -152,24 +166,31 @@ Secrets are referenced through the directory config provider, never copied.
 {{- if $tls.enabled }}
 {{- $_ := set $props "ssl.endpoint.identification.algorithm" ($tls.endpointIdentificationAlgorithm | default "") }}
 {{- if $tls.existingSecret }}
+{{- /* PEM stores have no store password: Kafka refuses ssl.truststore.password / ssl.keystore.password with them. */}}
 {{- with $tls.truststore }}
 {{- if .key }}
 {{- $_ := set $props "ssl.truststore.location" (printf "%s/%s" $tlsDir .key) }}
 {{- $_ := set $props "ssl.truststore.type" .type }}
-{{- if .passwordKey }}
-{{- $_ := set $props "ssl.truststore.password" (printf "${directory:%s:%s}" $tlsDir .passwordKey) }}
+{{- if and .passwordKey (ne .type "PEM") }}
+{{- $_ := set $props "ssl.truststore.password" (printf "@@kafka-secret:tls/%s@@" .passwordKey) }}
 {{- end }}
 {{- end }}
 {{- end }}
 {{- with $tls.keystore }}
 {{- if .key }}
-{{- $_ := set $props "ssl.keystore.location" (printf "%s/%s" $tlsDir .key) }}
 {{- $_ := set $props "ssl.keystore.type" .type }}
+{{- if eq .type "PEM" }}
+{{- /* A cert-manager Secret: the chain (tls.crt) and the PKCS#8 key (tls.key) in two files, given inline. */}}
+{{- $_ := set $props "ssl.keystore.certificate.chain" (printf "@@kafka-secret:tls/%s@@" .key) }}
+{{- $_ := set $props "ssl.keystore.key" (printf "@@kafka-secret:tls/%s@@" (get . "privateKeyKey" | default "tls.key")) }}
+{{- else }}
+{{- $_ := set $props "ssl.keystore.location" (printf "%s/%s" $tlsDir .key) }}
 {{- if .passwordKey }}
-{{- $_ := set $props "ssl.keystore.password" (printf "${directory:%s:%s}" $tlsDir .passwordKey) }}
+{{- $_ := set $props "ssl.keystore.password" (printf "@@kafka-secret:tls/%s@@" .passwordKey) }}
+{{- end }}
 {{- end }}
 {{- if .keyPasswordKey }}
-{{- $_ := set $props "ssl.key.password" (printf "${directory:%s:%s}" $tlsDir .keyPasswordKey) }}
+{{- $_ := set $props "ssl.key.password" (printf "@@kafka-secret:tls/%s@@" .keyPasswordKey) }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -183,10 +204,10 @@ Secrets are referenced through the directory config provider, never copied.
 {{- $_ := set $props "sasl.login.callback.handler.class" "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler" }}
 {{- $scope := "" }}
 {{- with $o.scope }}{{ $scope = printf " scope=\"%s\"" . }}{{ end }}
-{{- $_ := set $props "sasl.jaas.config" (printf "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId=\"${directory:%s:%s}\" clientSecret=\"${directory:%s:%s}\"%s;" $saslDir $o.clientIdKey $saslDir $o.clientSecretKey $scope) }}
+{{- $_ := set $props "sasl.jaas.config" (printf "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId=\"@@kafka-secret:sasl/%s@@\" clientSecret=\"@@kafka-secret:sasl/%s@@\"%s;" $o.clientIdKey $o.clientSecretKey $scope) }}
 {{- else }}
 {{- $module := ternary "org.apache.kafka.common.security.plain.PlainLoginModule" "org.apache.kafka.common.security.scram.ScramLoginModule" (eq . "PLAIN") }}
-{{- $_ := set $props "sasl.jaas.config" (printf "%s required username=\"${directory:%s:%s}\" password=\"${directory:%s:%s}\";" $module $saslDir $sasl.usernameKey $saslDir $sasl.passwordKey) }}
+{{- $_ := set $props "sasl.jaas.config" (printf "%s required username=\"@@kafka-secret:sasl/%s@@\" password=\"@@kafka-secret:sasl/%s@@\";" $module $sasl.usernameKey $sasl.passwordKey) }}
 {{- end }}
 {{- end }}
 {{- range $key, $value := .Values.kafka.clientConfig }}
@@ -331,6 +352,8 @@ offset.storage.replication.factor: internalTopics.offset.replicationFactor
 status.storage.replication.factor: internalTopics.status.replicationFactor
 offset.storage.partitions: internalTopics.offset.partitions
 status.storage.partitions: internalTopics.status.partitions
+connector.client.config.override.policy: "connectorClientOverrides (the chart renders the narrowest policy)"
+connector.client.config.override.allowlist: "connectorClientOverrides (the chart renders the narrowest policy)"
 {{- end }}
 
 {{/* Fails on settings the schema cannot express; included by the templates that depend on them. */}}
@@ -426,6 +449,14 @@ status.storage.partitions: internalTopics.status.partitions
 {{- end }}
 {{- end }}
 
+{{/* Where connectors.<name>.secretName is mounted, and its volume's name (a DNS label whatever the connector's name). */}}
+{{- define "kafka-connect.connectorSecretPath" -}}
+{{- printf "/mnt/connectors/%s" . }}
+{{- end }}
+{{- define "kafka-connect.connectorSecretVolume" -}}
+{{- printf "connector-secret-%s" (sha256sum . | trunc 12) }}
+{{- end }}
+
 {{/* Mount path of a secretMounts entry: (dict "name" .. "mount" ..). */}}
 {{- define "kafka-connect.secretMountPath" -}}
 {{- get .mount "mountPath" | default (printf "/mnt/secrets/%s" .name) }}
@@ -439,6 +470,9 @@ status.storage.partitions: internalTopics.status.partitions
 {{- range $key, $value := $connector.config }}
 {{- $_ := set $config $key (include "kafka-connect.scalar" $value) }}
 {{- end }}
+{{- with include "kafka-connect.sinkConsumerGroup" (dict "name" $name "connector" $connector "context" $) }}
+{{- $_ := set $config "consumer.override.group.id" . }}
+{{- end }}
 {{- $entry := dict "config" $config "state" (get $connector "state" | default "running") "policy" (get $connector "policy" | default "critical") }}
 {{- if hasKey $connector "restartAttempts" }}
 {{- $_ := set $entry "restartAttempts" (int $connector.restartAttempts) }}
@@ -446,4 +480,119 @@ status.storage.partitions: internalTopics.status.partitions
 {{- $_ := set $out $name $entry }}
 {{- end }}
 {{- toJson $out }}
+{{- end }}
+
+{{/*
+The consumer group the chart gives a declared sink ("" for none: a source, or Connect's own connect-<name>):
+(dict "name" .. "connector" .. "context" $). A sink is a config with topics or topics.regex. Its group is
+consumerGroup, else a consumer.override.group.id of its config (kept as written), else by sinkConsumerGroups:
+cluster gives "<groupId>-<name>", connect keeps Connect's "connect-<name>". Unset with such a sink, the render is
+refused: a sink's group is its position, and sinks created before the value existed run as connect-<name>.
+*/}}
+{{- define "kafka-connect.sinkConsumerGroup" -}}
+{{- $config := .connector.config | default dict }}
+{{- $own := get .connector "consumerGroup" | default "" }}
+{{- $inConfig := get $config "consumer.override.group.id" | default "" | toString }}
+{{- if and $own $inConfig (ne $own $inConfig) }}
+{{- fail (printf "connectors.%s.consumerGroup (%s) and its config's consumer.override.group.id (%s) differ: keep one" .name $own $inConfig) }}
+{{- end }}
+{{- if or (hasKey $config "topics") (hasKey $config "topics.regex") }}
+{{- $mode := .context.Values.sinkConsumerGroups }}
+{{- if $own }}{{ $own }}
+{{- else if $inConfig }}{{ $inConfig }}
+{{- else if eq $mode "cluster" }}{{ printf "%s-%s" (include "kafka-connect.groupId" .context) .name }}
+{{- else if ne $mode "connect" }}
+{{- fail (printf "connectors.%s is a sink and its consumer group is not chosen: set sinkConsumerGroups: cluster (its group becomes %s-%s, never shared with another Connect cluster) or connect (Connect's connect-%s, what sinks created before this value run as), or connectors.%s.consumerGroup; a running sink's group is its position, a new group starts over from auto.offset.reset" .name (include "kafka-connect.groupId" .context) .name .name .name) }}
+{{- end }}
+{{- else if $own }}
+{{- fail (printf "connectors.%s.consumerGroup is set but the connector is not a sink (no topics or topics.regex in its config)" .name) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The narrowest connector.client.config.override.policy admitting every client override the declared connectors carry
+(the sinks' group.id included) and connectorClientOverrides, as YAML {property: value} for the worker properties.
+None when there is none; ["*"] is All. Kafka >= 4.2: Allowlist (KIP-1188) with connector.client.config.override.allowlist.
+Before 4.2 (or a Kafka version the chart does not know): Principal when only the principal settings, else All,
+the only policies that let a connector set other client properties.
+*/}}
+{{- define "kafka-connect.overridePolicy" -}}
+{{- $names := dict }}
+{{- $cluster := eq .Values.sinkConsumerGroups "cluster" }}
+{{- range $name, $connector := .Values.connectors }}
+{{- $config := $connector.config | default dict }}
+{{- if and (or (hasKey $config "topics") (hasKey $config "topics.regex")) (or $cluster (get $connector "consumerGroup")) }}
+{{- $_ := set $names "group.id" true }}
+{{- end }}
+{{- range $key, $_ := $config }}
+{{- /* prefixes, not regexes: a regex is compiled per call, per key of every connector */}}
+{{- if contains ".override." $key }}
+{{- range $prefix := list "producer.override." "consumer.override." "admin.override." }}
+{{- if and (hasPrefix $prefix $key) (ne $prefix $key) }}
+{{- $_ := set $names (trimPrefix $prefix $key) true }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range .Values.connectorClientOverrides }}{{ $_ := set $names . true }}{{ end }}
+{{- $version := include "kafka-connect.kafkaVersion" . }}
+{{- $props := dict }}
+{{- if hasKey $names "*" }}
+{{- $_ := set $props "connector.client.config.override.policy" "All" }}
+{{- else if not $names }}
+{{- $_ := set $props "connector.client.config.override.policy" "None" }}
+{{- else if and $version (semverCompare ">=4.2.0-0" $version) }}
+{{- $_ := set $props "connector.client.config.override.policy" "Allowlist" }}
+{{- $_ := set $props "connector.client.config.override.allowlist" (keys $names | sortAlpha | join ",") }}
+{{- else if not (omit $names "sasl.jaas.config" "sasl.mechanism" "security.protocol") }}
+{{- $_ := set $props "connector.client.config.override.policy" "Principal" }}
+{{- else }}
+{{- $_ := set $props "connector.client.config.override.policy" "All" }}
+{{- end }}
+{{- toYaml $props }}
+{{- end }}
+
+{{/* Whether the worker's properties reference the worker's own Kafka Secrets (the worker-config init container runs). */}}
+{{- define "kafka-connect.workerSecretsInit" -}}
+{{- if contains "@@kafka-secret:" (include "kafka-connect.kafkaClientProperties" .) }}true{{ end }}
+{{- end }}
+
+{{/*
+The worker-config init container's script (bash: the Connect images run Kafka's bash scripts): copies the worker
+ConfigMap's files to the memory-backed emptyDir the worker reads, replacing each "@@kafka-secret:<dir>/<key>@@" with
+that Secret key's content escaped for a Java properties file (read as ISO-8859-1: non-ASCII is refused rather than
+mangled). A key missing from the Secret fails the pod with a line naming it. Paths come from the environment so the
+integration test runs the same script.
+*/}}
+{{- define "kafka-connect.workerConfigScript" -}}
+set -eu
+src=${WORKER_CONFIG_TEMPLATE:-/etc/kafka-connect-template}
+dst=${WORKER_CONFIG:-/etc/kafka-connect}
+secrets=${KAFKA_SECRETS:-/mnt/kafka}
+for f in "$src"/*; do
+  case $f in */connect-distributed.properties) ;; *) cp "$f" "$dst/" ;; esac
+done
+props=$(cat "$src/connect-distributed.properties"; printf x); props=${props%x}
+for f in "$secrets"/*/*; do
+  [ -f "$f" ] || continue
+  marker="@@kafka-secret:${f#"$secrets"/}@@"
+  case $props in *"$marker"*) ;; *) continue ;; esac
+  if LC_ALL=C grep -q '[^[:print:][:space:]]' "$f"; then
+    echo "worker-config: ${f} holds non-ASCII characters, which a Java properties file cannot carry as they are" >&2
+    exit 1
+  fi
+  v=$(cat "$f"; printf x); v=${v%x}
+  v=${v//\\/\\\\}; v=${v//$'\n'/\\n}; v=${v//$'\r'/\\r}; v=${v//$'\t'/\\t}; v=${v// /\\ }
+  props=${props//"$marker"/"$v"}
+done
+case $props in
+  *@@kafka-secret:*)
+    missing=${props#*@@kafka-secret:}; missing=${missing%%@@*}
+    echo "worker-config: ${secrets}/${missing} does not exist: add key ${missing#*/} to the kafka.${missing%%/*} Secret (kafka.${missing%%/*}.existingSecret)" >&2
+    exit 1 ;;
+esac
+rm -f "$dst/connect-distributed.properties"
+umask 077
+printf '%s' "$props" > "$dst/connect-distributed.properties"
 {{- end }}

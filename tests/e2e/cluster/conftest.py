@@ -145,7 +145,9 @@ def install(broker: Broker, chart: list[str]) -> Install:
     def run(release: str, namespace: str, *extra: str) -> None:
         t0 = time.monotonic()
         helm("upgrade", "--install", release, *chart, "--namespace", namespace, "-f", str(VALUES),
-             "--set", f"bootstrapServers={kcluster.NODE_IP}:{BROKER_POD_PORT}", *extra, "--wait",
+             "--set", f"bootstrapServers={kcluster.NODE_IP}:{BROKER_POD_PORT}",
+             # Each release its own Connect cluster (groupId is required; the same on every upgrade of a release).
+             "--set", f"groupId={namespace}-{release}", *extra, "--wait",
              "--wait-for-jobs", "--timeout", "6m")
         print(f"release {release} installed/upgraded and Ready in {time.monotonic() - t0:.0f}s", flush=True)
     return run

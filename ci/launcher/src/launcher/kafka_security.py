@@ -31,13 +31,16 @@ from .worker import Worker
 
 @dataclass(frozen=True)
 class TlsFiles:
-    """What make_tls wrote: PKCS12 stores sharing one password, and the CA certificate in PEM."""
+    """What make_tls wrote: PKCS12 stores sharing one password, the CA certificate in PEM, and the client's
+    certificate and PKCS#8 key in PEM (what a cert-manager Secret holds as tls.crt and tls.key)."""
 
     ca_pem: Path
     truststore: Path
     broker_keystore: Path
     client_keystore: Path
     password: str
+    client_cert_pem: Path
+    client_key_pem: Path
 
 
 def _run(cmd: Sequence[str], cwd: Path) -> None:
@@ -66,7 +69,8 @@ def make_tls(directory: Path, password: str, version: str = KAFKA_VERSION) -> Tl
     keytool = Path(os.path.realpath(require_java(version))).with_name("keytool")
     _run([str(keytool), "-importcert", "-noprompt", "-alias", "ca", "-file", "ca.pem", "-storetype", "PKCS12",
           "-keystore", "truststore.p12", "-storepass", password], d)
-    return TlsFiles(d / "ca.pem", d / "truststore.p12", d / "broker.p12", d / "client.p12", password)
+    return TlsFiles(d / "ca.pem", d / "truststore.p12", d / "broker.p12", d / "client.p12", password,
+                    d / "client.pem", d / "client.key")
 
 
 class SecureBroker(Broker):

@@ -100,7 +100,8 @@ def render_chart_rules(dest: str | os.PathLike[str], release: str, namespace: st
     cmd = [helm_executable(), "template", release, str(chart), "--namespace", namespace, "--show-only", RULE_TEMPLATE,
            "--set", "metrics.prometheusRule.enabled=true",
            # The source chart names no sidecar image (make release stamps one); any will do for the rules.
-           "--set", "healthcheck.image.repository=localhost/connect-health", "--set", "bootstrapServers=127.0.0.1:9092"]
+           "--set", "healthcheck.image.repository=localhost/connect-health", "--set", "bootstrapServers=127.0.0.1:9092",
+           "--set", f"groupId={namespace}-{release}"]
     for key, value in (values or {}).items():
         cmd += ["--set", f"{key}={value}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)

@@ -76,28 +76,32 @@ def _interrupt(signum: int, frame: object) -> None:
 # waitress, sized so that nothing a client sends can starve the probes (issue 11, item 3): requests are read by
 # the event loop (a half-sent request holds no thread), idle connections are closed after CHANNEL_TIMEOUT, bodies
 # over MAX_BODY are refused (413) before they are read, and the heavy pages get at most app.HEAVY_LANE of THREADS.
+# server.py adds the request deadline, the per-address and total bounds (the latter from the open-file limit,
+# replacing waitress's connection_limit) and counted, not traced, accept failures (issue 18, item 2).
 THREADS = 8
-WAITRESS = {"threads": THREADS, "connection_limit": 4000, "channel_timeout": 10, "cleanup_interval": 2,
+WAITRESS = {"threads": THREADS, "channel_timeout": 10, "cleanup_interval": 1,
             "max_request_body_size": 4096, "max_request_header_size": 16384, "backlog": 1024,
             "asyncore_use_poll": True, "ident": "connect-health"}
 
 
 def serve(settings: config.ServeSettings) -> int:
     from . import listen
+    from . import server as server_mod
     from .app import build
 
     setup_logging(settings.log_format)
     log = logging.getLogger("connect_health")
     sock = listen.bind(settings.host, settings.port)  # before the poller: a bad address sends nothing to Connect
+    before, after = server_mod.raise_open_files()
+    log.info("open files: soft limit %s", f"raised from {before} to {after} (the hard limit)" if after != before
+             else f"{after} (already the hard limit)")
     # Threads building /metrics or /status hold the GIL in 5 ms slices by default; 1 ms slices let a probe through
     # sooner while they run (bench/FAULTS.md, heavy pages at 3,000 connectors).
     sys.setswitchinterval(0.001)
     sidecar = build(settings)
     server = None
     if settings.server == "waitress":
-        from waitress import create_server
-
-        server = create_server(sidecar.app, sockets=[sock], **WAITRESS)
+        server = server_mod.create(sidecar.app, sock, **WAITRESS)
     else:
         sock.close()  # the development server binds again itself
     sidecar.start()

@@ -1,0 +1,300 @@
+"""The HTTP server of ``serve``: waitress, guarded so that no client can starve the kubelet's probes (issue 18, 2).
+
+Whoever reaches the port (any pod, NetworkPolicy being off by default) could hold waitress's connections: a
+header line every few seconds resets an idle timeout forever, 4,000 such connections stopped it accepting, and
+past the open-file limit every accept() failed with a traceback. The guard adds what waitress lacks:
+
+- **a deadline for a whole request**: from accept (or the end of the previous answer) a connection has
+  ``REQUEST_DEADLINE`` seconds to deliver a complete request, headers and body, and to read its answer; then it is
+  closed, however often it trickles a byte. A request being served has no deadline (the pages bound themselves).
+- **a bound per client address** (``PER_ADDRESS``) and **a total bound** below the open-file limit. A new connection
+  over a bound is not refused: it takes the place of the oldest connection waiting for its request, from its own
+  address at the per-address bound, else from the address holding the most. The kubelet cannot be told apart by
+  its address (hostNetwork pods share the node's), but it opens one fresh connection per probe and sends its
+  request at once, so the connection evicted is always an older one: a flood from other addresses can never
+  starve it, and one from its own address must open ``PER_ADDRESS`` connections within the few milliseconds a
+  probe takes.
+- **all pending connections accepted at once** (waitress takes one per loop pass, and a pass walks every
+  connection), so a probe never waits behind a backlog of flooders.
+- **the open-file soft limit raised to the hard limit** at start (:func:`raise_open_files`), logged once.
+- **refusals and failed accepts counted**, one log line per ``REPORT_EVERY`` seconds with the counts, never a
+  traceback each (:class:`Tally`); on EMFILE a waiting connection is closed to free a descriptor.
+
+:class:`Admission` is the policy alone (which connections to close to admit one more), tested by tables; the
+waitress subclasses only feed it.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import resource
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, TypeVar
+
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.server import TcpWSGIServer
+from waitress.task import ThreadedTaskDispatcher
+
+log = logging.getLogger("connect_health.server")
+
+REQUEST_DEADLINE = 5.0  # seconds from accept (or the last answer) to a complete request and its answer read
+# Connections one client address may hold: a kubelet (one per probe), Prometheus (one or two kept alive), a few
+# browsers on /status (6 each) and kubectl port-forwards (all from 127.0.0.1) fit; a flooder holds few enough
+# that the per-address eviction reaches its connections long before the prober's.
+PER_ADDRESS = 32
+MAX_CONNECTIONS = 4000  # total, also kept FD_RESERVE below the open-file limit
+FD_RESERVE = 64  # descriptors left for the poller's connections to Connect, the log, Events, waitress's trigger
+REPORT_EVERY = 10.0  # seconds between two log lines about refused connections
+ACCEPT_BATCH = 256  # connections accepted per readiness of the listening socket
+OUT_OF_FILES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+K = TypeVar("K", bound=Hashable)
+
+
+def raise_open_files() -> tuple[int, int]:
+    """Raise this process's open-file soft limit to its hard limit; the (old, new) soft limits."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20  # Linux refuses an infinite RLIMIT_NOFILE; its default nr_open
+    if soft == resource.RLIM_INFINITY or soft >= hard:
+        return soft, soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):
+        return soft, soft
+    return soft, hard
+
+
+def total_bound(open_files: int) -> int:
+    """Connections held at once: MAX_CONNECTIONS, or fewer so FD_RESERVE descriptors stay free."""
+    return max(8, min(MAX_CONNECTIONS, open_files - FD_RESERVE))
+
+
+class Admission(Generic[K]):
+    """Which held connections to close so that one more from ``address`` fits within the bounds.
+
+    Connections are opaque keys; ``evictable`` says which may be closed (those waiting for a request, not one being
+    served). Oldest first: the newest connection of a flood is the last to go, and so is a probe's.
+    """
+
+    def __init__(self, per_address: int, total: int) -> None:
+        self.per_address = per_address
+        self.total = total
+        self._held: dict[str, dict[K, int]] = {}  # address -> {connection: admission number}, oldest first
+        self._count = 0
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def held(self, address: str) -> int:
+        return len(self._held.get(address, ()))
+
+    def add(self, address: str, key: K) -> None:
+        self._seq += 1
+        self._held.setdefault(address, {})[key] = self._seq
+        self._count += 1
+
+    def remove(self, address: str, key: K) -> None:
+        """Forget a connection (closed, evicted); forgetting one twice is harmless."""
+        keys = self._held.get(address)
+        if keys is not None and keys.pop(key, None) is not None:
+            self._count -= 1
+            if not keys:
+                del self._held[address]
+
+    def _oldest(self, address: str, evictable: Callable[[K], bool]) -> tuple[int, K] | None:
+        for key, seq in self._held.get(address, {}).items():
+            if evictable(key):
+                return seq, key
+        return None
+
+    def _from_largest(self, evictable: Callable[[K], bool]) -> tuple[str, K] | None:
+        """The oldest evictable connection of the address holding the most (of those with any evictable)."""
+        by_size: dict[int, list[str]] = {}
+        for address, keys in self._held.items():
+            by_size.setdefault(len(keys), []).append(address)
+        for size in sorted(by_size, reverse=True):
+            found = [(hit, address) for address in by_size[size] if (hit := self._oldest(address, evictable))]
+            if found:
+                (_, key), address = min(found, key=lambda item: item[0][0])
+                return address, key
+        return None
+
+    def make_room(self, evictable: Callable[[K], bool]) -> K | None:
+        """Close one connection anywhere (out of file descriptors): the oldest evictable of the largest holder."""
+        victim = self._from_largest(evictable)
+        if victim is None:
+            return None
+        self.remove(*victim)
+        return victim[1]
+
+    def admit(self, address: str, evictable: Callable[[K], bool]) -> list[K] | None:
+        """The connections to close (already forgotten here) so that a new one from ``address`` fits; None: no
+        connection can make room and the new one is to be refused. The caller then ``add``s the new one."""
+        victims: list[K] = []
+        if self.held(address) >= self.per_address:
+            hit = self._oldest(address, evictable)
+            if hit is None:
+                return None
+            self.remove(address, hit[1])
+            victims.append(hit[1])
+        if self._count >= self.total:
+            other = self._from_largest(evictable)
+            if other is None:
+                for key in victims:  # nothing was closed yet: put them back (as the newest; harmless)
+                    self.add(address, key)
+                return None
+            self.remove(*other)
+            victims.append(other[1])
+        return victims
+
+
+class Tally:
+    """Counts refused and cut connections by reason; at most one log line per ``every`` seconds, with the counts."""
+
+    def __init__(self, logger: logging.Logger = log, every: float = REPORT_EVERY,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.logger = logger
+        self.every = every
+        self.clock = clock
+        self.counts: Counter[str] = Counter()
+        self._next = 0.0
+        self._since: float | None = None
+
+    def count(self, reason: str, n: int = 1) -> None:
+        if self._since is None:
+            self._since = self.clock()
+        self.counts[reason] += n
+        self.flush()
+
+    def flush(self) -> None:
+        now = self.clock()
+        if not self.counts or now < self._next:
+            return
+        spent = now - (self._since if self._since is not None else now)
+        detail = "; ".join(f"{reason}: {n}" for reason, n in sorted(self.counts.items()))
+        self.logger.warning("connections refused or cut in the last %.0f s (at most one such line per %.0f s): %s",
+                            spent, self.every, detail)
+        self.counts.clear()
+        self._since = None
+        self._next = now + self.every
+
+
+class GuardedChannel(HTTPChannel):  # type: ignore[misc]
+    """waitress's channel, remembering since when it has been waiting for its next request."""
+
+    server: GuardedServer
+
+    def __init__(self, server: GuardedServer, sock: socket.socket, addr: Any, adj: Any,
+                 map: dict[int, Any] | None = None) -> None:
+        self.waiting_since = time.monotonic()
+        super().__init__(server, sock, addr, adj, map=map)
+
+    def service(self) -> None:
+        try:
+            super().service()
+        finally:
+            self.waiting_since = time.monotonic()  # the answer is written: the next request's deadline starts
+
+    def del_channel(self, map: dict[int, Any] | None = None) -> None:
+        super().del_channel(map)
+        self.server.admission.remove(address_of(self.addr), self)
+
+
+def address_of(addr: Any) -> str:
+    host = addr[0] if isinstance(addr, tuple) and addr else str(addr)
+    return str(host).removeprefix("::ffff:")  # an IPv4 client on the dual-stack socket is the same client
+
+
+def _waiting(channel: GuardedChannel) -> bool:
+    return not channel.requests
+
+
+class GuardedServer(TcpWSGIServer):  # type: ignore[misc]
+    """waitress's TCP server with the request deadline, the bounds and the accept loop described above."""
+
+    channel_class = GuardedChannel
+
+    def __init__(self, app: Any, sock: socket.socket, adj: Any, dispatcher: Any, *, total: int,
+                 per_address: int = PER_ADDRESS, deadline: float = REQUEST_DEADLINE, tally: Tally | None = None
+                 ) -> None:
+        self.admission: Admission[GuardedChannel] = Admission(per_address, total)
+        self.deadline = deadline
+        self.tally = tally or Tally()
+        self._paused_until = 0.0
+        super().__init__(app, map={}, _sock=sock, dispatcher=dispatcher, adj=adj, bind_socket=False,
+                         sockinfo=(sock.family, sock.type, sock.proto, sock.getsockname()))
+
+    def readable(self) -> bool:
+        accepting = bool(super().readable())  # also runs maintenance() every cleanup_interval
+        return accepting and time.monotonic() >= self._paused_until
+
+    def maintenance(self, now: float) -> None:
+        super().maintenance(now)  # waitress's idle timeout
+        cutoff = time.monotonic() - self.deadline
+        late = [ch for ch in self.active_channels.values() if _waiting(ch) and ch.waiting_since < cutoff]
+        trickled = 0
+        for channel in late:
+            trickled += channel.request is not None  # part of a request came, never all of it
+            channel.handle_close()  # now, not will_close: a client that reads nothing never makes it writable
+        if trickled:
+            self.tally.count(f"closed with a request unfinished after {self.deadline:g} s", trickled)
+        self.tally.flush()
+
+    def handle_accept(self) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, addr = self.socket.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+                self.tally.count(f"accept() failed ({name})")
+                if exc.errno in OUT_OF_FILES:
+                    victim = self.admission.make_room(_waiting)
+                    if victim is not None:
+                        victim.handle_close()
+                    else:  # nothing to free: stop polling the listener for a moment instead of spinning on it
+                        self._paused_until = time.monotonic() + 0.2
+                return
+            self._admit(conn, addr)
+
+    def _admit(self, conn: socket.socket, addr: Any) -> None:
+        address = address_of(addr)
+        at_address = self.admission.held(address) >= self.admission.per_address
+        victims = self.admission.admit(address, _waiting)
+        if victims is None:
+            conn.close()
+            self.tally.count("refused: every held connection is serving a request")
+            return
+        for victim in victims:
+            victim.handle_close()
+        if victims and at_address:
+            self.tally.count(f"oldest waiting connection closed at the per-address bound {self.admission.per_address}")
+        if len(victims) > at_address:
+            self.tally.count(f"oldest waiting connection closed at the total bound {self.admission.total}",
+                             len(victims) - at_address)
+        try:
+            self.set_socket_options(conn)
+            channel = self.channel_class(self, conn, addr, self.adj, map=self._map)
+        except OSError:
+            conn.close()
+            return
+        self.admission.add(address, channel)
+
+
+def create(app: Any, sock: socket.socket, **adjustments: Any) -> GuardedServer:
+    """The guarded waitress server for ``app`` on the bound socket ``sock``, sized by the open-file limit now."""
+    total = total_bound(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    adj = Adjustments(**adjustments, connection_limit=total + 16, log_socket_errors=False)
+    dispatcher = ThreadedTaskDispatcher()
+    dispatcher.set_thread_count(adj.threads)
+    return GuardedServer(app, sock, adj, dispatcher, total=total)

@@ -15,7 +15,9 @@ past the open-file limit every accept() failed with a traceback. The guard adds 
   starve it, and one from its own address must open ``PER_ADDRESS`` connections within the few milliseconds a
   probe takes.
 - **all pending connections accepted at once** (waitress takes one per loop pass, and a pass walks every
-  connection), so a probe never waits behind a backlog of flooders.
+  connection), so a probe never waits behind a backlog of flooders; what a new connection already sent is read at
+  once, so a complete request (the kubelet sends its own right after connecting) is being served before the rest
+  of the batch can evict it.
 - **the open-file soft limit raised to the hard limit** at start (:func:`raise_open_files`), logged once.
 - **refusals and failed accepts counted**, one log line per ``REPORT_EVERY`` seconds with the counts, never a
   traceback each (:class:`Tally`); on EMFILE a waiting connection is closed to free a descriptor.
@@ -47,7 +49,7 @@ REQUEST_DEADLINE = 5.0  # seconds from accept (or the last answer) to a complete
 # browsers on /status (6 each) and kubectl port-forwards (all from 127.0.0.1) fit; a flooder holds few enough
 # that the per-address eviction reaches its connections long before the prober's.
 PER_ADDRESS = 32
-MAX_CONNECTIONS = 4000  # total, also kept FD_RESERVE below the open-file limit
+MAX_CONNECTIONS = 1024  # total, also kept FD_RESERVE below the open-file limit
 FD_RESERVE = 64  # descriptors left for the poller's connections to Connect, the log, Events, waitress's trigger
 REPORT_EVERY = 10.0  # seconds between two log lines about refused connections
 ACCEPT_BATCH = 256  # connections accepted per readiness of the listening socket
@@ -289,6 +291,14 @@ class GuardedServer(TcpWSGIServer):  # type: ignore[misc]
             conn.close()
             return
         self.admission.add(address, channel)
+        # Read what already came: a request sent right after connecting (as the kubelet's is) is then being served
+        # and cannot be evicted by the rest of this batch of accepts.
+        try:
+            arrived = conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except OSError:  # nothing yet (EAGAIN), or an error the loop will see
+            arrived = b""
+        if arrived:
+            channel.handle_read()
 
 
 def create(app: Any, sock: socket.socket, **adjustments: Any) -> GuardedServer:

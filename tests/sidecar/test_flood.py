@@ -51,8 +51,9 @@ class Served:
         return self.log.read_text(errors="replace")
 
 
-def start(fake: FakeConnect, tmp_path: Path, limits: tuple[int, int]) -> tuple[subprocess.Popen[bytes], Served]:
-    port = free_port()
+def start(fake: FakeConnect, tmp_path: Path, limits: tuple[int, int], *extra: str,
+          port: int | None = None, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], Served]:
+    port = port or free_port()
     log = tmp_path / "serve.log"
 
     def lower_fd_limit() -> None:
@@ -60,8 +61,9 @@ def start(fake: FakeConnect, tmp_path: Path, limits: tuple[int, int]) -> tuple[s
 
     with open(log, "wb") as out:  # a file, not a pipe: a flood of log lines must not block the server on write
         proc = subprocess.Popen([CLI, "serve", "--connect-url", fake.url, "--worker-id", WORKER, "--host",
-                                 "127.0.0.1", "--port", str(port), "--poll-interval", "1"],
-                                stdout=out, stderr=subprocess.STDOUT, env=clean_env(), preexec_fn=lower_fd_limit)
+                                 "127.0.0.1", "--port", str(port), "--poll-interval", "1", *extra],
+                                stdout=out, stderr=subprocess.STDOUT, env=clean_env(**(env or {})),
+                                preexec_fn=lower_fd_limit)
     served = Served(f"http://127.0.0.1:{port}", port, proc.pid, log)
     deadline = time.monotonic() + 20
     while True:

@@ -50,6 +50,7 @@ REQUEST_DEADLINE = 5.0  # seconds from accept (or the last answer) to a complete
 # that the per-address eviction reaches its connections long before the prober's.
 PER_ADDRESS = 32
 MAX_CONNECTIONS = 1024  # total, also kept FD_RESERVE below the open-file limit
+PROBE_CONNECTIONS = 256  # total of the probe port (--probe-port), taken from the same budget
 FD_RESERVE = 64  # descriptors left for the poller's connections to Connect, the log, Events, waitress's trigger
 REPORT_EVERY = 10.0  # seconds between two log lines about refused connections
 ACCEPT_BATCH = 256  # connections accepted per readiness of the listening socket
@@ -75,6 +76,14 @@ def raise_open_files() -> tuple[int, int]:
 def total_bound(open_files: int) -> int:
     """Connections held at once: MAX_CONNECTIONS, or fewer so FD_RESERVE descriptors stay free."""
     return max(8, min(MAX_CONNECTIONS, open_files - FD_RESERVE))
+
+
+def split_bound(open_files: int) -> tuple[int, int]:
+    """Total bounds of the main port and of a probe port sharing ``open_files``: the probe port's a quarter,
+    at most PROBE_CONNECTIONS (probes need few; its bounds only have to outlast a flood's)."""
+    total = total_bound(open_files)
+    probes = max(8, min(PROBE_CONNECTIONS, total // 4))
+    return max(8, total - probes), probes
 
 
 class Admission(Generic[K]):
@@ -161,8 +170,9 @@ class Tally:
     """Counts refused and cut connections by reason; at most one log line per ``every`` seconds, with the counts."""
 
     def __init__(self, logger: logging.Logger = log, every: float = REPORT_EVERY,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, label: str = "the main port") -> None:
         self.logger = logger
+        self.label = label
         self.every = every
         self.clock = clock
         self.counts: Counter[str] = Counter()
@@ -181,8 +191,8 @@ class Tally:
             return
         spent = now - (self._since if self._since is not None else now)
         detail = "; ".join(f"{reason}: {n}" for reason, n in sorted(self.counts.items()))
-        self.logger.warning("connections refused or cut in the last %.0f s (at most one such line per %.0f s): %s",
-                            spent, self.every, detail)
+        self.logger.warning("connections refused or cut on %s in the last %.0f s (at most one such line per %.0f s):"
+                            " %s", self.label, spent, self.every, detail)
         self.counts.clear()
         self._since = None
         self._next = now + self.every
@@ -301,9 +311,8 @@ class GuardedServer(TcpWSGIServer):  # type: ignore[misc]
             channel.handle_read()
 
 
-def create(app: Any, sock: socket.socket, **adjustments: Any) -> GuardedServer:
-    """The guarded waitress server for ``app`` on the bound socket ``sock``, sized by the open-file limit now."""
-    total = total_bound(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+def create(app: Any, sock: socket.socket, total: int, **adjustments: Any) -> GuardedServer:
+    """The guarded waitress server for ``app`` on the bound socket ``sock``, holding at most ``total``."""
     adj = Adjustments(**adjustments, connection_limit=total + 16, log_socket_errors=False)
     dispatcher = ThreadedTaskDispatcher()
     dispatcher.set_thread_count(adj.threads)

@@ -14,7 +14,7 @@ import requests
 from .fakeconnect import FakeConnect
 from .test_cli import free_port, run
 from .test_cli_bad_input import one_line_exit_2
-from .test_flood import FD_LIMIT, LOG_BUDGET, Served, Trickle, start
+from .test_flood import FD_LIMIT, LOG_BUDGET, Served, Trickle, closed_while_trickling, start
 
 
 @pytest.fixture
@@ -70,16 +70,7 @@ def test_the_probe_port_answers_through_a_flood_of_it_and_of_the_main_port(two_p
 
 def test_the_probe_port_closes_a_trickled_request_at_its_deadline(two_ports: tuple[Served, str]) -> None:
     _, probes = two_ports
-    flood = Trickle(int(probes.rsplit(":", 1)[1]), ["127.0.0.1"], 1)
-    try:
-        for _ in range(40):
-            flood.step()
-            if flood.closed_by_server:
-                break
-            time.sleep(0.5)
-        assert flood.closed_by_server == 1
-    finally:
-        flood.close()
+    assert closed_while_trickling(int(probes.rsplit(":", 1)[1]))
 
 
 def test_the_environment_twin_sets_it(fake: FakeConnect, tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ accepted at once and read at once, refusals counted in one line per interval.
 
 from __future__ import annotations
 
-import errno
 import logging
 import selectors
 import socket
@@ -18,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from .server import ACCEPT_BATCH, OUT_OF_FILES, PER_ADDRESS, REQUEST_DEADLINE, Admission, Tally, address_of
+from .server import PER_ADDRESS, REQUEST_DEADLINE, Admission, Tally, accept_pending, address_of, make_way
 
 log = logging.getLogger("connect_health.probe_listener")
 
@@ -37,6 +36,10 @@ class _Conn:
         self.since = time.monotonic()
         self.inbuf = bytearray()
         self.out = b""
+
+
+def _any(conn: _Conn) -> bool:
+    return True  # every held connection waits for its request: answering one is immediate
 
 
 def _response(status: str, body: bytes, content_type: str, head_only: bool) -> bytes:
@@ -139,38 +142,24 @@ class ProbeListener:
             self.tally.count(f"closed with a request unfinished after {self.deadline:g} s", unfinished)
 
     def _accept(self) -> None:
-        for _ in range(ACCEPT_BATCH):
-            try:
-                sock, addr = self.sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except ConnectionAbortedError:
-                continue
-            except OSError as exc:
-                self.tally.count(f"accept() failed ({errno.errorcode.get(exc.errno or 0, exc.errno)})")
-                if exc.errno in OUT_OF_FILES:
-                    victim = self.admission.make_room(lambda conn: True)
-                    if victim is not None:
-                        self._close(victim)
-                    else:
-                        self._listen(False)
-                        self._paused_until = time.monotonic() + 0.2
-                return
-            self._admit(sock, address_of(addr))
+        accept_pending(self.sock, self.tally, self._admit, self._out_of_files)
 
-    def _admit(self, sock: socket.socket, address: str) -> None:
-        at_address = self.admission.held(address) >= self.admission.per_address
-        victims = self.admission.admit(address, lambda conn: True)
+    def _out_of_files(self) -> None:
+        victim = self.admission.make_room(_any)
+        if victim is not None:
+            self._close(victim)
+        else:
+            self._listen(False)
+            self._paused_until = time.monotonic() + 0.2
+
+    def _admit(self, sock: socket.socket, addr: object) -> None:
+        address = address_of(addr)
+        victims = make_way(self.admission, self.tally, address, _any)
         if victims is None:  # cannot happen while every held connection is evictable; kept for safety
             sock.close()
             return
         for victim in victims:
             self._close(victim)
-        if victims and at_address:
-            self.tally.count(f"oldest waiting connection closed at the per-address bound {self.admission.per_address}")
-        if len(victims) > at_address:
-            self.tally.count(f"oldest waiting connection closed at the total bound {self.admission.total}",
-                             len(victims) - at_address)
         sock.setblocking(False)
         conn = _Conn(sock, address)
         self.admission.add(address, conn)

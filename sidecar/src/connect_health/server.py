@@ -198,6 +198,40 @@ class Tally:
         self._next = now + self.every
 
 
+def accept_pending(listener: socket.socket, tally: Tally, admit: Callable[[socket.socket, Any], None],
+                   out_of_files: Callable[[], None]) -> None:
+    """Accept every pending connection (at most ACCEPT_BATCH) and ``admit`` each; a failed accept() is counted,
+    never raised nor traced, and out of descriptors ``out_of_files`` frees one or pauses the listener."""
+    for _ in range(ACCEPT_BATCH):
+        try:
+            conn, addr = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except ConnectionAbortedError:
+            continue
+        except OSError as exc:
+            tally.count(f"accept() failed ({errno.errorcode.get(exc.errno or 0, str(exc.errno))})")
+            if exc.errno in OUT_OF_FILES:
+                out_of_files()
+            return
+        admit(conn, addr)
+
+
+def make_way(admission: Admission[K], tally: Tally, address: str, evictable: Callable[[K], bool]) -> list[K] | None:
+    """``admission.admit`` with the refusal or the evictions counted by bound."""
+    at_address = admission.held(address) >= admission.per_address
+    victims = admission.admit(address, evictable)
+    if victims is None:
+        tally.count("refused: every held connection is serving a request")
+        return None
+    if victims and at_address:
+        tally.count(f"oldest waiting connection closed at the per-address bound {admission.per_address}")
+    if len(victims) > at_address:
+        tally.count(f"oldest waiting connection closed at the total bound {admission.total}",
+                    len(victims) - at_address)
+    return victims
+
+
 class GuardedChannel(HTTPChannel):  # type: ignore[misc]
     """waitress's channel, remembering since when it has been waiting for its next request."""
 
@@ -206,7 +240,35 @@ class GuardedChannel(HTTPChannel):  # type: ignore[misc]
     def __init__(self, server: GuardedServer, sock: socket.socket, addr: Any, adj: Any,
                  map: dict[int, Any] | None = None) -> None:
         self.waiting_since = time.monotonic()
+        self.born = server.passes
         super().__init__(server, sock, addr, adj, map=map)
+
+    def _stale(self) -> bool:
+        """Whether an event now is not this connection's: in the loop pass that accepted it, its descriptor number
+        may be that of a connection closed earlier in the pass (evicted), whose readiness poll() had already
+        reported; dispatched here, a spurious read (EAGAIN) would close it. poll() is level-triggered: real
+        events come again on the next pass."""
+        return self.born == self.server.passes
+
+    def handle_read_event(self) -> None:
+        if not self._stale():
+            super().handle_read_event()
+
+    def handle_write_event(self) -> None:
+        if not self._stale():
+            super().handle_write_event()
+
+    def handle_expt_event(self) -> None:
+        if not self._stale():
+            super().handle_expt_event()
+
+    def handle_close(self) -> None:
+        if not self._stale():  # a hang-up reported for the descriptor's previous owner; a real one comes again
+            super().handle_close()
+
+    def cut(self) -> None:
+        """Close now (evicted, past its deadline), whenever it was accepted."""
+        super().handle_close()
 
     def service(self) -> None:
         try:
@@ -240,10 +302,12 @@ class GuardedServer(TcpWSGIServer):  # type: ignore[misc]
         self.deadline = deadline
         self.tally = tally or Tally()
         self._paused_until = 0.0
+        self.passes = 0
         super().__init__(app, map={}, _sock=sock, dispatcher=dispatcher, adj=adj, bind_socket=False,
                          sockinfo=(sock.family, sock.type, sock.proto, sock.getsockname()))
 
     def readable(self) -> bool:
+        self.passes += 1  # poll() asks each object once per loop pass, before it waits
         accepting = bool(super().readable())  # also runs maintenance() every cleanup_interval
         return accepting and time.monotonic() >= self._paused_until
 
@@ -254,46 +318,29 @@ class GuardedServer(TcpWSGIServer):  # type: ignore[misc]
         trickled = 0
         for channel in late:
             trickled += channel.request is not None  # part of a request came, never all of it
-            channel.handle_close()  # now, not will_close: a client that reads nothing never makes it writable
+            channel.cut()  # now, not will_close: a client that reads nothing never makes it writable
         if trickled:
             self.tally.count(f"closed with a request unfinished after {self.deadline:g} s", trickled)
         self.tally.flush()
 
     def handle_accept(self) -> None:
-        for _ in range(ACCEPT_BATCH):
-            try:
-                conn, addr = self.socket.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except ConnectionAbortedError:
-                continue
-            except OSError as exc:
-                name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
-                self.tally.count(f"accept() failed ({name})")
-                if exc.errno in OUT_OF_FILES:
-                    victim = self.admission.make_room(_waiting)
-                    if victim is not None:
-                        victim.handle_close()
-                    else:  # nothing to free: stop polling the listener for a moment instead of spinning on it
-                        self._paused_until = time.monotonic() + 0.2
-                return
-            self._admit(conn, addr)
+        accept_pending(self.socket, self.tally, self._admit, self._out_of_files)
+
+    def _out_of_files(self) -> None:
+        victim = self.admission.make_room(_waiting)
+        if victim is not None:
+            victim.cut()
+        else:  # nothing to free: stop polling the listener for a moment instead of spinning on it
+            self._paused_until = time.monotonic() + 0.2
 
     def _admit(self, conn: socket.socket, addr: Any) -> None:
         address = address_of(addr)
-        at_address = self.admission.held(address) >= self.admission.per_address
-        victims = self.admission.admit(address, _waiting)
+        victims = make_way(self.admission, self.tally, address, _waiting)
         if victims is None:
             conn.close()
-            self.tally.count("refused: every held connection is serving a request")
             return
         for victim in victims:
-            victim.handle_close()
-        if victims and at_address:
-            self.tally.count(f"oldest waiting connection closed at the per-address bound {self.admission.per_address}")
-        if len(victims) > at_address:
-            self.tally.count(f"oldest waiting connection closed at the total bound {self.admission.total}",
-                             len(victims) - at_address)
+            victim.cut()
         try:
             self.set_socket_options(conn)
             channel = self.channel_class(self, conn, addr, self.adj, map=self._map)

@@ -10,7 +10,9 @@ per probe from 127.0.0.1 every ``--period`` seconds with the kubelet's default 1
 - ``same-address``: the flood from 127.0.0.1, the prober's own address (a hostNetwork pod shares the kubelet's);
 - ``many-addresses``: the flood from ``--sources`` other loopback addresses (127.0.0.2...), each under the
   per-address bound, together past the total one;
-- ``nofile-1024``: as ``same-address``, the sidecar started with a hard open-file limit of 1,024 (it cannot raise it).
+- ``nofile-1024``: as ``same-address``, the sidecar started with a hard open-file limit of 1,024 (it cannot raise it);
+- ``probe-port``: as ``many-addresses`` on the main port, the prober on ``--probe-port``;
+- ``probe-port-flooded``: the many-addresses flood aimed at ``--probe-port`` itself, the prober there too.
 
 Connect is bench/scale_connect.py's stand-in (10 connectors): the flood is about the sidecar's listener, not Connect.
 Everything listens on and connects to loopback addresses; each variant is bounded by ``--seconds``.
@@ -44,7 +46,7 @@ import scale_connect  # bench/: a script's own folder
 HERE = Path(__file__).resolve().parent
 TARGET_P99_MS = 100.0
 TARGET_LOG_BYTES = 1_000_000
-VARIANTS = ("same-address", "many-addresses", "nofile-1024")
+VARIANTS = ("same-address", "many-addresses", "nofile-1024", "probe-port", "probe-port-flooded")
 
 
 # --- the attacker (child process) ---------------------------------------------------------------------------------
@@ -148,7 +150,7 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def start_sidecar(connect_url: str, port: int, log: Path, nofile: tuple[int, int] | None,
-                  sidecar_src: Path) -> subprocess.Popen[bytes]:
+                  sidecar_src: Path, extra: list[str]) -> subprocess.Popen[bytes]:
     exe = shutil.which("connect-health", path=str(Path(sys.executable).parent)) or "connect-health"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECT_HEALTH_")}
     env["PYTHONPATH"] = str(sidecar_src)
@@ -159,7 +161,7 @@ def start_sidecar(connect_url: str, port: int, log: Path, nofile: tuple[int, int
 
     with open(log, "wb") as out:
         proc = subprocess.Popen([exe, "serve", "--connect-url", connect_url, "--worker-id", "10.0.0.1:8083",
-                                 "--host", "127.0.0.1", "--port", str(port), "--poll-interval", "1"],
+                                 "--host", "127.0.0.1", "--port", str(port), "--poll-interval", "1", *extra],
                                 stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=limits)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -176,11 +178,16 @@ def run_variant(name: str, args: argparse.Namespace, connect_url: str, workdir: 
     port = free_port()
     log = workdir / f"{name}.log"
     nofile = (1024, 1024) if name == "nofile-1024" else None
-    sources = [f"127.0.0.{i}" for i in range(2, 2 + args.sources)] if name == "many-addresses" else ["127.0.0.1"]
-    sidecar = start_sidecar(connect_url, port, log, nofile, args.sidecar_src)
+    many = name in ("many-addresses", "probe-port", "probe-port-flooded")
+    sources = [f"127.0.0.{i}" for i in range(2, 2 + args.sources)] if many else ["127.0.0.1"]
+    probe_port = free_port() if name.startswith("probe-port") else None
+    extra = ["--probe-port", str(probe_port)] if probe_port else []
+    target = probe_port if name == "probe-port-flooded" and probe_port else port
+    probed = probe_port or port
+    sidecar = start_sidecar(connect_url, port, log, nofile, args.sidecar_src, extra)
     try:
         time.sleep(1.5)  # a first poll, so /livez has a verdict
-        attacker = subprocess.Popen([sys.executable, __file__, "--attack", str(port), "--connections",
+        attacker = subprocess.Popen([sys.executable, __file__, "--attack", str(target), "--connections",
                                      str(args.connections), "--trickle", str(args.trickle), "--seconds",
                                      str(args.seconds + args.ramp), "--reopen-rate", str(args.reopen_rate),
                                      "--attack-sources", ",".join(sources)],
@@ -192,14 +199,14 @@ def run_variant(name: str, args: argparse.Namespace, connect_url: str, workdir: 
         end = time.monotonic() + args.seconds
         while time.monotonic() < end:
             t0 = time.monotonic()
-            answer, took = probe(port)
+            answer, took = probe(probed)
             answers.append(answer)
             if answer in ("200", "503"):
                 latencies.append(took)
             time.sleep(max(0.0, args.period - (time.monotonic() - t0)))
         out, _ = attacker.communicate(timeout=args.seconds + 60)
         flood = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
-        after = [probe(port)[0] for _ in range(3)]
+        after = [probe(probed)[0] for _ in range(3)]
     finally:
         rss = peak_rss_mb(sidecar.pid)
         sidecar.terminate()
@@ -211,12 +218,18 @@ def run_variant(name: str, args: argparse.Namespace, connect_url: str, workdir: 
     text = log.read_text(errors="replace")
     counted = [line for line in text.splitlines() if "connections refused or cut" in line]
     timeouts = answers.count("timeout")
+    run = worst = 0
+    for a in answers:  # the kubelet restarts the container after failureThreshold (default 3) failures in a row
+        run = run + 1 if a not in ("200", "503") else 0
+        worst = max(worst, run)
     others = {a: answers.count(a) for a in sorted(set(answers)) if a not in ("200", "503", "timeout")}
     p99 = 1000 * quantile(latencies, 0.99)
     return {
-        "variant": name, "flood_sources": len(sources), "sidecar_nofile": "1024 (hard)" if nofile else "raised to hard",
+        "variant": name, "flood_sources": len(sources), "flooded": "probe port" if target != port else "main port",
+        "probed": "probe port" if probe_port else "main port",
+        "sidecar_nofile": "1024 (hard)" if nofile else "raised to hard",
         "probes": len(answers), "answers": {a: answers.count(a) for a in sorted(set(answers))},
-        "timeouts": timeouts, "errors": others,
+        "timeouts": timeouts, "errors": others, "most_failures_in_a_row": worst,
         "p50_ms": round(1000 * quantile(latencies, 0.5), 2), "p99_ms": round(p99, 2),
         "max_ms": round(1000 * max(latencies), 2) if latencies else None,
         "log_bytes": len(text.encode()), "log_bytes_during_flood": len(text.encode()) - log_at_start,
@@ -242,15 +255,18 @@ def markdown(doc: dict[str, Any]) -> str:
         f"{a['reopen_rate']:,}/s); a kubelet-like prober on 127.0.0.1 (a fresh connection per probe, 1 s timeout) "
         f"every {a['period'] * 1000:g} ms for {a['seconds']:g} s after a {a['ramp']:g} s ramp. Sidecar code: "
         f"`{doc['sidecar_src']}`.", "",
-        "| variant | flood from | sidecar open files | probes | timeouts | /livez p50 / p99 / max | log (during flood) "
+        "| variant | flood from, to | probes to | sidecar open files | probes | timeouts (+ errors) | most failed in a "
+        "row | /livez p50 / p99 / max "
+        "| log (during flood) "
         "| count lines | tracebacks | peak RSS | flood: opened / closed by sidecar | target met |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in doc["results"]:
         f = r["flood"]
         lines.append(
-            f"| {r['variant']} | {r['flood_sources']} address(es) | {r['sidecar_nofile']} | {r['probes']} | "
-            f"{r['timeouts']}{' + ' + str(r['errors']) if r['errors'] else ''} | "
+            f"| {r['variant']} | {r['flood_sources']} address(es), {r['flooded']} | {r['probed']} | "
+            f"{r['sidecar_nofile']} | {r['probes']} | "
+            f"{r['timeouts']}{' + ' + str(r['errors']) if r['errors'] else ''} | {r['most_failures_in_a_row']} | "
             f"{r['p50_ms']} / {r['p99_ms']} / {r['max_ms']} ms | {r['log_bytes']:,} B "
             f"({r['log_bytes_during_flood']:,} B) | {r['log_count_lines']} | {r['tracebacks']} | "
             f"{r['peak_rss_mb']} MB | "

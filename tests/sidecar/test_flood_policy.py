@@ -6,7 +6,17 @@ from __future__ import annotations
 import logging
 
 import pytest
-from connect_health.server import FD_RESERVE, MAX_CONNECTIONS, Admission, Tally, address_of, total_bound
+from connect_health.server import (
+    FD_RESERVE,
+    HEARD,
+    MAX_CONNECTIONS,
+    SERVED,
+    UNHEARD,
+    Admission,
+    Tally,
+    address_of,
+    total_bound,
+)
 
 # Each case: bounds, held connections as (address, name) oldest first, the names being served (not evictable),
 # the new connection's address, and the names closed to admit it (None: refused).
@@ -30,6 +40,31 @@ CASES = [
     ("both bounds at once: one from its own address makes room for both", (2, 3),
      [("a", "a1"), ("a", "a2"), ("b", "b1")], set(), "a", ["a1"]),
 ]
+
+
+# Ranks: names starting with "h" sent part of a request (HEARD), "u" nothing yet (UNHEARD), "s" are being served.
+RANKED = [
+    ("a trickler goes before an older connection that sent nothing (a probe on its way)", (3, 10),
+     [("a", "u1"), ("a", "h1"), ("a", "h2")], "a", ["h1"]),
+    ("nothing heard anywhere: the oldest", (2, 10), [("a", "u1"), ("a", "u2")], "a", ["u1"]),
+    ("served ones never", (2, 10), [("a", "s1"), ("a", "u1")], "a", ["u1"]),
+    ("total bound: size first, then rank, then age", (5, 5),
+     [("k", "u1"), ("a", "u2"), ("a", "h3"), ("b", "h4"), ("b", "u5")], "z", ["h3"]),
+    ("total bound: a small holder's probe stays though the largest holder's ones sent nothing", (5, 4),
+     [("k", "u1"), ("a", "u2"), ("a", "u3"), ("a", "s4")], "z", ["u2"]),
+]
+
+
+def rank(name: str) -> int:
+    return {"s": SERVED, "u": UNHEARD, "h": HEARD}[name[0]]
+
+
+@pytest.mark.parametrize(("bounds", "held", "new", "closed"), [c[1:] for c in RANKED], ids=[c[0] for c in RANKED])
+def test_admission_by_rank(bounds: tuple[int, int], held: list[tuple[str, str]], new: str, closed: list[str]) -> None:
+    admission: Admission[str] = Admission(*bounds)
+    for address, name in held:
+        admission.add(address, name)
+    assert admission.admit(new, rank) == closed
 
 
 @pytest.mark.parametrize(("bounds", "held", "serving", "new", "closed"), [c[1:] for c in CASES],

@@ -17,7 +17,17 @@ import threading
 import time
 from collections.abc import Callable
 
-from .server import PER_ADDRESS, REQUEST_DEADLINE, Admission, Tally, accept_pending, address_of, make_way
+from .server import (
+    HEARD,
+    PER_ADDRESS,
+    REQUEST_DEADLINE,
+    UNHEARD,
+    Admission,
+    Tally,
+    accept_pending,
+    address_of,
+    make_way,
+)
 
 log = logging.getLogger("connect_health.probe_listener")
 
@@ -38,8 +48,8 @@ class _Conn:
         self.out = b""
 
 
-def _any(conn: _Conn) -> bool:
-    return True  # every held connection waits for its request: answering one is immediate
+def _rank(conn: _Conn) -> int:
+    return HEARD if conn.inbuf else UNHEARD  # one with a whole request is answered and closed at once
 
 
 def _response(status: str, body: bytes, content_type: str, head_only: bool) -> bytes:
@@ -145,7 +155,7 @@ class ProbeListener:
         accept_pending(self.sock, self.tally, self._admit, self._out_of_files)
 
     def _out_of_files(self) -> None:
-        victim = self.admission.make_room(_any)
+        victim = self.admission.make_room(_rank)
         if victim is not None:
             self._close(victim)
         else:
@@ -154,8 +164,8 @@ class ProbeListener:
 
     def _admit(self, sock: socket.socket, addr: object) -> None:
         address = address_of(addr)
-        victims = make_way(self.admission, self.tally, address, _any)
-        if victims is None:  # cannot happen while every held connection is evictable; kept for safety
+        victims = make_way(self.admission, self.tally, address, _rank)
+        if victims is None:
             sock.close()
             return
         for victim in victims:

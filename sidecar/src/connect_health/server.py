@@ -45,9 +45,13 @@ from waitress.task import ThreadedTaskDispatcher
 log = logging.getLogger("connect_health.server")
 
 REQUEST_DEADLINE = 5.0  # seconds from accept (or the last answer) to a complete request and its answer read
-# Connections one client address may hold: a kubelet (one per probe), Prometheus (one or two kept alive), a few
-# browsers on /status (6 each) and kubectl port-forwards (all from 127.0.0.1) fit; a flooder holds few enough
-# that the per-address eviction reaches its connections long before the prober's.
+# Connections one client address may hold. Legitimate clients of one address fit with room to spare: the kubelet
+# (at most 3 probes at once, a fresh connection each), Prometheus (1-2 kept alive), a browser on /status (6),
+# kubectl port-forwards (all from 127.0.0.1). What it buys: one address cannot make waitress walk more than this
+# many of its connections per loop pass (the cost every probe pays), and at the total bound the largest holder
+# loses first. A flood sharing the kubelet's address has to get this many connections accepted between the
+# kubelet's connect and its request (read at accept) to evict it. 64 would double that margin but let 16
+# addresses instead of 32 fill the total bound, doubling the held connections a small flood costs each pass.
 PER_ADDRESS = 32
 MAX_CONNECTIONS = 1024  # total, also kept FD_RESERVE below the open-file limit
 PROBE_CONNECTIONS = 256  # total of the probe port (--probe-port), taken from the same budget
@@ -86,19 +90,36 @@ def split_bound(open_files: int) -> tuple[int, int]:
     return max(8, total - probes), probes
 
 
+Rank = Callable[[Any], int]  # a held connection -> 0: never close it (being served); higher: close it sooner
+SERVED, UNHEARD, HEARD = 0, 1, 2  # being served | nothing received yet | part of a request received, or idle
+LOOK_AT = 16  # addresses of the largest holders' group compared for the oldest connection
+
+
 class Admission(Generic[K]):
     """Which held connections to close so that one more from ``address`` fits within the bounds.
 
-    Connections are opaque keys; ``evictable`` says which may be closed (those waiting for a request, not one being
-    served). Oldest first: the newest connection of a flood is the last to go, and so is a probe's.
+    Connections are opaque keys; ``rank`` says which may be closed and which first: never one being served
+    (SERVED), first those that sent part of a request or sit idle after an answer (HEARD: a trickler, a kept-alive
+    client), last those that sent nothing yet (UNHEARD: maybe a probe whose request is on its way). Within a rank,
+    oldest first: the newest connection of a flood is the last to go, and so is a probe's.
     """
 
     def __init__(self, per_address: int, total: int) -> None:
         self.per_address = per_address
         self.total = total
         self._held: dict[str, dict[K, int]] = {}  # address -> {connection: admission number}, oldest first
+        self._sizes: dict[int, dict[str, None]] = {}  # connections held -> the addresses holding that many
         self._count = 0
         self._seq = 0
+
+    def _resize(self, address: str, old: int, new: int) -> None:
+        if old:
+            bucket = self._sizes[old]
+            del bucket[address]
+            if not bucket:
+                del self._sizes[old]
+        if new:
+            self._sizes.setdefault(new, {})[address] = None  # last in its bucket: the address that changed last
 
     def __len__(self) -> int:
         return self._count
@@ -108,55 +129,72 @@ class Admission(Generic[K]):
 
     def add(self, address: str, key: K) -> None:
         self._seq += 1
-        self._held.setdefault(address, {})[key] = self._seq
+        keys = self._held.setdefault(address, {})
+        keys[key] = self._seq
         self._count += 1
+        self._resize(address, len(keys) - 1, len(keys))
 
     def remove(self, address: str, key: K) -> None:
         """Forget a connection (closed, evicted); forgetting one twice is harmless."""
         keys = self._held.get(address)
         if keys is not None and keys.pop(key, None) is not None:
             self._count -= 1
+            self._resize(address, len(keys) + 1, len(keys))
             if not keys:
                 del self._held[address]
 
-    def _oldest(self, address: str, evictable: Callable[[K], bool]) -> tuple[int, K] | None:
-        for key, seq in self._held.get(address, {}).items():
-            if evictable(key):
-                return seq, key
+    def _first(self, address: str, rank: Callable[[K], int]) -> tuple[int, int, K] | None:
+        """(rank, admission number, key) of the address's connection to close first, if any may be."""
+        best: tuple[int, int, K] | None = None
+        for key, seq in self._held.get(address, {}).items():  # oldest first
+            r = rank(key)
+            if r > (best[0] if best else 0):
+                best = (r, seq, key)
+                if r >= HEARD:
+                    break
+        return best
+
+    def _from_largest(self, rank: Callable[[K], int]) -> tuple[str, K] | None:
+        """The connection to close first of the address holding the most (of those with any that may be): among
+        addresses holding as many, the highest rank, the first found with HEARD, else the oldest of the first
+        LOOK_AT looked at (addresses whose count changed last are looked at last: a kubelet's, one connection per
+        probe, is such a one), so that an admission costs the same under a flood from a thousand addresses."""
+        for size in sorted(self._sizes, reverse=True):
+            best: tuple[tuple[int, int, K], str] | None = None
+            for looked, address in enumerate(self._sizes[size]):
+                if looked >= LOOK_AT and best is not None:
+                    break
+                hit = self._first(address, rank)
+                if hit is None:
+                    continue
+                if hit[0] >= HEARD:
+                    return address, hit[2]
+                if best is None or (-hit[0], hit[1]) < (-best[0][0], best[0][1]):
+                    best = (hit, address)
+            if best is not None:
+                return best[1], best[0][2]
         return None
 
-    def _from_largest(self, evictable: Callable[[K], bool]) -> tuple[str, K] | None:
-        """The oldest evictable connection of the address holding the most (of those with any evictable)."""
-        by_size: dict[int, list[str]] = {}
-        for address, keys in self._held.items():
-            by_size.setdefault(len(keys), []).append(address)
-        for size in sorted(by_size, reverse=True):
-            found = [(hit, address) for address in by_size[size] if (hit := self._oldest(address, evictable))]
-            if found:
-                (_, key), address = min(found, key=lambda item: item[0][0])
-                return address, key
-        return None
-
-    def make_room(self, evictable: Callable[[K], bool]) -> K | None:
-        """Close one connection anywhere (out of file descriptors): the oldest evictable of the largest holder."""
-        victim = self._from_largest(evictable)
+    def make_room(self, rank: Callable[[K], int]) -> K | None:
+        """Close one connection anywhere (out of file descriptors): the largest holder's first to close."""
+        victim = self._from_largest(rank)
         if victim is None:
             return None
         self.remove(*victim)
         return victim[1]
 
-    def admit(self, address: str, evictable: Callable[[K], bool]) -> list[K] | None:
+    def admit(self, address: str, rank: Callable[[K], int]) -> list[K] | None:
         """The connections to close (already forgotten here) so that a new one from ``address`` fits; None: no
         connection can make room and the new one is to be refused. The caller then ``add``s the new one."""
         victims: list[K] = []
         if self.held(address) >= self.per_address:
-            hit = self._oldest(address, evictable)
+            hit = self._first(address, rank)
             if hit is None:
                 return None
-            self.remove(address, hit[1])
-            victims.append(hit[1])
+            self.remove(address, hit[2])
+            victims.append(hit[2])
         if self._count >= self.total:
-            other = self._from_largest(evictable)
+            other = self._from_largest(rank)
             if other is None:
                 for key in victims:  # nothing was closed yet: put them back (as the newest; harmless)
                     self.add(address, key)
@@ -217,12 +255,12 @@ def accept_pending(listener: socket.socket, tally: Tally, admit: Callable[[socke
         admit(conn, addr)
 
 
-def make_way(admission: Admission[K], tally: Tally, address: str, evictable: Callable[[K], bool]) -> list[K] | None:
+def make_way(admission: Admission[K], tally: Tally, address: str, rank: Callable[[K], int]) -> list[K] | None:
     """``admission.admit`` with the refusal or the evictions counted by bound."""
     at_address = admission.held(address) >= admission.per_address
-    victims = admission.admit(address, evictable)
+    victims = admission.admit(address, rank)
     if victims is None:
-        tally.count("refused: every held connection is serving a request")
+        tally.count("refused: every held connection is being served")
         return None
     if victims and at_address:
         tally.count(f"oldest waiting connection closed at the per-address bound {admission.per_address}")
@@ -240,6 +278,7 @@ class GuardedChannel(HTTPChannel):  # type: ignore[misc]
     def __init__(self, server: GuardedServer, sock: socket.socket, addr: Any, adj: Any,
                  map: dict[int, Any] | None = None) -> None:
         self.waiting_since = time.monotonic()
+        self.served = False
         self.born = server.passes
         super().__init__(server, sock, addr, adj, map=map)
 
@@ -274,6 +313,7 @@ class GuardedChannel(HTTPChannel):  # type: ignore[misc]
         try:
             super().service()
         finally:
+            self.served = True
             self.waiting_since = time.monotonic()  # the answer is written: the next request's deadline starts
 
     def del_channel(self, map: dict[int, Any] | None = None) -> None:
@@ -288,6 +328,12 @@ def address_of(addr: Any) -> str:
 
 def _waiting(channel: GuardedChannel) -> bool:
     return not channel.requests
+
+
+def _rank(channel: GuardedChannel) -> int:
+    if channel.requests:
+        return SERVED
+    return HEARD if channel.request is not None or channel.served else UNHEARD
 
 
 class GuardedServer(TcpWSGIServer):  # type: ignore[misc]
@@ -327,7 +373,7 @@ class GuardedServer(TcpWSGIServer):  # type: ignore[misc]
         accept_pending(self.socket, self.tally, self._admit, self._out_of_files)
 
     def _out_of_files(self) -> None:
-        victim = self.admission.make_room(_waiting)
+        victim = self.admission.make_room(_rank)
         if victim is not None:
             victim.cut()
         else:  # nothing to free: stop polling the listener for a moment instead of spinning on it
@@ -335,7 +381,7 @@ class GuardedServer(TcpWSGIServer):  # type: ignore[misc]
 
     def _admit(self, conn: socket.socket, addr: Any) -> None:
         address = address_of(addr)
-        victims = make_way(self.admission, self.tally, address, _waiting)
+        victims = make_way(self.admission, self.tally, address, _rank)
         if victims is None:
             conn.close()
             return

@@ -312,8 +312,10 @@ def main() -> int:
             results.append(run_variant(name, args, connect_url, Path(tmp)))
             print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     connect.shutdown()
+    src = args.sidecar_src.resolve()
+    shown = str(src.relative_to(HERE.parent)) if src.is_relative_to(HERE.parent) else str(src)
     doc = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "loadavg": list(os.getloadavg()),
-           "cpus": os.cpu_count(), "sidecar_src": str(args.sidecar_src),
+           "cpus": os.cpu_count(), "sidecar_src": shown, "nofile": list(resource.getrlimit(resource.RLIMIT_NOFILE)),
            "args": {k: v for k, v in vars(args).items() if k in ("connections", "sources", "trickle", "reopen_rate",
                                                                   "seconds", "ramp", "period")},
            "results": results}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from connect_health.probe_listener import ProbeListener
 
 from .fakeconnect import FakeConnect
 from .test_cli import free_port, run
@@ -97,3 +98,29 @@ def test_bad_probe_ports_are_one_line_and_exit_2(fake: FakeConnect) -> None:
     assert fake.requests() == []
 
 
+
+
+def test_a_bug_answering_one_probe_does_not_stop_the_probe_port(caplog: pytest.LogCaptureFixture) -> None:
+    """In-process: the listener's loop survives an exception (a dead probe port would get Connect killed)."""
+    calls = []
+
+    def answers() -> dict[str, tuple[str, bytes]]:
+        calls.append(1)
+        if len(calls) <= 2:
+            raise RuntimeError("boom")
+        return {"/livez": ("200 OK", b'{"status":"ok"}')}
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    listener = ProbeListener(sock, answers, total=16)
+    listener.start()
+    try:
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/livez"
+        for _ in range(2):
+            with pytest.raises(requests.ConnectionError):
+                requests.get(url, timeout=10)
+        assert requests.get(url, timeout=10).json() == {"status": "ok"}
+    finally:
+        listener.stop()
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1 and "RuntimeError" in caplog.text

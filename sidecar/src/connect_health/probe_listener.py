@@ -125,15 +125,12 @@ class ProbeListener:
         next_sweep = 0.0
         while not self._stop.is_set():
             for key, mask in self._sel.select(timeout=SWEEP_EVERY):
-                if key.data == "listen":
-                    self._accept()
-                elif key.data == "wake":
-                    self._wake_r.recv(64)
-                elif isinstance(key.data, _Conn):
-                    if mask & selectors.EVENT_READ:
-                        self._read(key.data)
-                    elif mask & selectors.EVENT_WRITE:
-                        self._write(key.data)
+                try:
+                    self._event(key, mask)
+                except Exception as exc:  # a dead probe port gets Connect killed (Tally.internal)
+                    if isinstance(key.data, _Conn):
+                        self._close(key.data)
+                    self.tally.internal(exc)
             now = time.monotonic()
             if not self._listening and now >= self._paused_until:
                 self._listen(True)
@@ -141,6 +138,17 @@ class ProbeListener:
                 next_sweep = now + SWEEP_EVERY
                 self._sweep(now)
                 self.tally.flush()
+
+    def _event(self, key: selectors.SelectorKey, mask: int) -> None:
+        if key.data == "listen":
+            self._accept()
+        elif key.data == "wake":
+            self._wake_r.recv(64)
+        elif isinstance(key.data, _Conn):
+            if mask & selectors.EVENT_READ:
+                self._read(key.data)
+            elif mask & selectors.EVENT_WRITE:
+                self._write(key.data)
 
     def _sweep(self, now: float) -> None:
         late = [key.data for key in self._sel.get_map().values()
@@ -174,7 +182,11 @@ class ProbeListener:
         conn = _Conn(sock, address)
         self.admission.add(address, conn)
         self._sel.register(sock, selectors.EVENT_READ, conn)
-        self._read(conn)  # a probe's request is usually here already: answered before the batch goes on
+        try:
+            self._read(conn)  # a probe's request is usually here already: answered before the batch goes on
+        except Exception:
+            self._close(conn)  # unregistered and forgotten, not only closed
+            raise
 
     def _read(self, conn: _Conn) -> None:
         try:

@@ -216,6 +216,16 @@ class Tally:
         self.counts: Counter[str] = Counter()
         self._next = 0.0
         self._since: float | None = None
+        self._traced = False
+
+    def internal(self, exc: Exception) -> None:
+        """A bug met while guarding a connection: the listener goes on (a dead listener gets Connect killed); the
+        first traceback is logged, the rest counted."""
+        if not self._traced:
+            self._traced = True
+            self.logger.error("internal error on %s (the connection is dropped, the listener goes on)", self.label,
+                              exc_info=exc)
+        self.count(f"dropped by an internal error ({type(exc).__name__})")
 
     def count(self, reason: str, n: int = 1) -> None:
         if self._since is None:
@@ -252,7 +262,11 @@ def accept_pending(listener: socket.socket, tally: Tally, admit: Callable[[socke
             if exc.errno in OUT_OF_FILES:
                 out_of_files()
             return
-        admit(conn, addr)
+        try:
+            admit(conn, addr)
+        except Exception as exc:  # see Tally.internal
+            conn.close()
+            tally.internal(exc)
 
 
 def make_way(admission: Admission[K], tally: Tally, address: str, rank: Callable[[K], int]) -> list[K] | None:

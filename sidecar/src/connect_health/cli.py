@@ -76,33 +76,58 @@ def _interrupt(signum: int, frame: object) -> None:
 # waitress, sized so that nothing a client sends can starve the probes (issue 11, item 3): requests are read by
 # the event loop (a half-sent request holds no thread), idle connections are closed after CHANNEL_TIMEOUT, bodies
 # over MAX_BODY are refused (413) before they are read, and the heavy pages get at most app.HEAVY_LANE of THREADS.
+# server.py adds the request deadline, the per-address and total bounds (the latter from the open-file limit,
+# replacing waitress's connection_limit) and counted, not traced, accept failures (issue 18, item 2).
 THREADS = 8
-WAITRESS = {"threads": THREADS, "connection_limit": 4000, "channel_timeout": 10, "cleanup_interval": 2,
+WAITRESS = {"threads": THREADS, "channel_timeout": 10, "cleanup_interval": 1,
             "max_request_body_size": 4096, "max_request_header_size": 16384, "backlog": 1024,
             "asyncore_use_poll": True, "ident": "connect-health"}
 
 
 def serve(settings: config.ServeSettings) -> int:
     from . import listen
+    from . import server as server_mod
     from .app import build
 
     setup_logging(settings.log_format)
     log = logging.getLogger("connect_health")
     sock = listen.bind(settings.host, settings.port)  # before the poller: a bad address sends nothing to Connect
+    probe_sock = None
+    if settings.probe_port is not None:
+        try:
+            probe_sock = listen.bind(settings.host, settings.probe_port, "--probe-port")
+        except config.UsageError:
+            sock.close()
+            raise
+    before, after = server_mod.raise_open_files()
+    log.info("open files: soft limit %s", f"raised from {before} to {after} (the hard limit)" if after != before
+             else f"{after} (already the hard limit)")
+    if probe_sock is None:
+        total, probe_total = server_mod.total_bound(after), 0
+    else:
+        total, probe_total = server_mod.split_bound(after)
     # Threads building /metrics or /status hold the GIL in 5 ms slices by default; 1 ms slices let a probe through
     # sooner while they run (bench/FAULTS.md, heavy pages at 3,000 connectors).
     sys.setswitchinterval(0.001)
     sidecar = build(settings)
     server = None
     if settings.server == "waitress":
-        from waitress import create_server
-
-        server = create_server(sidecar.app, sockets=[sock], **WAITRESS)
+        server = server_mod.create(sidecar.app, sock, total, **WAITRESS)
     else:
         sock.close()  # the development server binds again itself
+    probes = None
+    if probe_sock is not None:
+        from .app import ProbeAnswers
+        from .probe_listener import ProbeListener
+
+        rendered = sidecar.app.wsgi_app
+        assert isinstance(rendered, ProbeAnswers)
+        probes = ProbeListener(probe_sock, lambda: rendered.answers(sidecar.poller.view), total=probe_total)
+        probes.start()
     sidecar.start()
-    log.info("connect-health serving on %s:%d, watching %s as worker %s (scope %s)", settings.host,
-             settings.port, settings.connect.safe_url, settings.health.worker_id or "-", settings.health.scope)
+    log.info("connect-health serving on %s:%d%s, watching %s as worker %s (scope %s)", settings.host,
+             settings.port, f" (probes also on port {settings.probe_port})" if probes else "",
+             settings.connect.safe_url, settings.health.worker_id or "-", settings.health.scope)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         if server is None:
@@ -114,6 +139,8 @@ def serve(settings: config.ServeSettings) -> int:
     finally:
         if server is not None:
             server.close()
+        if probes is not None:
+            probes.stop()
         sidecar.stop()
     return 0
 

@@ -79,6 +79,7 @@ class ServeSettings:
     health: HealthSettings
     host: str = default("--host")
     port: int = default("--port")
+    probe_port: int | None = None
     poll_interval: float = default("--poll-interval")
     connectors_file: str | None = None
     log_format: str = default("--log-format")
@@ -255,7 +256,10 @@ def health_settings(v: dict[str, Any], connect: ConnectSettings) -> HealthSettin
 def serve_settings(ns: argparse.Namespace) -> ServeSettings:
     v = values(ns, "serve")
     connect = connect_settings(v)
+    if v["probe_port"] is not None and v["probe_port"] == v["port"]:
+        raise UsageError(f"--probe-port: must differ from --port ({v['port']})")
     return ServeSettings(connect=connect, health=health_settings(v, connect), host=v["host"], port=v["port"],
+                         probe_port=v["probe_port"],
                          poll_interval=v["poll_interval"], connectors_file=v["connectors_file"],
                          log_format=v["log_format"], server=v["server"],
                          pages_token_file=v["pages_token_file"], kubernetes_events=v["kubernetes_events"],

@@ -19,9 +19,9 @@ log = logging.getLogger("connect_health.listen")
 NO_IPV6 = {errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT}
 
 
-def _blame(exc: OSError) -> str:
-    """Which flag an OSError of bind() is about: a taken port is --port's, any other failure --host's."""
-    return "--port" if exc.errno in (errno.EADDRINUSE, errno.EACCES) else "--host"
+def _blame(exc: OSError, port_flag: str) -> str:
+    """Which flag an OSError of bind() is about: a taken port is the port's flag, any other failure --host's."""
+    return port_flag if exc.errno in (errno.EADDRINUSE, errno.EACCES) else "--host"
 
 
 def _bound(family: int, address: tuple[object, ...], dual_stack: bool = False) -> socket.socket:
@@ -37,15 +37,15 @@ def _bound(family: int, address: tuple[object, ...], dual_stack: bool = False) -
     return sock
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host:port`` (not yet listening). Raises UsageError naming --host or --port."""
+def bind(host: str, port: int, port_flag: str = "--port") -> socket.socket:
+    """A socket bound to ``host:port`` (not yet listening). Raises UsageError naming --host or ``port_flag``."""
     where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
     if host in ("::", "[::]"):
         try:
             return _bound(socket.AF_INET6, ("::", port), dual_stack=True)
         except OSError as exc:
             if exc.errno not in NO_IPV6:
-                raise UsageError(f"{_blame(exc)}: cannot listen on {where}: {exc.strerror or exc}") from None
+                raise UsageError(f"{_blame(exc, port_flag)}: cannot listen on {where}: {exc.strerror or exc}") from None
             log.info("IPv6 is off here: listening on 0.0.0.0:%d (IPv4 only)", port)
             host, where = "0.0.0.0", f"0.0.0.0:{port}"
     try:
@@ -57,4 +57,4 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         return _bound(family, address)
     except OSError as exc:
-        raise UsageError(f"{_blame(exc)}: cannot listen on {where}: {exc.strerror or exc}") from None
+        raise UsageError(f"{_blame(exc, port_flag)}: cannot listen on {where}: {exc.strerror or exc}") from None

@@ -485,6 +485,10 @@ OPTIONS: tuple[Option, ...] = (
            "where IPv6 is off)", "::", ("serve",), SERVER, chart="healthcheck.host"),
     Option("--port", Number(minimum=1, maximum=65535, whole=True, metavar="PORT"), "port to listen on", 8090,
            ("serve",), SERVER, chart="healthcheck.port"),
+    Option("--probe-port", Number(minimum=1, maximum=65535, whole=True, metavar="PORT"),
+           "a second port serving only /livez, /readyz, /startupz, /health and /ping, with its own thread (for "
+           "the kubelet's probes; the pages and /metrics stay on --port, which answers the probes too); unset: "
+           "none", None, ("serve",), SERVER),
     Option("--poll-interval", seconds(minimum=0.1), "seconds between polls", 5.0, ("serve",), SERVER,
            chart="healthcheck.pollInterval"),
     Option("--pages-token-file", File(), "file holding a token that /status and /metrics then require "

@@ -375,6 +375,7 @@ class TestMonitoring:
                 {
                     **BOOT,
                     "metrics": {
+                        "serviceMonitor": {"enabled": True},
                         "prometheusRule": {
                             "enabled": True,
                             "alerts": {"workerUnreachable": {"enabled": False}, "restartRate": {"enabled": False}},

@@ -25,9 +25,19 @@ already contains the chart name.
 {{- end }}
 {{- end }}
 
-{{/* The full name with a suffix ("<fullname>-<suffix>"), kept to 63 characters: (dict "context" $ "suffix" ..). */}}
+{{/*
+The full name with a suffix ("<fullname>-<suffix>"), kept to 63 characters: (dict "context" $ "suffix" ..). A name
+too long keeps its suffix and gets a short hash of the whole name ("<fullname cut>-<hash>-<suffix>"), so two
+suffixes of one long release never cut down to one name (a 48-character release's worker and dashboard ConfigMaps).
+*/}}
 {{- define "kafka-connect.suffixedName" -}}
-{{- printf "%s-%s" (include "kafka-connect.fullname" .context) .suffix | trunc 63 | trimSuffix "-" }}
+{{- $full := include "kafka-connect.fullname" .context }}
+{{- $name := printf "%s-%s" $full .suffix }}
+{{- if gt (len $name) 63 }}
+{{- $keep := sub 63 (add (len .suffix) 8) | int }}
+{{- $name = printf "%s-%s-%s" ($full | trunc $keep | trimSuffix "-") ($name | sha256sum | trunc 6) .suffix }}
+{{- end }}
+{{- $name }}
 {{- end }}
 
 {{/* Value of the helm.sh/chart label. */}}

@@ -65,3 +65,11 @@ def test_few_connectors_stay_one_configmap_read_as_one_file(render: Render) -> N
     assert set(cm["data"]) == {"connectors.json"}
     sidecar = container(one(objects, "Deployment"), "connect-health")
     assert env_of(sidecar)["CONNECT_HEALTH_CONNECTORS_FILE"] == f"{DIR}/connectors.json"
+
+
+def test_characters_yaml_refuses_are_escaped_and_read_back(render: Render) -> None:
+    """JSON leaves U+007F-U+009F and U+FFFE/U+FFFF raw, which a YAML block refuses (found by test_values_property)."""
+    text = "a\ufffeb\u0085c\u007f"
+    objects = render({**BOOT, "connectors": {"c": {"config": {"connector.class": text}}}})
+    (cm,) = shards(objects)
+    assert json.loads(cm["data"]["connectors.json"])["c"]["config"]["connector.class"] == text

@@ -250,6 +250,18 @@ over are rendered holding `{}`.
 */}}
 {{- define "kafka-connect.connectorsShardBudget" -}}786432{{- end }}
 
+{{/*
+Pretty JSON that a YAML block scalar can hold: JSON leaves U+007F-U+009F, U+FFFE and U+FFFF unescaped, which YAML
+refuses ("control characters are not allowed"); they are written as \u escapes, which read back the same.
+*/}}
+{{- define "kafka-connect.yamlSafeJson" -}}
+{{- $text := toPrettyJson . }}
+{{- range $code := concat (untilStep 127 160 1) (list 65534 65535) }}
+{{- $text = replace (printf "%c" $code) (printf "\\u%04x" $code) $text }}
+{{- end }}
+{{- $text }}
+{{- end }}
+
 {{/* How many connectors ConfigMaps there are: 1 unless the declarations come near one shard's budget. */}}
 {{- define "kafka-connect.connectorsShardCount" -}}
 {{- $budget := include "kafka-connect.connectorsShardBudget" . | int }}

@@ -12,6 +12,7 @@ import copy
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -93,6 +94,13 @@ def _helm_home() -> Path:
     return home
 
 
+def values_json(values: Any) -> str:
+    """Values as JSON helm's YAML reader takes: escapes (\\uXXXX) for every non-ASCII character YAML may refuse raw
+    (controls, U+FFFE), but characters beyond U+FFFF raw, as YAML refuses the surrogate pairs JSON would write."""
+    text = json.dumps(values)
+    return re.sub(r"\\ud[89ab][0-9a-f]{2}\\ud[c-f][0-9a-f]{2}", lambda m: str(json.loads(f'"{m.group(0)}"')), text)
+
+
 def render_chart(
     values: dict[str, Any] | None = None,
     values_files: Iterable[str | os.PathLike[str]] = (),
@@ -150,7 +158,7 @@ def _render_cached(key: str) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="chart-values-") as tmp:
         if spec["values"] is not None:
             values_file = Path(tmp) / "values.json"
-            values_file.write_text(json.dumps(spec["values"]))
+            values_file.write_text(values_json(spec["values"]), encoding="utf-8")
             args += ["--values", str(values_file)]
         for template in spec["show_only"]:
             args += ["--show-only", template]

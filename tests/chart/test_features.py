@@ -356,9 +356,16 @@ class TestMonitoring:
             "KafkaConnectConnectorFailed",
             "KafkaConnectWorkerUnreachable",
             "KafkaConnectRestartRateHigh",
-            "KafkaConnectDrift",
+            "KafkaConnectDrift",  # the scenario's additionalRules
+            "KafkaConnectSidecarDown",
+            "KafkaConnectConnectorDrift",
+            "KafkaConnectUnassigned",
         }
         sel = 'namespace="team-a", job="rel-kafka-connect"'
+        assert alerts["KafkaConnectSidecarDown"]["expr"] == f'up{{{sel}, endpoint="health"}} == 0'
+        assert alerts["KafkaConnectUnassigned"]["expr"] == (
+            f'max by (namespace, job, connector) (connect_health_task_state{{{sel}, state="UNASSIGNED"}} or '
+            f'connect_health_connector_state{{{sel}, state="UNASSIGNED"}}) == 1')
         assert alerts["KafkaConnectConnectorFailed"]["expr"] == (
             f'max by (namespace, job, connector) (connect_health_connector_failed{{{sel}, policy="critical"}}) == 1'
         )
@@ -381,9 +388,12 @@ class TestMonitoring:
                 {
                     **BOOT,
                     "metrics": {
+                        "serviceMonitor": {"enabled": True},
                         "prometheusRule": {
                             "enabled": True,
-                            "alerts": {"workerUnreachable": {"enabled": False}, "restartRate": {"enabled": False}},
+                            "alerts": {"workerUnreachable": {"enabled": False}, "restartRate": {"enabled": False},
+                                       "targetDown": {"enabled": False}, "drift": {"enabled": False},
+                                       "unassigned": {"enabled": False}},
                         }
                     },
                 }

@@ -261,9 +261,10 @@ def test_a_pdb_that_can_never_be_satisfied_is_refused(render: Render, pdb: dict[
     ({"image": {"tag": "3.5.0"}}, True),
     ({"image": {"repository": "registry.example.com/mirror/apache/kafka", "tag": "3.3.2"}}, False),
     ({"kafkaVersion": "3.4"}, False),
-    ({"image": {"repository": "confluentinc/cp-kafka-connect", "tag": "7.4.0"}}, True),  # a CP version: unchecked
+    # A CP version: unchecked (the log format then has to be named: the chart cannot infer it, issue 19).
+    ({"image": {"repository": "confluentinc/cp-kafka-connect", "tag": "7.4.0"}, "logging": {"format": "log4j"}}, True),
     ({"image": {"repository": "confluentinc/cp-kafka-connect", "tag": "7.4.0"}, "kafkaVersion": "3.4.0"}, False),
-    ({"image": {"tag": "latest"}}, True),  # not a version: unchecked
+    ({"image": {"tag": "latest"}, "logging": {"format": "log4j2"}}, True),  # not a version: unchecked
 ])
 def test_kafka_older_than_3_5_is_refused(render: Render, values: dict[str, Any], ok: bool) -> None:
     if ok:
@@ -371,8 +372,13 @@ def test_network_policy_lets_the_release_reach_connect_rest_and_no_one_else(rend
     assert reach(restful, release_pods(restful)["apply"], worker, 8083).allowed
 
 
+# An image of the user's own holding the JMX agent (the stock apache/kafka holds none: refused, issue 19).
+OWN_IMAGE = {"image": {"repository": "registry.example.com/connect-with-agent", "tag": "4.3.1"},
+             "kafkaVersion": "4.3.1"}
+
+
 def test_network_policy_jmx_exporter_port(render: Render) -> None:
-    values = {**BOOT, "metrics": {"jmxExporter": {"enabled": True}}, "networkPolicy": {
+    values = {**BOOT, **OWN_IMAGE, "metrics": {"jmxExporter": {"enabled": True}}, "networkPolicy": {
         "enabled": True, "jmxExporterFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name":
                                                                                     "monitoring"}}}]}}
     objects = render(values)
@@ -381,7 +387,8 @@ def test_network_policy_jmx_exporter_port(render: Render) -> None:
     assert verdict.allowed and verdict.rule == 2, verdict
     assert not reach(objects, OUTSIDER, worker, 9404).allowed
     # jmxExporterFrom empty: every source; without the exporter the port stays closed
-    open_jmx = render({**BOOT, "metrics": {"jmxExporter": {"enabled": True}}, "networkPolicy": {"enabled": True}})
+    open_jmx = render({**BOOT, **OWN_IMAGE, "metrics": {"jmxExporter": {"enabled": True}},
+                       "networkPolicy": {"enabled": True}})
     assert reach(open_jmx, OUTSIDER, release_pods(open_jmx)["worker-a"], 9404).allowed
     plain = render({**BOOT, "networkPolicy": {"enabled": True}})
     assert not reach(plain, MONITORING, release_pods(plain)["worker-a"], 9404).allowed
@@ -391,7 +398,7 @@ def test_network_policy_extra_ports_and_the_exporter_port(render: Render) -> Non
     values = {"networkPolicy": {"enabled": True, "extraPorts": {
         "debug": {"port": 5005, "from": [{"podSelector": {"matchLabels": {"role": "debugger"}}}]},
         "agent": {"port": "agent", "protocol": "UDP"}}, "jmxExporterFrom": [{"namespaceSelector": {}}]},
-        "metrics": {"jmxExporter": {"enabled": True}}}
+        "metrics": {"jmxExporter": {"enabled": True}}, **OWN_IMAGE}
     objects = render({**BOOT, **values})
     rules = one(objects, "NetworkPolicy")["spec"]["ingress"]
     by_port = {r["ports"][0]["port"]: r for r in rules}
@@ -450,7 +457,8 @@ def test_jmx_exporter_jar_in_the_users_image_and_extra_rules_first(render: Rende
     rule = {"pattern": "kafka.connect<type=app-info, client-id=(.+)><>version: (.+)", "name": "connect_info",
             "value": 1, "labels": {"version": "$2"}}
     values = {"metrics": {"jmxExporter": {"enabled": True, "jarPath": "/opt/agents/jmx.jar", "port": 9999,
-                                          "extraRules": [rule]}}, "jvmOpts": "-XX:+ExitOnOutOfMemoryError"}
+                                          "extraRules": [rule]}}, "jvmOpts": "-XX:+ExitOnOutOfMemoryError",
+              **OWN_IMAGE}
     objects = render({**BOOT, **values})
     d = one(objects, "Deployment")
     assert "initContainers" not in pod_spec(d)
@@ -459,7 +467,8 @@ def test_jmx_exporter_jar_in_the_users_image_and_extra_rules_first(render: Rende
     config = yaml.safe_load(one(objects, "ConfigMap", WORKER_CM)["data"]["jmx-exporter.yaml"])
     assert config["rules"][0] == rule
     # Without the exporter nothing of it is rendered, and its alerts stay out of the PrometheusRule.
-    plain = render({**BOOT, "metrics": {"prometheusRule": {"enabled": True}, "grafanaDashboard": {"enabled": True}}})
+    plain = render({**BOOT, "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True},
+                                        "grafanaDashboard": {"enabled": True}}})
     dashboard = json.loads(next(iter(one(plain, "ConfigMap", "rel-kafka-connect-dashboard")["data"].values())))
     assert all(p["id"] < 100 for p in dashboard["panels"]), "worker panels only with the exporter"
     assert "jmx-exporter.yaml" not in one(plain, "ConfigMap", WORKER_CM)["data"]

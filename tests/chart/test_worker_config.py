@@ -168,7 +168,8 @@ def test_config_provider_params_go_through_config_providers(render: Render) -> N
 
 def test_heap_jvm_options_and_log_dir(render: Render) -> None:
     d = one(
-        render({**BOOT, "heapOpts": "-Xms2g -Xmx2g", "jvmOpts": "-XX:+UseG1GC", "logDir": "/var/log/connect"}),
+        render({**BOOT, "heapOpts": "-Xms2g -Xmx2g", "jvmOpts": "-XX:+UseG1GC", "logDir": "/var/log/connect",
+                "resources": {"limits": {"memory": "3Gi"}}}),
         "Deployment",
     )
     connect = container(d, "connect")

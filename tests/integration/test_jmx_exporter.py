@@ -64,6 +64,9 @@ def test_the_agent_serves_connects_metrics_with_the_charts_rules(
     values = {
         "bootstrapServers": broker.bootstrap, "groupId": f"jmx-{kafka_version}", "restPort": rest_port,
         "kafkaVersion": kafka_version,
+        # The agent jar "in the image" (jarPath, run here on the host): the stock apache/kafka holds none and the
+        # chart refuses the exporter on it (issue 19), so the image is one of the user's own.
+        "image": {"repository": "registry.example.com/connect-with-agent", "tag": kafka_version},
         "internalTopics": {"config": {"replicationFactor": 1},
                            "offset": {"replicationFactor": 1, "partitions": 1},
                            "status": {"replicationFactor": 1, "partitions": 1}},

@@ -30,7 +30,8 @@ TARGET_LABELS = frozenset({"job", "instance", "namespace", "pod"})
 
 def chart_rules(values: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``spec`` of the chart's PrometheusRule (release RELEASE in NAMESPACE), i.e. a Prometheus rule file."""
-    rule_values: dict[str, Any] = {"metrics": {"prometheusRule": {"enabled": True, **(values or {})}}}
+    rule_values: dict[str, Any] = {"metrics": {"prometheusRule": {"enabled": True, **(values or {})},
+                                               "serviceMonitor": {"enabled": True}}}  # the rules need one
     (obj,) = render_chart(rule_values, values_files=[MINIMAL], show_only=["templates/prometheusrule.yaml"])
     assert obj["kind"] == "PrometheusRule" and obj["metadata"]["namespace"] == NAMESPACE
     spec: dict[str, Any] = obj["spec"]

@@ -321,6 +321,17 @@ def test_check_reports_drift_from_a_valid_connectors_file(fake: FakeConnect, tmp
     assert "warning: declared connector ghost is missing from the worker" in result.stdout
 
 
+def test_check_reads_a_directory_of_shards(fake: FakeConnect, tmp_path: Path) -> None:
+    """The chart mounts the declarations as a directory of ConfigMap shards past 1 MiB (issue 19)."""
+    from .test_declared import kubelet_dir, shard
+
+    root = kubelet_dir(tmp_path / "decl", {"connectors.json": shard("ghost-a"), "connectors-2.json": shard("ghost-b")})
+    result = check(fake, "--connectors-file", str(root))
+    assert result.returncode == 0, result.stderr
+    assert "declared connector ghost-a is missing" in result.stdout
+    assert "declared connector ghost-b is missing" in result.stdout
+
+
 # --- serve: a real process against the fake worker -------------------------------------------------------------
 
 @pytest.fixture

@@ -224,3 +224,54 @@ def test_restart_attempts_override_is_parsed_and_checked() -> None:
         with pytest.raises(DeclarationError, match=r"connector 'cdc': restartAttempts: "):
             parse({"cdc": {"config": {"connector.class": "X"}, "restartAttempts": bad}})
 
+
+
+# --- a directory of shards (issue 19: the chart splits declarations past one ConfigMap's 1 MiB) -----------------
+
+def kubelet_dir(root: Path, files: dict[str, str], generation: str = "..2026_01_01_00_00_00.000000001") -> Path:
+    """A directory laid out as the kubelet writes a ConfigMap or projected volume: the files live in a timestamped
+    directory, `..data` points at it, and each key is a symlink through `..data`."""
+    root.mkdir(exist_ok=True)
+    data = root / generation
+    data.mkdir()
+    for name, text in files.items():
+        (data / name).write_text(text)
+    tmp = root / "..data_tmp"
+    tmp.symlink_to(generation)
+    tmp.replace(root / "..data")
+    for name in files:
+        if not (root / name).is_symlink():
+            (root / name).symlink_to(f"..data/{name}")
+    return root
+
+
+def shard(*names: str) -> str:
+    return json.dumps({n: {"config": {"connector.class": "FileStreamSink", "topics": n}} for n in names})
+
+
+def test_load_a_directory_reads_every_shard(tmp_path: Path) -> None:
+    root = kubelet_dir(tmp_path / "decl", {"connectors.json": shard("a", "b"), "connectors-2.json": shard("c"),
+                                           "connectors-3.json": "{}"})  # the chart pads with empty shards
+    got = load(str(root))
+    assert sorted(got) == ["a", "b", "c"]
+    assert got["c"].config == {"connector.class": "FileStreamSink", "topics": "c"}
+
+
+def test_load_a_directory_refuses_a_connector_declared_in_two_shards(tmp_path: Path) -> None:
+    root = kubelet_dir(tmp_path / "decl", {"connectors.json": shard("a", "b"), "connectors-2.json": shard("b")})
+    with pytest.raises(DeclarationError) as err:
+        load(str(root))
+    text = str(err.value)
+    assert "'b'" in text and "connectors.json" in text and "connectors-2.json" in text and "\n" not in text
+
+
+def test_load_a_directory_names_the_bad_shard(tmp_path: Path) -> None:
+    root = kubelet_dir(tmp_path / "decl", {"connectors.json": shard("a"), "connectors-2.json": "{not json"})
+    with pytest.raises(DeclarationError) as err:
+        load(str(root))
+    assert str(err.value).startswith(str(root / "connectors-2.json")) and "not valid JSON" in str(err.value)
+
+
+def test_load_an_empty_directory_declares_nothing(tmp_path: Path) -> None:
+    (tmp_path / "decl").mkdir()
+    assert load(str(tmp_path / "decl")) == {}

@@ -427,3 +427,21 @@ def test_metrics_show_a_blind_sidecar_and_a_spared_connector(make_app: Any, fake
     new.route("GET", "/connectors", Answer(401, {"error_code": 401, "message": "nope"}))
     poller.poll_once()
     assert "connect_health_sidecar_error 1.0" in app.test_client().get("/metrics").get_data(as_text=True)
+
+
+def test_a_directory_of_shards_is_reloaded_when_the_kubelet_swaps_it(fake: FakeConnect, make_poller: MakePoller,
+                                                                     tmp_path: Path) -> None:
+    """The kubelet updates a mounted ConfigMap by writing a new timestamped directory and renaming `..data` onto it:
+    the directory's mtime changes, the sidecar reads the shards again (issue 19)."""
+    from .test_declared import kubelet_dir, shard
+
+    root = kubelet_dir(tmp_path / "decl", {"connectors.json": shard("jdbc-sink")})
+    fake.healthy(fixture("healthy.json"))
+    poller = make_poller(health(restart_attempts=0), connectors_file=str(root))
+    poller.poll_once()
+    assert set(poller._declared) == {"jdbc-sink"}
+    time.sleep(0.01)
+    kubelet_dir(root, {"connectors.json": shard("jdbc-sink"), "connectors-2.json": shard("other")},
+                generation="..2026_01_01_00_00_01.000000002")
+    poller.poll_once()
+    assert set(poller._declared) == {"jdbc-sink", "other"}

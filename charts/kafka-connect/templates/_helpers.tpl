@@ -25,9 +25,19 @@ already contains the chart name.
 {{- end }}
 {{- end }}
 
-{{/* The full name with a suffix ("<fullname>-<suffix>"), kept to 63 characters: (dict "context" $ "suffix" ..). */}}
+{{/*
+The full name with a suffix ("<fullname>-<suffix>"), kept to 63 characters: (dict "context" $ "suffix" ..). A name
+too long keeps its suffix and gets a short hash of the whole name ("<fullname cut>-<hash>-<suffix>"), so two
+suffixes of one long release never cut down to one name (a 48-character release's worker and dashboard ConfigMaps).
+*/}}
 {{- define "kafka-connect.suffixedName" -}}
-{{- printf "%s-%s" (include "kafka-connect.fullname" .context) .suffix | trunc 63 | trimSuffix "-" }}
+{{- $full := include "kafka-connect.fullname" .context }}
+{{- $name := printf "%s-%s" $full .suffix }}
+{{- if gt (len $name) 63 }}
+{{- $keep := sub 63 (add (len .suffix) 8) | int }}
+{{- $name = printf "%s-%s-%s" ($full | trunc $keep | trimSuffix "-") ($name | sha256sum | trunc 6) .suffix }}
+{{- end }}
+{{- $name }}
 {{- end }}
 
 {{/* Value of the helm.sh/chart label. */}}
@@ -246,6 +256,74 @@ JMX exporter agent. */}}
 {{/* Name of the ConfigMap holding the declared connectors (contract: <fullname>-connectors). */}}
 {{- define "kafka-connect.connectorsConfigName" -}}
 {{- printf "%s-connectors" (include "kafka-connect.fullname" .) }}
+{{- end }}
+
+{{/*
+The declarations are split over ConfigMaps ("shards"), each well under the 1 MiB the API server allows a ConfigMap's
+data: past ~766 Debezium-sized connectors one ConfigMap is refused. Shard i (from 0) is the ConfigMap
+`kafka-connect.connectorsShardName` with the key `kafka-connect.connectorsShardKey`.
+
+Sizes are estimated on the values as given: pretty JSON x 6/5 (quotes around numbers, the ConfigMap's indentation)
+plus 64 bytes a connector (the defaults filled in), against a budget of 768 KiB a shard. The number of shards comes
+from the total alone (cheap, and needed by the pod templates): twice the total over the budget, rounded up, which
+is never fewer than the shards filled in name order need (each two neighbours hold more than one budget). Shards left
+over are rendered holding `{}`.
+*/}}
+{{- define "kafka-connect.connectorsShardBudget" -}}786432{{- end }}
+
+{{/*
+Pretty JSON that a YAML block scalar can hold: JSON leaves U+007F-U+009F, U+FFFE and U+FFFF unescaped, which YAML
+refuses ("control characters are not allowed"); they are written as \u escapes, which read back the same.
+*/}}
+{{- define "kafka-connect.yamlSafeJson" -}}
+{{- $text := toPrettyJson . }}
+{{- range $code := concat (untilStep 127 160 1) (list 65534 65535) }}
+{{- $text = replace (printf "%c" $code) (printf "\\u%04x" $code) $text }}
+{{- end }}
+{{- $text }}
+{{- end }}
+
+{{/* How many connectors ConfigMaps there are: 1 unless the declarations come near one shard's budget. */}}
+{{- define "kafka-connect.connectorsShardCount" -}}
+{{- $budget := include "kafka-connect.connectorsShardBudget" . | int }}
+{{- $total := add (div (mul (len (toPrettyJson .Values.connectors)) 6) 5) (mul 70 (len .Values.connectors)) }}
+{{- max 1 (div (add (mul 2 $total) (sub $budget 1)) $budget) }}
+{{- end }}
+
+{{/* The connector names of each shard, in name order, as a JSON list of `connectorsShardCount` name lists. */}}
+{{- define "kafka-connect.connectorShards" -}}
+{{- $budget := include "kafka-connect.connectorsShardBudget" . | int }}
+{{- $count := include "kafka-connect.connectorsShardCount" . | int }}
+{{- $shards := list }}
+{{- $current := list }}
+{{- $size := 0 }}
+{{- range $name := keys .Values.connectors | sortAlpha }}
+{{- $bytes := 0 }}
+{{- if gt $count 1 }}
+{{- $bytes = add (div (mul (len (toPrettyJson (dict $name (get $.Values.connectors $name)))) 6) 5) 64 }}
+{{- end }}
+{{- if and $current (gt (add $size $bytes) $budget) }}
+{{- $shards = append $shards $current }}
+{{- $current = list }}
+{{- $size = 0 }}
+{{- end }}
+{{- $current = append $current $name }}
+{{- $size = add $size $bytes }}
+{{- end }}
+{{- $shards = append $shards $current }}
+{{- range until (sub $count (len $shards) | int) }}{{ $shards = append $shards list }}{{ end }}
+{{- toJson $shards }}
+{{- end }}
+
+{{/* Name of the connectors ConfigMap of shard i: (dict "context" $ "index" i); the first keeps the contract's name. */}}
+{{- define "kafka-connect.connectorsShardName" -}}
+{{- if eq (int .index) 0 }}{{ include "kafka-connect.connectorsConfigName" .context }}
+{{- else }}{{ printf "%s-%d" (include "kafka-connect.connectorsConfigName" .context) (add1 .index) }}{{ end }}
+{{- end }}
+
+{{/* Key of shard i in its ConfigMap (and file name in the mounted directory): connectors.json, connectors-2.json, ... */}}
+{{- define "kafka-connect.connectorsShardKey" -}}
+{{- if eq (int .) 0 }}connectors.json{{ else }}{{ printf "connectors-%d.json" (add1 .) }}{{ end }}
 {{- end }}
 
 {{/* Whether the connectors ConfigMap (and the apply Job) exist: connectors declared, or prune asked for. */}}

@@ -51,9 +51,14 @@ startup: {{ .Values.fallbackProbePath | quote }}
 /etc/connect-health
 {{- end }}
 
-{{/* The declared connectors file the sidecar (`--connectors-file`) and the apply Job read. */}}
+{{/* The declared connectors file the sidecar (`--connectors-file`) and the apply Job read: the directory of
+shards when the declarations need more than one ConfigMap. */}}
 {{- define "kafka-connect.sidecar.connectorsFile" -}}
+{{- if eq (include "kafka-connect.connectorsShardCount" .) "1" }}
 {{- printf "%s/connectors.json" (include "kafka-connect.sidecar.connectorsDir" .) }}
+{{- else }}
+{{- include "kafka-connect.sidecar.connectorsDir" . }}
+{{- end }}
 {{- end }}
 
 {{/* Where the REST password Secret (`healthcheck.auth.existingSecret`) is mounted. */}}
@@ -112,9 +117,19 @@ the pod mounts none, automountServiceAccountToken stays off for Connect). */}}
                 fieldPath: metadata.namespace
 {{- end }}
 {{- if include "kafka-connect.connectorsEnabled" . }}
+{{- $count := include "kafka-connect.connectorsShardCount" . | int }}
 - name: connectors
+{{- if eq $count 1 }}
   configMap:
     name: {{ include "kafka-connect.connectorsConfigName" . }}
+{{- else }}
+  projected:
+    sources:
+      {{- range $i := until $count }}
+      - configMap:
+          name: {{ include "kafka-connect.connectorsShardName" (dict "context" $ "index" $i) }}
+      {{- end }}
+{{- end }}
 {{- end }}
 {{- with .Values.healthcheck.auth }}
 {{- if .username }}

@@ -15,6 +15,7 @@ the bounds of ``--restart-attempts``); the chart's schema for ``connectors`` is 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -120,6 +121,32 @@ def field_value(entry: Mapping[str, Any], key: str, where: str) -> Any:
 
 
 def load(path: str) -> dict[str, Declared]:
+    """The declared connectors of a file, or of every file of a directory (the chart's shards, past one
+    ConfigMap's 1 MiB). In a directory, names starting with "." are skipped (the kubelet's ``..data`` machinery), and
+    a connector declared in two files is refused naming both."""
+    if os.path.isdir(path):
+        return load_dir(path)
+    return load_file(path)
+
+
+def load_dir(path: str) -> dict[str, Declared]:
+    out: dict[str, Declared] = {}
+    where: dict[str, str] = {}
+    try:
+        names = sorted(n for n in os.listdir(path) if not n.startswith("."))
+    except OSError as exc:
+        raise DeclarationError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    for name in names:
+        file = os.path.join(path, name)
+        for connector, decl in load_file(file).items():
+            if connector in out:
+                raise DeclarationError(f"{path}: connector {connector!r} is declared in {where[connector]} "
+                                       f"and in {name}")
+            out[connector], where[connector] = decl, name
+    return out
+
+
+def load_file(path: str) -> dict[str, Declared]:
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()

@@ -247,8 +247,13 @@ class File:
 
     metavar: str = "PATH"
     empty_is_unset: bool = True
+    directory_ok: bool = False  # a directory of such files will do (readable and listable)
 
     def parse(self, text: str) -> str:
+        if self.directory_ok and os.path.isdir(text):
+            if not os.access(text, os.R_OK | os.X_OK):
+                raise Invalid(f"cannot read the directory {text!r}")
+            return text
         try:
             with open(text, "rb"):
                 pass
@@ -477,9 +482,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("--traces", Choice(("redacted", "none")),
            "redacted: first line of each trace with secrets masked; none: drop traces", "redacted",
            chart="healthcheck.traces"),
-    Option("--connectors-file", File(), "declared connectors (JSON or YAML map keyed by connector name): apply "
-           "writes them; serve and check report drift and use each one's policy and restartAttempts", None, ALL,
-           DECLARED, required_for=("apply",), chart_note="`connectors` (a ConfigMap)"),
+    Option("--connectors-file", File(directory_ok=True), "declared connectors (JSON or YAML map keyed by "
+           "connector name, or a directory of such files, each connector in one): apply writes them; serve and "
+           "check report drift and use each one's policy and restartAttempts", None, ALL,
+           DECLARED, required_for=("apply",), chart_note="`connectors` (ConfigMaps, sharded past 1 MiB)"),
     # --- serve ------------------------------------------------------------------------------------------------
     Option("--host", Text(), "address to listen on; `::` listens on IPv6 and IPv4 (falling back to 0.0.0.0 "
            "where IPv6 is off)", "::", ("serve",), SERVER, chart="healthcheck.host"),

@@ -99,6 +99,8 @@ def render_chart_rules(dest: str | os.PathLike[str], release: str, namespace: st
     --set), written to dest as a Prometheus rule file. Returns dest."""
     cmd = [helm_executable(), "template", release, str(chart), "--namespace", namespace, "--show-only", RULE_TEMPLATE,
            "--set", "metrics.prometheusRule.enabled=true",
+           # The rules select the job label the chart's ServiceMonitor gives; the chart refuses them without one.
+           "--set", "metrics.serviceMonitor.enabled=true",
            # The source chart names no sidecar image (make release stamps one); any will do for the rules.
            "--set", "healthcheck.image.repository=localhost/connect-health", "--set", "bootstrapServers=127.0.0.1:9092",
            "--set", f"groupId={namespace}-{release}"]

@@ -13,7 +13,7 @@ import pytest
 
 from .render import HelmError, Render, container, env_of, one, pod_spec
 
-BOOT = {"bootstrapServers": "kafka:9092"}
+BOOT = {"bootstrapServers": "kafka:9092", "sinkConsumerGroups": "cluster"}  # sinks below: their groups chosen
 DIGEST = "sha256:" + "ab" * 32
 JMX_IMAGE = {"repository": "registry.example.com/jmx-prometheus-javaagent", "tag": "1.0.1"}
 CONNECTOR = {"config": {"connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector", "topics": "t"}}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import re
 import socket
 import sys
 import tempfile
@@ -88,16 +89,20 @@ class Sampler:
         self.url, self.period, self.timeout = url, period, timeout
         self.answers: list[str] = []
         self.latencies: list[float] = []
+        self.failures: list[tuple[float, str, str]] = []  # (s since start, answer, body) of the first 1,000 non-200
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         session = requests.Session()
+        start = time.monotonic()
         while not self._stop.is_set() and len(self.answers) < 10_000:
             t0 = time.monotonic()
-            answer = probe_with(session, self.url, self.timeout)
+            answer, body = answer_with(session, self.url, self.timeout)
             self.latencies.append(time.monotonic() - t0)
             self.answers.append(answer)
+            if answer != "200" and len(self.failures) < 1000:
+                self.failures.append((t0 - start, answer, body[:500]))
             self._stop.wait(max(0.0, self.period - (time.monotonic() - t0)))
         session.close()
 
@@ -121,12 +126,18 @@ class Sampler:
 
 
 def probe_with(session: requests.Session, url: str, timeout: float) -> str:
+    return answer_with(session, url, timeout)[0]
+
+
+def answer_with(session: requests.Session, url: str, timeout: float) -> tuple[str, str]:
+    """(the status code, 'timeout' or 'refused'; the body, '' without one)."""
     try:
-        return str(session.get(url, timeout=timeout).status_code)
+        resp = session.get(url, timeout=timeout)
+        return str(resp.status_code), resp.text
     except requests.Timeout:
-        return "timeout"
+        return "timeout", ""
     except requests.ConnectionError:
-        return "refused"
+        return "refused", ""
 
 
 def kchc_url(env: Env) -> str | None:
@@ -413,6 +424,221 @@ def case_hostile(env: Env, slow: int, seconds: float) -> None:
     env.rows.append(Row(f"{slow} half-sent requests and 5 bodies of 50 MiB, probed every 50 ms for {seconds:g} s",
                         "hostile client", "/livez p99 < 50 ms, zero probe timeouts", ch_text, ch_ok, kchc_text,
                         kchc_ok if env.kchc else None))
+
+
+# ------------------------------------------------------------------------------------------------- restart storm
+
+# A restart as the sidecar sends it (KIP-745), or per task on workers older than Kafka 3.0.
+RESTART_PATH = r"/connectors/(?P<name>[^/?]+)/(?:tasks/\d+/)?restart(?:\?.*)?"
+# Chart defaults compressed to fit a test: the poll's deadline is 3 x --request-timeout = 6 s, a restart answered
+# 6 s late is a timed-out attempt, and a poll judged "answers too slowly" fails /livez after 10 s.
+STORM_ARGS = ["--poll-interval", "1", "--request-timeout", "2", "--unresponsive-after", "10", "--restart-attempts",
+              "1", "--restart-backoff", "1", "--flap-window", "4"]
+STORM_DELAY = 6.0  # seconds the fault proxy holds each restart POST before forwarding it to the worker
+SLOW_VERDICT = ("answers too slowly", "unresponsive")  # /livez reasons of a worker judged not answering
+
+
+@dataclass
+class Storm:
+    """What a restart storm did: /livez as a kubelet saw it and the restarts, sent and received."""
+
+    names: list[str]
+    create_s: float  # from the first PUT until every connector had a FAILED task
+    livez: Sampler  # connect-health's /livez every 0.5 s, from the first PUT to the end
+    sent: dict[str, int]  # restart POSTs the sidecar sent per storm connector (the fault proxy's record)
+    reached: dict[str, int]  # restart POSTs that reached the worker per storm connector (its request log)
+    reached_s: float | None  # from the first PUT until every connector's restart had reached the worker
+    window: float  # seconds observed after the connectors failed
+    other: Sampler | None = None  # kafka-connect-healthcheck's / beside it
+
+    def slow_verdicts(self) -> list[tuple[float, str, str]]:
+        """/livez answers that judged Connect not answering (or no answer at all)."""
+        return [f for f in self.livez.failures if f[1] != "503" or any(w in f[2] for w in SLOW_VERDICT)]
+
+    def total_sent(self) -> int:
+        return sum(self.sent.values())
+
+
+def restart_storm(worker: launcher.Worker, workdir: Path, count: int, *, sidecar_args: list[str] | None = None,
+                  delay: float = STORM_DELAY, window: float = 90.0, settle: float = 4.0,
+                  kchc_exe: Path | None = None, say_: Callable[[str], None] = say) -> Storm:
+    """``count`` FileStream sinks fail at once (their file under a missing folder) on ``worker``, watched by a
+    `connect-health serve` (``STORM_ARGS`` + ``sidecar_args``) through a fault proxy that holds each restart POST
+    ``delay`` s. Observed until every connector's restart reached the worker, or ``window`` s after they all failed,
+    then ``settle`` s more (any extra restart shows). The connectors are deleted at the end."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from launcher.faultproxy import FaultProxy
+
+    prefix = f"storm-{count}-{int(time.time()) % 100000}-"
+    names = [f"{prefix}{i:04d}" for i in range(count)]
+    rx = re.compile(RESTART_PATH)
+    missing = workdir / "storm-missing-dir"
+    with FaultProxy(worker.url) as proxy, ThreadPoolExecutor(4) as pool:
+        proxy.slow("POST", RESTART_PATH, delay)
+        ch = launcher.Sidecar(workdir / f"storm-{count}", proxy.url,
+                              [*STORM_ARGS, *(sidecar_args or []), "--worker-id", worker.worker_id],
+                              name=f"connect-health-storm-{count}").start(timeout=60)
+        kchc = None
+        if kchc_exe is not None:
+            kchc = HealthcheckSidecar(workdir / f"storm-{count}", worker, kchc_exe)
+            kchc.connect_url = proxy.url
+            kchc.start(timeout=60)
+        try:
+            until(lambda: probe(ch.url + "/startupz") == "200", 60)
+            offset = worker.request_log.offset()
+            with Sampler(ch.url + "/livez", 0.5) as livez, \
+                    Sampler(kchc.url + "/" if kchc else ch.url + "/ping", 0.5) as other:
+                t0 = time.monotonic()
+                list(pool.map(lambda n: worker.put_connector(n, {
+                    "connector.class": SINK, "tasks.max": "1", "topics": "storm-topic",
+                    "file": str(missing / f"{n}.txt")}, timeout=120), names))
+                say_(f"storm: {count} connectors created in {time.monotonic() - t0:.1f}s")
+                failed = until(lambda: len(failed_tasks(worker, prefix)) >= count, 60 + count * 0.3, step=1.0)
+                create_s = time.monotonic() - t0
+                say_(f"storm: {len(failed_tasks(worker, prefix))}/{count} FAILED after {create_s:.1f}s")
+                reached_s = None
+                end = time.monotonic() + window
+                while time.monotonic() < end:
+                    if len(restarts_of(worker.request_log.since(offset), rx, prefix)) >= count:
+                        reached_s = time.monotonic() - t0
+                        break
+                    time.sleep(0.5)
+                time.sleep(settle)
+                observed = time.monotonic() - t0 - create_s
+            if failed is None:
+                say_("storm: not every connector FAILED in time")
+            reached = restarts_of(worker.request_log.since(offset), rx, prefix)
+            sent: dict[str, int] = {}
+            for _, method, path in list(proxy.seen):
+                m = rx.fullmatch(path)
+                if method == "POST" and m and m["name"].startswith(prefix):
+                    sent[m["name"]] = sent.get(m["name"], 0) + 1
+            return Storm(names, create_s, livez, sent, reached, reached_s, observed, other if kchc else None)
+        finally:
+            ch.stop()
+            if kchc is not None:
+                kchc.stop()
+            t1 = time.monotonic()
+            list(pool.map(lambda n: worker.delete_connector(n, timeout=120), names))
+            say_(f"storm: {count} connectors deleted in {time.monotonic() - t1:.1f}s")
+
+
+def failed_tasks(worker: launcher.Worker, prefix: str) -> set[str]:
+    """The connectors named ``prefix``... with a FAILED task (one expanded status call)."""
+    code, body = worker.request("GET", "/connectors?expand=status", timeout=30)
+    if code != 200 or not isinstance(body, dict):
+        return set()
+    return {n for n, e in body.items() if n.startswith(prefix)
+            and any(t.get("state") == "FAILED" for t in e.get("status", {}).get("tasks", []))}
+
+
+def restarts_of(logged: list[launcher.Request], rx: re.Pattern[str], prefix: str) -> dict[str, int]:
+    """Restart POSTs per connector named ``prefix``... in the worker's request log."""
+    out: dict[str, int] = {}
+    for r in logged:
+        m = rx.fullmatch(r.path)
+        if r.method == "POST" and m and m["name"].startswith(prefix):
+            out[m["name"]] = out.get(m["name"], 0) + 1
+    return out
+
+
+def case_restart_storm(env: Env, count: int, window: float) -> None:
+    s = restart_storm(env.stack.worker, env.workdir, count, window=window,
+                      kchc_exe=ensure_kchc() if env.kchc is not None else None)
+    attempts = int(STORM_ARGS[STORM_ARGS.index("--restart-attempts") + 1])
+    timeout = float(STORM_ARGS[STORM_ARGS.index("--request-timeout") + 1])
+    slow = s.slow_verdicts()
+    bounded = s.total_sent() <= count * attempts and max(s.sent.values(), default=0) <= attempts
+    every = len(s.reached) == count
+    rate = len(s.reached) / s.window if s.window else 0.0
+    if every and s.reached_s is not None:
+        reached = f"every connector's restart reached the worker {s.reached_s:.0f} s after the first PUT"
+    else:
+        pace = f"one per {1 / rate:.1f} s: all in about {count / rate:.0f} s" if rate else "none"
+        reached = f"restarts of {len(s.reached)}/{count} connectors reached the worker in {s.window:.0f} s ({pace})"
+    other = s.other
+    env.rows.append(Row(
+        f"restart storm: {count:,} FileStream sinks failing at once, restart answers {STORM_DELAY:g} s late (proxy)",
+        "no false positive",
+        f"/livez never 503 'answers too slowly'; every failing connector restarted over REST; restart POSTs "
+        f"<= {count:,} x --restart-attempts",
+        f"/livez {s.livez.summary()}, {len(slow)} judging Connect unresponsive; {reached}; {s.total_sent()} restart "
+        f"POSTs sent", not slow and bounded and (every or rate > 0),
+        f"/ {other.summary()}; 0 restarts (it restarts nothing)" if other is not None else "-",
+        False if other is not None else None,
+        f"sidecar `{' '.join(STORM_ARGS)}` (poll deadline {3 * timeout:g} s); {count:,} connectors created and FAILED "
+        f"in {s.create_s:.0f} s; each restart is a timed-out attempt ({STORM_DELAY:g} s > --request-timeout) the "
+        f"worker still receives; the lane sends one at a time, so n restarts take up to n x --request-timeout"))
+
+
+# ------------------------------------------------------------------------------------------------- sharedFate poison
+
+POISON_ARGS = [*CH_ARGS, "--pod-restarts", "2", "--pod-restart-window", "120"]
+
+
+def kubelet_shared_fate(worker: launcher.Worker, ch: launcher.Sidecar, seconds: float, *, period: float = 0.5,
+                        failures: int = 2) -> list[float]:
+    """A kubelet's liveness probe on ``ch``/livez (every ``period`` s once /startupz passed) with sharedFate: after
+    ``failures`` failures in a row, both containers restart (the sidecar and the Connect worker, stopped and started
+    again). Runs ``seconds``; returns the times (since start) of the restarts. No crash-loop back-off."""
+    kills: list[float] = []
+    t0 = time.monotonic()
+    failed = 0
+    while time.monotonic() - t0 < seconds:
+        if probe(ch.url + "/startupz") != "200":
+            failed = 0
+            time.sleep(period)
+            continue
+        failed = failed + 1 if probe(ch.url + "/livez", timeout=1) != "200" else 0
+        if failed >= failures:
+            kills.append(time.monotonic() - t0)
+            say(f"poison: /livez failed {failures}x: restarting both containers ({len(kills)})")
+            ch.stop()
+            worker.stop()
+            worker.start()
+            ch.start(timeout=60)
+            failed = 0
+        time.sleep(period)
+    return kills
+
+
+def case_shared_fate_poison(env: Env, seconds: float) -> None:
+    """A connector failing for good under sharedFate: the pod restarts it costs with and without --state-file."""
+    worker = env.stack.worker
+    name = "faults-shared-fate-poison"
+    worker.put_connector(name, {"connector.class": SINK, "tasks.max": "1", "topics": f"{name}-topic",
+                                "file": str(env.workdir / "missing-dir" / "poison.txt")})
+    counts: dict[bool, list[float]] = {}
+    kchc_after: Sampler | None = None
+    try:
+        for with_state in (True, False):
+            args = [*POISON_ARGS, "--worker-id", worker.worker_id]
+            if with_state:
+                args += ["--state-file", str(env.workdir / "poison-state.json")]
+            ch = env.stack.add(launcher.Sidecar(env.workdir / f"poison-{with_state}", worker.url, args,
+                                                name=f"connect-health-poison-{'state' if with_state else 'memory'}"),
+                               start=True)
+            counts[with_state] = kubelet_shared_fate(worker, ch, seconds)
+            if with_state and env.kchc is not None:
+                # kafka-connect-healthcheck after that pod restart: does it fail again (another restart)?
+                with Sampler(env.kchc.url + "/", 0.5) as kchc_after:
+                    time.sleep(5)
+            ch.stop()
+    finally:
+        worker.delete_connector(name)
+    kept, lost = counts[True], counts[False]
+    env.rows.append(Row(
+        "sharedFate: a connector failing for good, both containers restarted at each /livez failure (kubelet "
+        f"emulated, {seconds:g} s each way)", "no false positive",
+        "pod restarts <= --pod-restarts (2), and 1 when the first did not fix it",
+        f"with --state-file: {len(kept)} pod restart(s) (at {', '.join(f'{t:.0f}' for t in kept)} s); without: "
+        f"{len(lost)} (at {', '.join(f'{t:.0f}' for t in lost)} s)", len(kept) == 1,
+        f"/ {kchc_after.summary()} after the restart: restarted again at each probe failure"
+        if kchc_after is not None else "-", ("503" not in kchc_after.answers) if kchc_after is not None else None,
+        f"sidecar `{' '.join(POISON_ARGS)}`; kubelet: /livez every 0.5 s once /startupz passed, 2 failures in a row "
+        "restart Connect and the sidecar (no crash-loop back-off); the connector's FAILED state persists in Connect's "
+        "config and status topics"))
 
 
 # ------------------------------------------------------------------------------------------------- running

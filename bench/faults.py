@@ -4,14 +4,17 @@ Connect worker on 127.0.0.1; writes bench/FAULTS.md (expected vs observed for bo
 
 Every case is a real fault on the real stack (launcher): a sink failing on this worker, Connect stopped and
 started again with the cause still there, a second worker joining and leaving (a rebalance), the broker restarted,
-the JVM frozen (SIGSTOP), and hostile clients (1,000 half-sent requests and 50 MiB bodies) while a kubelet-like
-prober measures /livez. The faults a real worker cannot produce on demand (409 answers, a trickling answer, a
+the JVM frozen (SIGSTOP), hostile clients (1,000 half-sent requests and 50 MiB bodies) while a kubelet-like
+prober measures /livez, a restart storm (many sinks failing at once, restart answers held by the launcher's fault
+proxy) and a poison connector under sharedFate (both containers restarted at each /livez failure, with and without
+--state-file). The faults a real worker cannot produce on demand (409 answers, a trickling answer, a
 rotated password refused with 401, a flapping task, fuzzed answers) are covered by the unit suite against the
 fake worker (tests/sidecar/test_stale_beliefs.py, test_properties.py) and listed as such in the report.
 Every wait is bounded; all traffic goes to 127.0.0.1. Timings are recorded, never asserted.
 
     .tools/venv/bin/python bench/faults.py                 # all cases (about 3 minutes), writes bench/FAULTS.md
     .tools/venv/bin/python bench/faults.py --quick --out /tmp/FAULTS.md
+    .tools/venv/bin/python bench/faults.py --only storm,poison --storm 20,500 --out /tmp/FAULTS.md
 
 ``run_cases`` is also what tests/integration/test_faults.py runs (its fast subset) in `make test`.
 """
@@ -26,7 +29,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -448,7 +451,7 @@ class Storm:
     sent: dict[str, int]  # restart POSTs the sidecar sent per storm connector (the fault proxy's record)
     reached: dict[str, int]  # restart POSTs that reached the worker per storm connector (its request log)
     reached_s: float | None  # from the first PUT until every connector's restart had reached the worker
-    window: float  # seconds observed after the connectors failed
+    seconds: float  # observed, from the first PUT (restarts begin as soon as the first connector failed)
     other: Sampler | None = None  # kafka-connect-healthcheck's / beside it
 
     def slow_verdicts(self) -> list[tuple[float, str, str]]:
@@ -505,7 +508,7 @@ def restart_storm(worker: launcher.Worker, workdir: Path, count: int, *, sidecar
                         break
                     time.sleep(0.5)
                 time.sleep(settle)
-                observed = time.monotonic() - t0 - create_s
+                observed = time.monotonic() - t0
             if failed is None:
                 say_("storm: not every connector FAILED in time")
             reached = restarts_of(worker.request_log.since(offset), rx, prefix)
@@ -544,19 +547,24 @@ def restarts_of(logged: list[launcher.Request], rx: re.Pattern[str], prefix: str
 
 
 def case_restart_storm(env: Env, count: int, window: float) -> None:
-    s = restart_storm(env.stack.worker, env.workdir, count, window=window,
-                      kchc_exe=ensure_kchc() if env.kchc is not None else None)
+    env.ch.stop()  # the main sidecar would restart the storm's connectors too, straight to the worker
+    try:
+        s = restart_storm(env.stack.worker, env.workdir, count, window=window,
+                          kchc_exe=ensure_kchc() if env.kchc is not None else None)
+    finally:
+        env.ch.start(timeout=60)
     attempts = int(STORM_ARGS[STORM_ARGS.index("--restart-attempts") + 1])
     timeout = float(STORM_ARGS[STORM_ARGS.index("--request-timeout") + 1])
     slow = s.slow_verdicts()
     bounded = s.total_sent() <= count * attempts and max(s.sent.values(), default=0) <= attempts
     every = len(s.reached) == count
-    rate = len(s.reached) / s.window if s.window else 0.0
+    rate = len(s.reached) / s.seconds if s.seconds else 0.0
     if every and s.reached_s is not None:
         reached = f"every connector's restart reached the worker {s.reached_s:.0f} s after the first PUT"
     else:
         pace = f"one per {1 / rate:.1f} s: all in about {count / rate:.0f} s" if rate else "none"
-        reached = f"restarts of {len(s.reached)}/{count} connectors reached the worker in {s.window:.0f} s ({pace})"
+        reached = (f"restarts of {len(s.reached)}/{count} connectors reached the worker in the {s.seconds:.0f} s "
+                   f"since the first PUT ({pace})")
     other = s.other
     env.rows.append(Row(
         f"restart storm: {count:,} FileStream sinks failing at once, restart answers {STORM_DELAY:g} s late (proxy)",
@@ -578,10 +586,11 @@ POISON_ARGS = [*CH_ARGS, "--pod-restarts", "2", "--pod-restart-window", "120"]
 
 
 def kubelet_shared_fate(worker: launcher.Worker, ch: launcher.Sidecar, seconds: float, *, period: float = 0.5,
-                        failures: int = 2) -> list[float]:
+                        failures: int = 2, restart_connect: bool = True) -> list[float]:
     """A kubelet's liveness probe on ``ch``/livez (every ``period`` s once /startupz passed) with sharedFate: after
     ``failures`` failures in a row, both containers restart (the sidecar and the Connect worker, stopped and started
-    again). Runs ``seconds``; returns the times (since start) of the restarts. No crash-loop back-off."""
+    again; only the sidecar with ``restart_connect=False``). Runs ``seconds``; returns the times (since start) of
+    the restarts. No crash-loop back-off."""
     kills: list[float] = []
     t0 = time.monotonic()
     failed = 0
@@ -593,10 +602,12 @@ def kubelet_shared_fate(worker: launcher.Worker, ch: launcher.Sidecar, seconds: 
         failed = failed + 1 if probe(ch.url + "/livez", timeout=1) != "200" else 0
         if failed >= failures:
             kills.append(time.monotonic() - t0)
-            say(f"poison: /livez failed {failures}x: restarting both containers ({len(kills)})")
+            what = "both containers" if restart_connect else "the sidecar"
+            say(f"poison: /livez failed {failures}x: restarting {what} ({len(kills)})")
             ch.stop()
-            worker.stop()
-            worker.start()
+            if restart_connect:
+                worker.stop()
+                worker.start()
             ch.start(timeout=60)
             failed = 0
         time.sleep(period)
@@ -652,31 +663,42 @@ FAKE_ONLY = [
 ]
 
 
-def run_cases(workdir: Path, *, with_kchc: bool = True, quick: bool = False) -> list[Row]:
-    """Start a stack and both sidecars, run the cases, stop everything; the rows of the report."""
+CASES = ("poison-restart", "hostile", "rebalance", "elsewhere", "broker", "frozen", "slow", "pages", "storm", "poison")
+QUICK = ("poison-restart", "hostile")
+
+
+def run_cases(workdir: Path, *, with_kchc: bool = True, quick: bool = False, only: Collection[str] | None = None,
+              storm_counts: Sequence[int] = (20, 1000), storm_window: float = 90.0,
+              poison_seconds: float = 90.0) -> list[Row]:
+    """Start a stack and both sidecars, run the cases (``only``: those of CASES; ``quick``: QUICK), stop
+    everything; the rows of the report."""
+    chosen = set(QUICK if quick else CASES) & set(only if only is not None else CASES)
     with launcher.Stack(workdir / "stack", launcher.KAFKA_VERSION, progress=say) as stack:
         ch = stack.add(launcher.Sidecar(workdir, stack.connect_url, [*CH_ARGS, "--worker-id",
                                                                     stack.worker.worker_id]), start=True)
         kchc = stack.add(HealthcheckSidecar(workdir, stack.worker, ensure_kchc()), start=True) if with_kchc else None
         env = Env(stack, ch, kchc, workdir)
         until(lambda: probe(ch.url + "/startupz") == "200", 60)
-        say("case: FAILED past the ladder, then Connect restarted with the cause still there")
-        case_true_positive_then_restart(env)
-        say(f"case: {200 if quick else 1000} hostile clients")
-        case_hostile(env, 200 if quick else 1000, 3 if quick else 10)
-        if not quick:
-            say("case: rebalance")
-            case_rebalance(env)
-            say("case: FAILED on another worker")
-            case_failed_elsewhere(env)
-            say("case: broker restart")
-            case_broker_restart(env)
-            say("case: frozen JVM")
-            case_frozen_jvm(env)
-            say("case: slow Connect and 409s (proxy)")
-            case_slow_connect_and_409(env)
-            say("case: heavy pages at 3,000 connectors")
-            case_heavy_pages(env, 3000, 10)
+        hostile = 200 if quick else 1000
+        steps: list[tuple[str, str, Callable[[], None]]] = [
+            ("poison-restart", "FAILED past the ladder, then Connect restarted with the cause still there",
+             lambda: case_true_positive_then_restart(env)),
+            ("hostile", f"{hostile} hostile clients", lambda: case_hostile(env, hostile, 3 if quick else 10)),
+            ("rebalance", "rebalance", lambda: case_rebalance(env)),
+            ("elsewhere", "FAILED on another worker", lambda: case_failed_elsewhere(env)),
+            ("broker", "broker restart", lambda: case_broker_restart(env)),
+            ("frozen", "frozen JVM", lambda: case_frozen_jvm(env)),
+            ("slow", "slow Connect and 409s (proxy)", lambda: case_slow_connect_and_409(env)),
+            ("pages", "heavy pages at 3,000 connectors", lambda: case_heavy_pages(env, 3000, 10)),
+            *[("storm", f"restart storm of {n:,} connectors", lambda n=n: case_restart_storm(env, n, storm_window))
+              for n in storm_counts],
+            ("poison", "sharedFate poison connector, with and without --state-file",
+             lambda: case_shared_fate_poison(env, poison_seconds)),
+        ]
+        for key, what, run in steps:
+            if key in chosen:
+                say(f"case: {what}")
+                run()
         return env.rows
 
 
@@ -684,9 +706,10 @@ def mark(ok: bool | None) -> str:
     return {True: "as expected", False: "**not as expected**", None: "-"}[ok]
 
 
-def report(rows: list[Row], started: dt.datetime, seconds: float) -> str:
+def report(rows: list[Row], started: dt.datetime, seconds: float, only: Collection[str] | None = None) -> str:
+    run = f"`bench/faults.py --only {','.join(only)}`" if only else "`make faults` (bench/faults.py)"
     lines = ["# Faults: connect-health and kafka-connect-healthcheck 0.3.0 under the same faults", "",
-             f"Generated by `make faults` (bench/faults.py) on {started:%Y-%m-%d %H:%M} UTC in {seconds:.0f} s: a real "
+             f"Generated by {run} on {started:%Y-%m-%d %H:%M} UTC in {seconds:.0f} s: a real "
              f"Kafka {launcher.KAFKA_VERSION} broker and Connect worker on 127.0.0.1, connect-health "
              f"(`{' '.join(CH_ARGS)}`) and kafka-connect-healthcheck 0.3.0 from PyPI (its `/`, worker id set) "
              "watching the same worker. Timings come from a shared 2-core machine.", "",
@@ -705,12 +728,20 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="two cases, 200 hostile clients (about a minute)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "FAULTS.md"))
     ap.add_argument("--no-kchc", action="store_true", help="connect-health only (no PyPI install)")
+    ap.add_argument("--only", type=lambda v: [c.strip() for c in v.split(",") if c.strip()], default=None,
+                    metavar="CASE,...", help=f"only these cases, of: {', '.join(CASES)}")
+    ap.add_argument("--storm", type=lambda v: [int(n) for n in v.split(",")], default=[20, 1000], metavar="N,...",
+                    help="connectors failing at once in each restart storm (default 20,1000)")
     args = ap.parse_args()
+    unknown = sorted(set(args.only or ()) - set(CASES))
+    if unknown:
+        ap.error(f"--only: unknown case {', '.join(unknown)}; the cases are {', '.join(CASES)}")
     started = dt.datetime.now(dt.UTC)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="faults-", dir=launcher.TOOLS / "tmp") as tmp:
-        rows = run_cases(Path(tmp), with_kchc=not args.no_kchc, quick=args.quick)
-    text = report(rows, started, time.monotonic() - t0)
+        rows = run_cases(Path(tmp), with_kchc=not args.no_kchc, quick=args.quick, only=args.only,
+                         storm_counts=args.storm)
+    text = report(rows, started, time.monotonic() - t0, args.only)
     Path(args.out).write_text(text)
     say(f"wrote {args.out}")
     print(text)

@@ -10,7 +10,8 @@ is the sidecar judging Connect itself.
 
 Before the restart lane the 20 restarts ran one after another inside the poll (2 s each), past its deadline, and
 /livez said "Connect answers too slowly" while Connect answered every status call in milliseconds. The scenario
-is bench/faults.py's restart storm (``faults.restart_storm``), which `make faults` also runs with 1,000 connectors.
+is bench/faults.py's restart storm (``faults.restart_storm``), which `make faults` also runs with 500
+connectors.
 """
 
 from __future__ import annotations

@@ -4,28 +4,36 @@ Connect worker on 127.0.0.1; writes bench/FAULTS.md (expected vs observed for bo
 
 Every case is a real fault on the real stack (launcher): a sink failing on this worker, Connect stopped and
 started again with the cause still there, a second worker joining and leaving (a rebalance), the broker restarted,
-the JVM frozen (SIGSTOP), and hostile clients (1,000 half-sent requests and 50 MiB bodies) while a kubelet-like
-prober measures /livez. The faults a real worker cannot produce on demand (409 answers, a trickling answer, a
+the JVM frozen (SIGSTOP), hostile clients (1,000 half-sent requests and 50 MiB bodies) while a kubelet-like
+prober measures /livez, a restart storm (many sinks failing at once, restart answers held by the launcher's fault
+proxy) and a poison connector under sharedFate (both containers restarted at each /livez failure, with and without
+--state-file). The faults a real worker cannot produce on demand (409 answers, a trickling answer, a
 rotated password refused with 401, a flapping task, fuzzed answers) are covered by the unit suite against the
 fake worker (tests/sidecar/test_stale_beliefs.py, test_properties.py) and listed as such in the report.
 Every wait is bounded; all traffic goes to 127.0.0.1. Timings are recorded, never asserted.
 
-    .tools/venv/bin/python bench/faults.py                 # all cases (about 3 minutes), writes bench/FAULTS.md
+    .tools/venv/bin/python bench/faults.py                 # all cases, writes bench/FAULTS.md (see below)
     .tools/venv/bin/python bench/faults.py --quick --out /tmp/FAULTS.md
+    .tools/venv/bin/python bench/faults.py --only storm,poison --storm 20,500 --out /tmp/FAULTS.md
 
-``run_cases`` is also what tests/integration/test_faults.py runs (its fast subset) in `make test`.
+All cases take well over 10 minutes here: the storm and poison cases alone took 713 s with 1,000 connectors (storm
+of 20: about 1 min; of 500: about 2 min to create, 1.5 min observed, 1.5 min to delete; poison: 3.5 min); the
+others about 150 s. ``run_cases`` is also what tests/integration/test_faults.py runs (its fast subset) in
+`make test`, and ``restart_storm`` and ``kubelet_shared_fate`` are what test_restart_storm.py and test_faults.py's
+poison test drive.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import re
 import socket
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,16 +96,20 @@ class Sampler:
         self.url, self.period, self.timeout = url, period, timeout
         self.answers: list[str] = []
         self.latencies: list[float] = []
+        self.failures: list[tuple[float, str, str]] = []  # (s since start, answer, body) of the first 1,000 non-200
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         session = requests.Session()
+        start = time.monotonic()
         while not self._stop.is_set() and len(self.answers) < 10_000:
             t0 = time.monotonic()
-            answer = probe_with(session, self.url, self.timeout)
+            answer, body = answer_with(session, self.url, self.timeout)
             self.latencies.append(time.monotonic() - t0)
             self.answers.append(answer)
+            if answer != "200" and len(self.failures) < 1000:
+                self.failures.append((t0 - start, answer, body[:500]))
             self._stop.wait(max(0.0, self.period - (time.monotonic() - t0)))
         session.close()
 
@@ -121,12 +133,18 @@ class Sampler:
 
 
 def probe_with(session: requests.Session, url: str, timeout: float) -> str:
+    return answer_with(session, url, timeout)[0]
+
+
+def answer_with(session: requests.Session, url: str, timeout: float) -> tuple[str, str]:
+    """(the status code, 'timeout' or 'refused'; the body, '' without one)."""
     try:
-        return str(session.get(url, timeout=timeout).status_code)
+        resp = session.get(url, timeout=timeout)
+        return str(resp.status_code), resp.text
     except requests.Timeout:
-        return "timeout"
+        return "timeout", ""
     except requests.ConnectionError:
-        return "refused"
+        return "refused", ""
 
 
 def kchc_url(env: Env) -> str | None:
@@ -415,6 +433,230 @@ def case_hostile(env: Env, slow: int, seconds: float) -> None:
                         kchc_ok if env.kchc else None))
 
 
+# ------------------------------------------------------------------------------------------------- restart storm
+
+# A restart as the sidecar sends it (KIP-745), or per task on workers older than Kafka 3.0.
+RESTART_PATH = r"/connectors/(?P<name>[^/?]+)/(?:tasks/\d+/)?restart(?:\?.*)?"
+# Chart defaults compressed to fit a test: the poll's deadline is 3 x --request-timeout = 6 s, a restart answered
+# 6 s late is a timed-out attempt, and a poll judged "answers too slowly" fails /livez after 10 s.
+STORM_ARGS = ["--poll-interval", "1", "--request-timeout", "2", "--unresponsive-after", "10", "--restart-attempts",
+              "1", "--restart-backoff", "1", "--flap-window", "4"]
+STORM_COUNTS = (20, 500)  # 500: what one worker here creates in about 2 minutes (1,000 took 320 s)
+STORM_DELAY = 6.0  # seconds the fault proxy holds each restart POST before forwarding it to the worker
+SLOW_VERDICT = ("answers too slowly", "unresponsive")  # /livez reasons of a worker judged not answering
+
+
+@dataclass
+class Storm:
+    """What a restart storm did: /livez as a kubelet saw it and the restarts, sent and received."""
+
+    names: list[str]
+    create_s: float  # from the first PUT until every connector had a FAILED task
+    livez: Sampler  # connect-health's /livez every 0.5 s, from the first PUT to the end
+    sent: dict[str, int]  # restart POSTs the sidecar sent per storm connector (the fault proxy's record)
+    reached: dict[str, int]  # restart POSTs that reached the worker per storm connector (its request log)
+    reached_s: float | None  # from the first PUT until every connector's restart had reached the worker
+    seconds: float  # observed, from the first PUT (restarts begin as soon as the first connector failed)
+    other: Sampler | None = None  # kafka-connect-healthcheck's / beside it
+
+    def slow_verdicts(self) -> list[tuple[float, str, str]]:
+        """/livez answers that judged Connect not answering (or no answer at all)."""
+        return [f for f in self.livez.failures if f[1] != "503" or any(w in f[2] for w in SLOW_VERDICT)]
+
+    def total_sent(self) -> int:
+        return sum(self.sent.values())
+
+
+def restart_storm(worker: launcher.Worker, workdir: Path, count: int, *, sidecar_args: list[str] | None = None,
+                  delay: float = STORM_DELAY, window: float = 90.0, settle: float = 4.0,
+                  kchc_exe: Path | None = None, say_: Callable[[str], None] = say) -> Storm:
+    """``count`` FileStream sinks fail at once (their file under a missing folder) on ``worker``, watched by a
+    `connect-health serve` (``STORM_ARGS`` + ``sidecar_args``) through a fault proxy that holds each restart POST
+    ``delay`` s. Observed until every connector's restart reached the worker, or ``window`` s after they all failed,
+    then ``settle`` s more (any extra restart shows). The connectors are deleted at the end."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from launcher.faultproxy import FaultProxy
+
+    prefix = f"storm-{count}-{int(time.time()) % 100000}-"
+    names = [f"{prefix}{i:04d}" for i in range(count)]
+    rx = re.compile(RESTART_PATH)
+    missing = workdir / "storm-missing-dir"
+    with FaultProxy(worker.url) as proxy, ThreadPoolExecutor(4) as pool:
+        proxy.slow("POST", RESTART_PATH, delay)
+        ch = launcher.Sidecar(workdir / f"storm-{count}", proxy.url,
+                              [*STORM_ARGS, *(sidecar_args or []), "--worker-id", worker.worker_id],
+                              name=f"connect-health-storm-{count}").start(timeout=60)
+        kchc = None
+        if kchc_exe is not None:
+            kchc = HealthcheckSidecar(workdir / f"storm-{count}", worker, kchc_exe)
+            kchc.connect_url = proxy.url
+            kchc.start(timeout=60)
+        try:
+            until(lambda: probe(ch.url + "/startupz") == "200", 60)
+            offset = worker.request_log.offset()
+            with Sampler(ch.url + "/livez", 0.5) as livez, \
+                    Sampler(kchc.url + "/" if kchc else ch.url + "/ping", 0.5) as other:
+                t0 = time.monotonic()
+                list(pool.map(lambda n: worker.put_connector(n, {
+                    "connector.class": SINK, "tasks.max": "1", "topics": "storm-topic",
+                    "file": str(missing / f"{n}.txt")}, timeout=120), names))
+                say_(f"storm: {count} connectors created in {time.monotonic() - t0:.1f}s")
+                failed = until(lambda: len(failed_tasks(worker, prefix)) >= count, 60 + count * 0.3, step=1.0)
+                create_s = time.monotonic() - t0
+                say_(f"storm: {len(failed_tasks(worker, prefix))}/{count} FAILED after {create_s:.1f}s")
+                reached_s = None
+                end = time.monotonic() + window
+                while time.monotonic() < end:
+                    if len(restarts_of(worker.request_log.since(offset), rx, prefix)) >= count:
+                        reached_s = time.monotonic() - t0
+                        break
+                    time.sleep(0.5)
+                time.sleep(settle)
+                observed = time.monotonic() - t0
+            if failed is None:
+                say_("storm: not every connector FAILED in time")
+            reached = restarts_of(worker.request_log.since(offset), rx, prefix)
+            sent: dict[str, int] = {}
+            for _, method, path in list(proxy.seen):
+                m = rx.fullmatch(path)
+                if method == "POST" and m and m["name"].startswith(prefix):
+                    sent[m["name"]] = sent.get(m["name"], 0) + 1
+            return Storm(names, create_s, livez, sent, reached, reached_s, observed, other if kchc else None)
+        finally:
+            ch.stop()
+            if kchc is not None:
+                kchc.stop()
+            t1 = time.monotonic()
+            list(pool.map(lambda n: worker.delete_connector(n, timeout=120), names))
+            say_(f"storm: {count} connectors deleted in {time.monotonic() - t1:.1f}s")
+
+
+def failed_tasks(worker: launcher.Worker, prefix: str) -> set[str]:
+    """The connectors named ``prefix``... with a FAILED task (one expanded status call)."""
+    code, body = worker.request("GET", "/connectors?expand=status", timeout=30)
+    if code != 200 or not isinstance(body, dict):
+        return set()
+    return {n for n, e in body.items() if n.startswith(prefix)
+            and any(t.get("state") == "FAILED" for t in e.get("status", {}).get("tasks", []))}
+
+
+def restarts_of(logged: list[launcher.Request], rx: re.Pattern[str], prefix: str) -> dict[str, int]:
+    """Restart POSTs per connector named ``prefix``... in the worker's request log."""
+    out: dict[str, int] = {}
+    for r in logged:
+        m = rx.fullmatch(r.path)
+        if r.method == "POST" and m and m["name"].startswith(prefix):
+            out[m["name"]] = out.get(m["name"], 0) + 1
+    return out
+
+
+def case_restart_storm(env: Env, count: int, window: float) -> None:
+    env.ch.stop()  # the main sidecar would restart the storm's connectors too, straight to the worker
+    try:
+        s = restart_storm(env.stack.worker, env.workdir, count, window=window,
+                          kchc_exe=ensure_kchc() if env.kchc is not None else None)
+    finally:
+        env.ch.start(timeout=60)
+    attempts = int(STORM_ARGS[STORM_ARGS.index("--restart-attempts") + 1])
+    timeout = float(STORM_ARGS[STORM_ARGS.index("--request-timeout") + 1])
+    slow = s.slow_verdicts()
+    bounded = s.total_sent() <= count * attempts and max(s.sent.values(), default=0) <= attempts
+    every = len(s.reached) == count
+    rate = len(s.reached) / s.seconds if s.seconds else 0.0
+    if every and s.reached_s is not None:
+        reached = f"every connector's restart reached the worker {s.reached_s:.0f} s after the first PUT"
+    else:
+        pace = f"one per {1 / rate:.1f} s: all in about {count / rate:.0f} s" if rate else "none"
+        reached = (f"restarts of {len(s.reached)}/{count} connectors reached the worker in the {s.seconds:.0f} s "
+                   f"since the first PUT ({pace})")
+    other = s.other
+    env.rows.append(Row(
+        f"restart storm: {count:,} FileStream sinks failing at once, restart answers {STORM_DELAY:g} s late (proxy)",
+        "no false positive",
+        f"/livez never 503 'answers too slowly'; every failing connector restarted over REST; restart POSTs "
+        f"<= {count:,} x --restart-attempts",
+        f"/livez {s.livez.summary()}, {len(slow)} judging Connect unresponsive; {reached}; {s.total_sent()} restart "
+        f"POSTs sent", not slow and bounded and (every or rate > 0),
+        f"/ {other.summary()}; 0 restarts (it restarts nothing)" if other is not None else "-",
+        False if other is not None else None,
+        f"sidecar `{' '.join(STORM_ARGS)}` (poll deadline {3 * timeout:g} s); {count:,} connectors created and FAILED "
+        f"in {s.create_s:.0f} s; each restart is a timed-out attempt ({STORM_DELAY:g} s > --request-timeout) the "
+        f"worker still receives; the lane sends one at a time, so n restarts take up to n x --request-timeout"))
+
+
+# ------------------------------------------------------------------------------------------------- sharedFate poison
+
+POISON_ARGS = [*CH_ARGS, "--pod-restarts", "2", "--pod-restart-window", "120"]
+
+
+def kubelet_shared_fate(worker: launcher.Worker, ch: launcher.Sidecar, seconds: float, *, period: float = 0.5,
+                        failures: int = 2, restart_connect: bool = True) -> list[float]:
+    """A kubelet's liveness probe on ``ch``/livez (every ``period`` s once /startupz passed) with sharedFate: after
+    ``failures`` failures in a row, both containers restart (the sidecar and the Connect worker, stopped and started
+    again; only the sidecar with ``restart_connect=False``). Runs ``seconds``; returns the times (since start) of
+    the restarts. No crash-loop back-off."""
+    kills: list[float] = []
+    t0 = time.monotonic()
+    failed = 0
+    while time.monotonic() - t0 < seconds:
+        if probe(ch.url + "/startupz") != "200":
+            failed = 0
+            time.sleep(period)
+            continue
+        failed = failed + 1 if probe(ch.url + "/livez", timeout=1) != "200" else 0
+        if failed >= failures:
+            kills.append(time.monotonic() - t0)
+            what = "both containers" if restart_connect else "the sidecar"
+            say(f"poison: /livez failed {failures}x: restarting {what} ({len(kills)})")
+            ch.stop()
+            if restart_connect:
+                worker.stop()
+                worker.start()
+            ch.start(timeout=60)
+            failed = 0
+        time.sleep(period)
+    return kills
+
+
+def case_shared_fate_poison(env: Env, seconds: float) -> None:
+    """A connector failing for good under sharedFate: the pod restarts it costs with and without --state-file."""
+    worker = env.stack.worker
+    name = "faults-shared-fate-poison"
+    worker.put_connector(name, {"connector.class": SINK, "tasks.max": "1", "topics": f"{name}-topic",
+                                "file": str(env.workdir / "missing-dir" / "poison.txt")})
+    counts: dict[bool, list[float]] = {}
+    kchc_after: Sampler | None = None
+    try:
+        for with_state in (True, False):
+            args = [*POISON_ARGS, "--worker-id", worker.worker_id]
+            if with_state:
+                args += ["--state-file", str(env.workdir / "poison-state.json")]
+            ch = env.stack.add(launcher.Sidecar(env.workdir / f"poison-{with_state}", worker.url, args,
+                                                name=f"connect-health-poison-{'state' if with_state else 'memory'}"),
+                               start=True)
+            counts[with_state] = kubelet_shared_fate(worker, ch, seconds)
+            if with_state and env.kchc is not None:
+                # kafka-connect-healthcheck after that pod restart: does it fail again (another restart)?
+                with Sampler(env.kchc.url + "/", 0.5) as kchc_after:
+                    time.sleep(5)
+            ch.stop()
+    finally:
+        worker.delete_connector(name)
+    kept, lost = counts[True], counts[False]
+    env.rows.append(Row(
+        "sharedFate: a connector failing for good, both containers restarted at each /livez failure (kubelet "
+        f"emulated, {seconds:g} s each way)", "no false positive",
+        "pod restarts <= --pod-restarts (2), and 1 when the first did not fix it",
+        f"with --state-file: {len(kept)} pod restart(s) (at {', '.join(f'{t:.0f}' for t in kept)} s); without: "
+        f"{len(lost)} (at {', '.join(f'{t:.0f}' for t in lost)} s)", len(kept) == 1,
+        f"/ {kchc_after.summary()} after the restart: restarted again at each probe failure"
+        if kchc_after is not None else "-", ("503" not in kchc_after.answers) if kchc_after is not None else None,
+        f"sidecar `{' '.join(POISON_ARGS)}`; kubelet: /livez every 0.5 s once /startupz passed, 2 failures in a row "
+        "restart Connect and the sidecar (no crash-loop back-off); the connector's FAILED state persists in Connect's "
+        "config and status topics"))
+
+
 # ------------------------------------------------------------------------------------------------- running
 
 FAKE_ONLY = [
@@ -426,31 +668,42 @@ FAKE_ONLY = [
 ]
 
 
-def run_cases(workdir: Path, *, with_kchc: bool = True, quick: bool = False) -> list[Row]:
-    """Start a stack and both sidecars, run the cases, stop everything; the rows of the report."""
+CASES = ("poison-restart", "hostile", "rebalance", "elsewhere", "broker", "frozen", "slow", "pages", "storm", "poison")
+QUICK = ("poison-restart", "hostile")
+
+
+def run_cases(workdir: Path, *, with_kchc: bool = True, quick: bool = False, only: Collection[str] | None = None,
+              storm_counts: Sequence[int] = STORM_COUNTS, storm_window: float = 90.0,
+              poison_seconds: float = 90.0) -> list[Row]:
+    """Start a stack and both sidecars, run the cases (``only``: those of CASES; ``quick``: QUICK), stop
+    everything; the rows of the report."""
+    chosen = set(QUICK if quick else CASES) & set(only if only is not None else CASES)
     with launcher.Stack(workdir / "stack", launcher.KAFKA_VERSION, progress=say) as stack:
         ch = stack.add(launcher.Sidecar(workdir, stack.connect_url, [*CH_ARGS, "--worker-id",
                                                                     stack.worker.worker_id]), start=True)
         kchc = stack.add(HealthcheckSidecar(workdir, stack.worker, ensure_kchc()), start=True) if with_kchc else None
         env = Env(stack, ch, kchc, workdir)
         until(lambda: probe(ch.url + "/startupz") == "200", 60)
-        say("case: FAILED past the ladder, then Connect restarted with the cause still there")
-        case_true_positive_then_restart(env)
-        say(f"case: {200 if quick else 1000} hostile clients")
-        case_hostile(env, 200 if quick else 1000, 3 if quick else 10)
-        if not quick:
-            say("case: rebalance")
-            case_rebalance(env)
-            say("case: FAILED on another worker")
-            case_failed_elsewhere(env)
-            say("case: broker restart")
-            case_broker_restart(env)
-            say("case: frozen JVM")
-            case_frozen_jvm(env)
-            say("case: slow Connect and 409s (proxy)")
-            case_slow_connect_and_409(env)
-            say("case: heavy pages at 3,000 connectors")
-            case_heavy_pages(env, 3000, 10)
+        hostile = 200 if quick else 1000
+        steps: list[tuple[str, str, Callable[[], None]]] = [
+            ("poison-restart", "FAILED past the ladder, then Connect restarted with the cause still there",
+             lambda: case_true_positive_then_restart(env)),
+            ("hostile", f"{hostile} hostile clients", lambda: case_hostile(env, hostile, 3 if quick else 10)),
+            ("rebalance", "rebalance", lambda: case_rebalance(env)),
+            ("elsewhere", "FAILED on another worker", lambda: case_failed_elsewhere(env)),
+            ("broker", "broker restart", lambda: case_broker_restart(env)),
+            ("frozen", "frozen JVM", lambda: case_frozen_jvm(env)),
+            ("slow", "slow Connect and 409s (proxy)", lambda: case_slow_connect_and_409(env)),
+            ("pages", "heavy pages at 3,000 connectors", lambda: case_heavy_pages(env, 3000, 10)),
+            *[("storm", f"restart storm of {n:,} connectors", lambda n=n: case_restart_storm(env, n, storm_window))
+              for n in storm_counts],
+            ("poison", "sharedFate poison connector, with and without --state-file",
+             lambda: case_shared_fate_poison(env, poison_seconds)),
+        ]
+        for key, what, run in steps:
+            if key in chosen:
+                say(f"case: {what}")
+                run()
         return env.rows
 
 
@@ -458,9 +711,10 @@ def mark(ok: bool | None) -> str:
     return {True: "as expected", False: "**not as expected**", None: "-"}[ok]
 
 
-def report(rows: list[Row], started: dt.datetime, seconds: float) -> str:
+def report(rows: list[Row], started: dt.datetime, seconds: float, only: Collection[str] | None = None) -> str:
+    run = f"`bench/faults.py --only {','.join(only)}`" if only else "`make faults` (bench/faults.py)"
     lines = ["# Faults: connect-health and kafka-connect-healthcheck 0.3.0 under the same faults", "",
-             f"Generated by `make faults` (bench/faults.py) on {started:%Y-%m-%d %H:%M} UTC in {seconds:.0f} s: a real "
+             f"Generated by {run} on {started:%Y-%m-%d %H:%M} UTC in {seconds:.0f} s: a real "
              f"Kafka {launcher.KAFKA_VERSION} broker and Connect worker on 127.0.0.1, connect-health "
              f"(`{' '.join(CH_ARGS)}`) and kafka-connect-healthcheck 0.3.0 from PyPI (its `/`, worker id set) "
              "watching the same worker. Timings come from a shared 2-core machine.", "",
@@ -479,12 +733,21 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="two cases, 200 hostile clients (about a minute)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "FAULTS.md"))
     ap.add_argument("--no-kchc", action="store_true", help="connect-health only (no PyPI install)")
+    ap.add_argument("--only", type=lambda v: [c.strip() for c in v.split(",") if c.strip()], default=None,
+                    metavar="CASE,...", help=f"only these cases, of: {', '.join(CASES)}")
+    ap.add_argument("--storm", type=lambda v: [int(n) for n in v.split(",")], default=list(STORM_COUNTS),
+                    metavar="N,...", help="connectors failing at once in each restart storm (default "
+                    f"{','.join(map(str, STORM_COUNTS))}; 1,000 took 320 s to create and as long to delete here)")
     args = ap.parse_args()
+    unknown = sorted(set(args.only or ()) - set(CASES))
+    if unknown:
+        ap.error(f"--only: unknown case {', '.join(unknown)}; the cases are {', '.join(CASES)}")
     started = dt.datetime.now(dt.UTC)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="faults-", dir=launcher.TOOLS / "tmp") as tmp:
-        rows = run_cases(Path(tmp), with_kchc=not args.no_kchc, quick=args.quick)
-    text = report(rows, started, time.monotonic() - t0)
+        rows = run_cases(Path(tmp), with_kchc=not args.no_kchc, quick=args.quick, only=args.only,
+                         storm_counts=args.storm)
+    text = report(rows, started, time.monotonic() - t0, args.only)
     Path(args.out).write_text(text)
     say(f"wrote {args.out}")
     print(text)

@@ -1,5 +1,6 @@
 """A small HTTP proxy in front of a Connect worker's REST API that injects what a real worker does not do on
-demand: a delay on every request (a slow Connect) and 409 answers to GET /connectors (a rebalance that lasts).
+demand: a delay on every request (a slow Connect) or on the requests matching a method and path (restarts answered
+slowly by a busy leader), and 409 answers to GET /connectors (a rebalance that lasts). It records what it received.
 
 Used by bench/faults.py; everything listens on 127.0.0.1 and the proxy forwards only to the worker it was given.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,7 +22,10 @@ CONFLICT = {"error_code": 409, "message": "Cannot complete request momentarily d
 
 class FaultProxy:
     """``with FaultProxy(worker.url) as proxy:`` point a sidecar at ``proxy.url``; set ``delay`` (seconds per
-    request) or call ``conflict_for(seconds)`` while it runs."""
+    request), ``slow(method, path_regex, seconds)`` or call ``conflict_for(seconds)`` while it runs; ``seen`` lists
+    (monotonic time, method, path) of the requests received (the first ``SEEN_MAX``)."""
+
+    SEEN_MAX = 100_000
 
     def __init__(self, upstream: str) -> None:
         parts = urlsplit(upstream)
@@ -29,6 +34,8 @@ class FaultProxy:
         self.delay = 0.0
         self._conflict_until = 0.0
         self.requests = 0
+        self.seen: list[tuple[float, str, str]] = []
+        self._slow: list[tuple[str, re.Pattern[str], float]] = []
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -39,10 +46,14 @@ class FaultProxy:
 
             def _serve(self) -> None:
                 proxy.requests += 1
+                if len(proxy.seen) < proxy.SEEN_MAX:
+                    proxy.seen.append((time.monotonic(), self.command, self.path))
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(min(length, 1 << 20)) if length else b""
-                if proxy.delay:
-                    time.sleep(min(proxy.delay, 30.0))
+                delay = proxy.delay + sum(sec for method, rx, sec in proxy._slow
+                                          if method == self.command and rx.fullmatch(self.path))
+                if delay:
+                    time.sleep(min(delay, 30.0))  # then forwarded, even when the client gave up waiting
                 if self.command == "GET" and self.path.startswith("/connectors") \
                         and time.monotonic() < proxy._conflict_until:
                     self._answer(409, json.dumps(CONFLICT).encode(), "application/json")
@@ -79,6 +90,11 @@ class FaultProxy:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def slow(self, method: str, path_regex: str, seconds: float) -> None:
+        """Delay by ``seconds`` (on top of ``delay``) the requests with ``method`` whose path, query included,
+        fully matches ``path_regex``."""
+        self._slow.append((method, re.compile(path_regex), seconds))
 
     def conflict_for(self, seconds: float) -> None:
         self._conflict_until = time.monotonic() + seconds

@@ -113,7 +113,8 @@ demo-stop: venv
 
 # Measuring (bench/results/latest.json) and the report written from it (latest.md) are two steps; `bench/measure.py
 # --quick` checks every part in about a minute without touching bench/results/ (bench/README.md).
-# Faults on a real broker and worker (bench/faults.py, about 3 minutes; its fast subset is tests/integration/test_faults.py).
+# Faults on a real broker and worker (bench/faults.py, about 15 minutes with the restart storms; its fast subset is
+# tests/integration/test_faults.py and test_restart_storm.py; `bench/faults.py --only CASE,...` runs some).
 faults: venv kafka
 	$(PY) bench/faults.py
 

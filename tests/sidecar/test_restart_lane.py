@@ -1,7 +1,7 @@
 """The restart lane (lane.py): restarts never count against Connect's responsiveness (issue 18, item 1).
 
 The fake worker stands in because a real one cannot be made to answer restarts slowly on demand while answering its
-status calls fast; tests/integration/test_faults.py does it on a real worker through the fault proxy.
+status calls fast; tests/integration/test_restart_storm.py does it on a real worker through the fault proxy.
 """
 
 from __future__ import annotations

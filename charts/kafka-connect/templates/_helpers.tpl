@@ -56,8 +56,8 @@ app.kubernetes.io/part-of: kafka-connect
 
 {{/* Selector labels: name and instance only, never version or user labels (they change, selectors cannot). */}}
 {{- define "kafka-connect.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "kafka-connect.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/name: {{ include "kafka-connect.name" . | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end }}
 
 {{/*

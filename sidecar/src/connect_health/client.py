@@ -1,12 +1,19 @@
 """The Kafka Connect REST client: one requests.Session, explicit timeouts, bounded answers.
 
 Every call returns a :class:`Reply` or raises :class:`ConnectError` with a one-line reason that never contains
-credentials. Answers larger than ``MAX_BODY`` are refused rather than read into memory.
+credentials. Each call ends by ``--request-timeout``, whole: connecting, the response headers and the body (a
+watchdog shuts down a call's socket at its deadline, see deadline.py). The status listing has its traces cut while it
+streams in (tracecut.py), so an answer of any size is read; what is kept of any answer is bounded by ``MAX_BODY``.
+
+Errors say whose problem they are: :class:`Unreachable` only when the worker's address refused the connection,
+:class:`SidecarError` when the call could not be made for a reason of the sidecar's own (DNS, file descriptors),
+:class:`AnswerTooLarge` when Connect answered but what the sidecar keeps of it exceeds its limit.
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import os
 import re
@@ -19,17 +26,34 @@ import requests
 import urllib3
 
 from .config import ConnectSettings
+from .deadline import WATCHDOG, DeadlineAdapter
 from .redact import redact
+from .snapshot import MAX_TRACE_CHARS
+from .tracecut import TraceCut
 
-MAX_BODY = 32 * 1024 * 1024  # a worker with thousands of connectors answers a few MiB with expand=info
+# What is kept of one answer, traces cut (not what is read): a worker with thousands of connectors answers a few MiB
+# with expand=info; 3,000 failed tasks keep 12 MiB of their first MAX_TRACE_CHARS characters of trace.
+MAX_BODY = 32 * 1024 * 1024
 
 
 class ConnectError(Exception):
-    """The REST call failed: unreachable, timed out, oversized or unparsable answer."""
+    """The REST call failed: timed out, reset, cut short, unparsable answer (or a subclass's reason)."""
 
 
 class Unreachable(ConnectError):
-    """Nothing accepted the connection (refused, no route): the worker's process is not there, e.g. restarting."""
+    """The worker's address refused the TCP connection (ECONNREFUSED): nothing listens on Connect's port, its
+    process is gone or not up yet. Only this: a DNS failure, the sidecar out of file descriptors, no route, a reset
+    or a timeout say nothing of a restart."""
+
+
+class SidecarError(ConnectError):
+    """The call could not be made for a reason on the sidecar's side: Connect's host name did not resolve (DNS),
+    the sidecar is out of file descriptors or socket buffers. Says nothing about Connect."""
+
+
+class AnswerTooLarge(ConnectError):
+    """Connect answered, but what the sidecar keeps of the answer (traces cut) exceeds ``MAX_BODY``: the sidecar's
+    limit, not a slow or absent worker."""
 
 
 # Connect's 500s that mean "not now", not "no": the worker that took the request could not forward it to the leader
@@ -70,6 +94,8 @@ class ConnectClient:
         self.settings = settings
         self.base = settings.url.rstrip("/")
         self.session = requests.Session()
+        for prefix in ("http://", "https://"):  # connections under the per-call deadline
+            self.session.mount(prefix, DeadlineAdapter())
         # identity: the body is read raw (read1, for the deadline), so it must not come compressed
         self.session.headers.update({"Accept": "application/json", "User-Agent": "connect-health",
                                      "Accept-Encoding": "identity"})
@@ -115,30 +141,43 @@ class ConnectClient:
         self._password_stamp = stamp
         self._authorization = self._basic()
 
-    def request(self, method: str, path: str, *, params: Any = None, body: Any = None, raw: bool = False) -> Reply:
-        """``raw=True``: a 2xx answer's body is returned as the bytes read (bounded), for the caller to decode."""
+    def request(self, method: str, path: str, *, params: Any = None, body: Any = None, raw: bool = False,
+                cut_traces: bool = False) -> Reply:
+        """``raw=True``: a 2xx answer's body is returned as the bytes read (bounded), for the caller to decode.
+        ``cut_traces``: the answer is a status listing whose traces are cut while it is read (tracecut.py)."""
         self.calls += 1
         where = f"{method} {path}"
         self._refresh_credentials()
         headers = {"Authorization": self._authorization} if self._authorization else None
-        deadline = time.monotonic() + self.settings.request_timeout  # for the whole call, body included
-        try:
-            resp = self.session.request(
-                method, self.base + path, params=params, json=body, timeout=self.timeout, stream=True,
-                verify=self.verify, cert=self.cert, headers=headers,
-            )
-        except requests.Timeout:
-            raise ConnectError(f"{where}: timed out after {self.settings.request_timeout:g}s") from None
-        except requests.ConnectionError as exc:
-            inner = exc.args[0] if exc.args else None
-            refused = isinstance(getattr(inner, "reason", inner), urllib3.exceptions.NewConnectionError)
-            raise (Unreachable if refused else ConnectError)(f"{where}: cannot connect ({_short(exc)})") from None
-        except (requests.RequestException, ValueError, UnicodeError) as exc:
-            raise ConnectError(f"{where}: {_short(exc)}") from None
-        try:
-            data = _read_bounded(resp, where, deadline, self.settings.request_timeout)
-        finally:
-            resp.close()
+        budget = self.settings.request_timeout
+        with WATCHDOG.call(budget) as call:  # for the whole call: connecting, headers and body
+            try:
+                resp = self.session.request(
+                    method, self.base + path, params=params, json=body, timeout=self.timeout, stream=True,
+                    verify=self.verify, cert=self.cert, headers=headers,
+                )
+            except requests.Timeout:
+                raise ConnectError(f"{where}: timed out after {budget:g}s") from None
+            except requests.ConnectionError as exc:
+                if call.expired:
+                    raise ConnectError(f"{where}: timed out after {budget:g}s (response headers not "
+                                       "complete)") from None
+                raise _connect_failure(where, exc) from None
+            except (requests.RequestException, ValueError, UnicodeError) as exc:
+                raise ConnectError(f"{where}: {_short(exc)}") from None
+            try:
+                cut = TraceCut(MAX_TRACE_CHARS) if cut_traces and 200 <= resp.status_code < 300 else None
+                data = _read_bounded(resp, where, call.deadline, budget, cut)
+                if call.expired:  # the watchdog's shutdown reads as the end of the body
+                    raise ConnectError(f"{where}: answer not complete after {budget:g}s (a worker answering too "
+                                       "slowly)")
+            except ConnectError:
+                if call.expired:
+                    raise ConnectError(f"{where}: answer not complete after {budget:g}s (a worker answering too "
+                                       "slowly)") from None
+                raise
+            finally:
+                resp.close()
         if resp.status_code in (401, 403):
             self._refresh_credentials(force=True)  # maybe rotated without a new mtime yet: read it again
         if not data.strip():
@@ -163,7 +202,7 @@ class ConnectClient:
     def connectors_expanded(self, *, info: bool = True, raw: bool = False) -> Reply:
         """Every connector's status (and config, with ``info``) in one call; ``raw``: see :meth:`request`."""
         params = [("expand", "status"), ("expand", "info")] if info else [("expand", "status")]
-        return self.request("GET", "/connectors", params=params, raw=raw)
+        return self.request("GET", "/connectors", params=params, raw=raw, cut_traces=True)
 
     def restart_connector(self, name: str, *, include_tasks: bool, only_failed: bool) -> Reply:
         params = {"includeTasks": str(include_tasks).lower(), "onlyFailed": str(only_failed).lower()}
@@ -186,12 +225,12 @@ class ConnectClient:
         return self.request("DELETE", f"/connectors/{_segment(name)}")
 
 
-def _read_bounded(resp: requests.Response, where: str, deadline: float, budget: float) -> bytes:
-    """The body, at most MAX_BODY bytes, read by at most one socket read at a time so that a worker trickling its
-    answer (each byte within the read timeout) still ends at ``deadline``."""
+def _read_bounded(resp: requests.Response, where: str, deadline: float, budget: float, cut: TraceCut | None) -> bytes:
+    """The body, of which at most MAX_BODY bytes are kept (after ``cut``), read by at most one socket read at a
+    time (the watchdog ends a read blocked past ``deadline``)."""
     declared = resp.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY:
-        raise ConnectError(f"{where}: answer of {declared} bytes exceeds the {MAX_BODY} byte limit")
+    if cut is None and declared and declared.isdigit() and int(declared) > MAX_BODY:
+        raise AnswerTooLarge(f"{where}: answer of {declared} bytes exceeds the {MAX_BODY} byte limit")
     chunks: list[bytes] = []
     size = 0
     try:
@@ -201,13 +240,54 @@ def _read_bounded(resp: requests.Response, where: str, deadline: float, budget: 
             chunk = resp.raw.read1(65536)
             if not chunk:
                 break
+            if cut is not None:
+                chunk = cut.feed(chunk)
             size += len(chunk)
             if size > MAX_BODY:
-                raise ConnectError(f"{where}: answer exceeds the {MAX_BODY} byte limit")
+                also = f" even with traces cut to {MAX_TRACE_CHARS} characters" if cut is not None else ""
+                raise AnswerTooLarge(f"{where}: answer exceeds the {MAX_BODY} byte limit{also} (the sidecar's "
+                                     "limit: Connect answered)")
             chunks.append(chunk)
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
         raise ConnectError(f"{where}: answer cut short ({_short(exc)})") from None
+    if cut is not None:
+        chunks.append(cut.close())
     return b"".join(chunks)
+
+
+_OWN_ERRNOS = {errno.EMFILE: "the sidecar is out of file descriptors",
+               errno.ENFILE: "the system is out of file descriptors",
+               errno.ENOBUFS: "the sidecar is out of socket buffers", errno.ENOMEM: "the sidecar is out of memory"}
+
+
+def _connect_failure(where: str, exc: requests.ConnectionError) -> ConnectError:
+    """What a failed connection attempt means, one line each: only ECONNREFUSED is :class:`Unreachable`.
+
+    ECONNRESET is not: a reset answers a connection something accepted (a proxy, a worker shutting down, the network),
+    while a refused connection on a TCP address is the kernel saying nothing listens there (Linux reports a RST
+    answering the SYN as ECONNREFUSED)."""
+    inner = exc.args[0] if exc.args else None
+    reason = getattr(inner, "reason", inner)  # requests wraps urllib3's MaxRetryError around the cause
+    if isinstance(reason, urllib3.exceptions.NameResolutionError):
+        return SidecarError(f"{where}: cannot resolve Connect's host name (a DNS failure: the sidecar's or the "
+                            "cluster's problem, not a Connect restart)")
+    if isinstance(reason, urllib3.exceptions.NewConnectionError):
+        cause = reason.__cause__
+        code = cause.errno if isinstance(cause, OSError) else None
+        name = errno.errorcode.get(code, "") if code is not None else ""
+        if code == errno.ECONNREFUSED:
+            return Unreachable(f"{where}: cannot connect: connection refused (nothing listens on Connect's port)")
+        if code in _OWN_ERRNOS:
+            return SidecarError(f"{where}: cannot open a connection: {_OWN_ERRNOS[code]} ({name}; the sidecar's "
+                                "problem, not Connect's)")
+        if code in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            return ConnectError(f"{where}: cannot connect: no route to Connect's host ({name}; a network problem)")
+        return ConnectError(f"{where}: cannot connect ({name or _short(exc)})")
+    if isinstance(reason, urllib3.exceptions.ProtocolError) and any(
+            isinstance(a, ConnectionResetError) for a in reason.args):
+        return ConnectError(f"{where}: connection reset before an answer (a network problem or a worker closing "
+                            "connections)")
+    return ConnectError(f"{where}: cannot connect ({_short(exc)})")
 
 
 def _stamp(path: str | None) -> tuple[int, int] | None:

@@ -22,7 +22,7 @@ from connect_health import client as client_mod
 from connect_health.client import AnswerTooLarge, ConnectClient, ConnectError, SidecarError, Unreachable
 from connect_health.config import ConnectSettings
 from connect_health.redact import trace_line
-from connect_health.snapshot import parse_answer
+from connect_health.snapshot import MAX_TRACE_CHARS, parse_answer
 
 SRC = Path(client_mod.__file__).resolve().parents[1]
 
@@ -37,12 +37,13 @@ def make_client(url: str, timeout: float = 5) -> ConnectClient:
     return ConnectClient(ConnectSettings(url=url, request_timeout=timeout))
 
 
-Handler = Callable[[socket.socket], None]
+Handler = Callable[[socket.socket, bytes], None]  # (connection, the request's head as read)
 
 
 @pytest.fixture
 def serve() -> Iterator[Callable[[Handler], str]]:
-    """serve(handler) -> the URL of a raw socket server on 127.0.0.1 running ``handler(conn)`` per connection."""
+    """serve(handler) -> the URL of a raw socket server on 127.0.0.1 running ``handler(conn, request)`` per
+    connection."""
     stop = threading.Event()
     socks: list[socket.socket] = []
 
@@ -71,8 +72,7 @@ def serve() -> Iterator[Callable[[Handler], str]]:
 def _run(handler: Handler, conn: socket.socket) -> None:
     with conn:
         try:
-            _read_request(conn)
-            handler(conn)
+            handler(conn, _read_request(conn))
         except OSError:
             pass  # the client gave up: what these tests want
 
@@ -126,7 +126,7 @@ except Exception as exc:
 
 
 def test_out_of_file_descriptors_is_the_sidecars_problem_not_a_restart(serve: Callable[[Handler], str]) -> None:
-    url = serve(lambda conn: conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"))
+    url = serve(lambda conn, _: conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"))
     out = subprocess.run([sys.executable, "-c", EMFILE_CHILD, str(SRC), url], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr
@@ -136,7 +136,7 @@ def test_out_of_file_descriptors_is_the_sidecars_problem_not_a_restart(serve: Ca
 
 
 def test_a_reset_is_not_unreachable(serve: Callable[[Handler], str]) -> None:
-    def reset(conn: socket.socket) -> None:  # SO_LINGER 0: close() sends a RST
+    def reset(conn: socket.socket, _: bytes) -> None:  # SO_LINGER 0: close() sends a RST
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
 
     with pytest.raises(ConnectError) as caught:
@@ -148,7 +148,7 @@ def test_a_reset_is_not_unreachable(serve: Callable[[Handler], str]) -> None:
 # --- the deadline bounds the whole call ---------------------------------------------------------------------
 
 def trickle(payload: bytes, every: float) -> Handler:
-    def handler(conn: socket.socket) -> None:
+    def handler(conn: socket.socket, _: bytes) -> None:
         for i in range(len(payload)):
             conn.sendall(payload[i:i + 1])
             time.sleep(every)
@@ -171,9 +171,9 @@ def test_response_headers_trickled_end_at_the_deadline(serve: Callable[[Handler]
 
 
 def test_a_body_trickled_ends_at_the_deadline(serve: Callable[[Handler], str]) -> None:
-    def handler(conn: socket.socket) -> None:
+    def handler(conn: socket.socket, request: bytes) -> None:
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n")
-        trickle(b"[" + b" " * 198 + b"]", 0.3)(conn)
+        trickle(b"[" + b" " * 198 + b"]", 0.3)(conn, request)
 
     start = time.monotonic()
     with pytest.raises(ConnectError, match="answer not complete after 1s"):
@@ -199,7 +199,7 @@ def failed_answer(tasks: int) -> bytes:
 
 
 def answer_with(body: bytes, length: bool) -> Handler:
-    def handler(conn: socket.socket) -> None:
+    def handler(conn: socket.socket, _: bytes) -> None:
         head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
         head += b"Content-Length: %d\r\n\r\n" % len(body) if length else b"Connection: close\r\n\r\n"
         conn.sendall(head)
@@ -227,9 +227,10 @@ def test_a_status_answer_past_the_limit_is_read_with_traces_cut(serve: Callable[
 
 def test_a_status_answer_too_big_even_cut_says_so(serve: Callable[[Handler], str],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(client_mod, "MAX_BODY", 256 * 1024)  # 60 tasks keep 60 x 4 KB of traces: more
-    with pytest.raises(AnswerTooLarge, match=r"answer exceeds the 262144 byte limit even with traces cut to 4096 "
-                                             r"characters \(the sidecar's limit: Connect answered\)"):
+    monkeypatch.setattr(client_mod, "MAX_BODY", 256 * 1024)  # 200 tasks keep 200 x 2 KB of traces: more
+    with pytest.raises(AnswerTooLarge, match=rf"answer exceeds the 262144 byte limit even with traces cut to "
+                                             rf"{MAX_TRACE_CHARS} characters \(the sidecar's limit: Connect "
+                                             r"answered\)"):
         make_client(serve(answer_with(failed_answer(200), True))).connectors_expanded(info=False, raw=True)
 
 
@@ -238,3 +239,48 @@ def test_other_answers_past_the_limit_are_refused(serve: Callable[[Handler], str
     monkeypatch.setattr(client_mod, "MAX_BODY", 64 * 1024)
     with pytest.raises(AnswerTooLarge, match="exceeds the 65536 byte limit"):
         make_client(serve(answer_with(json.dumps(["x" * 100_000]).encode(), False))).health()
+
+
+
+# --- one path segment per name ------------------------------------------------------------------------------
+
+@pytest.fixture
+def recorder(serve: Callable[[Handler], str]) -> tuple[str, list[bytes]]:
+    """A server answering 204, or 400 to a %2E segment (as Jetty 12 does), recording each request line."""
+    lines: list[bytes] = []
+
+    def handler(conn: socket.socket, request: bytes) -> None:
+        line = request.split(b"\r\n")[0]
+        lines.append(line)
+        status = b"400 Bad Request" if b"/%2E" in line else b"204 No Content"
+        conn.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    return serve(handler), lines
+
+
+def test_a_name_goes_out_as_one_encoded_segment(recorder: tuple[str, list[bytes]]) -> None:
+    """The request line as sent (requests alone would decode %2E back to "."); what real workers make of these is in
+    tests/integration/test_odd_names.py."""
+    url, lines = recorder
+    client = make_client(url)
+    wire = {}
+    for name in ["a/b", "%2e%2e", "with space", "ü名", "q?x", "h#x", "a;b", "..a", "a\\b"]:
+        assert client.restart_task(name, 0).status == 204
+        wire[name] = lines[-1].split(b" ")[1].decode()
+    assert wire == {"a/b": "/connectors/a%2Fb/tasks/0/restart", "%2e%2e": "/connectors/%252e%252e/tasks/0/restart",
+                    "with space": "/connectors/with%20space/tasks/0/restart",
+                    "ü名": "/connectors/%C3%BC%E5%90%8D/tasks/0/restart", "q?x": "/connectors/q%3Fx/tasks/0/restart",
+                    "h#x": "/connectors/h%23x/tasks/0/restart", "a;b": "/connectors/a%3Bb/tasks/0/restart",
+                    "..a": "/connectors/..a/tasks/0/restart", "a\\b": "/connectors/a%5Cb/tasks/0/restart"}
+
+
+def test_dot_names_go_out_encoded_then_literal_to_a_worker_refusing_encoded_dots(
+        recorder: tuple[str, list[bytes]]) -> None:
+    url, lines = recorder
+    client = make_client(url)
+    assert client.restart_connector("..", include_tasks=True, only_failed=True).status == 204
+    assert [ln.split(b" ")[1] for ln in lines] == [
+        b"/connectors/%2E%2E/restart?includeTasks=true&onlyFailed=true",  # refused (400) as Jetty 12 does
+        b"/connectors/../restart?includeTasks=true&onlyFailed=true"]  # Jetty 12 takes this as the name
+    assert client.set_state(".", "pause").status == 204  # remembered: literal at once
+    assert lines[-1] == b"PUT /connectors/./pause HTTP/1.1" and len(lines) == 3

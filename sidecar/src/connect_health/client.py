@@ -20,7 +20,7 @@ import re
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 import urllib3
@@ -32,7 +32,7 @@ from .snapshot import MAX_TRACE_CHARS
 from .tracecut import TraceCut
 
 # What is kept of one answer, traces cut (not what is read): a worker with thousands of connectors answers a few MiB
-# with expand=info; 3,000 failed tasks keep 12 MiB of their first MAX_TRACE_CHARS characters of trace.
+# with expand=info; 3,000 failed tasks keep 6 MiB of their first MAX_TRACE_CHARS characters of trace.
 MAX_BODY = 32 * 1024 * 1024
 
 
@@ -85,7 +85,20 @@ class Reply:
         return f"HTTP {self.status}"
 
 
+_DOT_SEGMENT = re.compile(r"(?<=/)(?:%2E){1,2}(?=/|$)")  # a path segment %2E or %2E%2E: a connector . or ..
+
+
 def _segment(value: str) -> str:
+    """``value`` as ONE path segment: every reserved character percent-encoded (``/ ? # % ;`` and the rest), and the
+    names ``.`` and ``..`` as ``%2E``/``%2E%2E``, which a server does not take for a dot segment (``quote`` leaves
+    dots alone, and ``/connectors/../restart`` is ``/restart``). Sent as written (see :meth:`ConnectClient._send`),
+    or with literal dots to a worker that refuses those (see :meth:`ConnectClient.request`).
+
+    What a worker then does with it is its own: Kafka 4.x's Jetty 12 answers 400 to an encoded ``/``, ``\\`` or
+    ``%`` in a segment, so connectors with those in their names cannot be addressed at all (tests/integration/
+    test_odd_names.py lists them per version)."""
+    if value in (".", ".."):
+        return "%2E" * len(value)
     return quote(value, safe="")
 
 
@@ -93,6 +106,8 @@ class ConnectClient:
     def __init__(self, settings: ConnectSettings) -> None:
         self.settings = settings
         self.base = settings.url.rstrip("/")
+        self._base_path = urlsplit(self.base).path
+        self._literal_dots = False  # the worker refuses %2E dot segments (see request)
         self.session = requests.Session()
         for prefix in ("http://", "https://"):  # connections under the per-call deadline
             self.session.mount(prefix, DeadlineAdapter())
@@ -144,7 +159,23 @@ class ConnectClient:
     def request(self, method: str, path: str, *, params: Any = None, body: Any = None, raw: bool = False,
                 cut_traces: bool = False) -> Reply:
         """``raw=True``: a 2xx answer's body is returned as the bytes read (bounded), for the caller to decode.
-        ``cut_traces``: the answer is a status listing whose traces are cut while it is read (tracecut.py)."""
+        ``cut_traces``: the answer is a status listing whose traces are cut while it is read (tracecut.py).
+
+        A path with a connector named ``.`` or ``..`` goes out as ``%2E``/``%2E%2E`` (Jetty 9.4, Kafka 3.x, decodes
+        it to the name). A worker that answers 400 to that (Jetty 12, Kafka 4.x: "ambiguous path segment") takes the
+        literal dots as the name instead, without normalising them away: the call is sent again so, and so are the
+        next ones (a 400 is an answer before anything was done, so a write is safe to send again)."""
+        dotted = _DOT_SEGMENT.search(path) is not None
+        literal = _DOT_SEGMENT.sub(lambda m: "." * (len(m.group(0)) // 3), path) if dotted else path
+        if dotted and self._literal_dots:
+            return self._request(method, literal, params, body, raw, cut_traces)
+        reply = self._request(method, path, params, body, raw, cut_traces)
+        if dotted and reply.status == 400:
+            reply = self._request(method, literal, params, body, raw, cut_traces)
+            self._literal_dots = reply.status != 400
+        return reply
+
+    def _request(self, method: str, path: str, params: Any, body: Any, raw: bool, cut_traces: bool) -> Reply:
         self.calls += 1
         where = f"{method} {path}"
         self._refresh_credentials()
@@ -152,10 +183,7 @@ class ConnectClient:
         budget = self.settings.request_timeout
         with WATCHDOG.call(budget) as call:  # for the whole call: connecting, headers and body
             try:
-                resp = self.session.request(
-                    method, self.base + path, params=params, json=body, timeout=self.timeout, stream=True,
-                    verify=self.verify, cert=self.cert, headers=headers,
-                )
+                resp = self._send(method, path, params, body, headers)
             except requests.Timeout:
                 raise ConnectError(f"{where}: timed out after {budget:g}s") from None
             except requests.ConnectionError as exc:
@@ -191,6 +219,18 @@ class ConnectClient:
                 return Reply(resp.status_code, None)
             raise ConnectError(f"{where}: answer is not JSON (HTTP {resp.status_code})") from None
         return Reply(resp.status_code, parsed)
+
+    def _send(self, method: str, path: str, params: Any, body: Any, headers: dict[str, str] | None
+              ) -> requests.Response:
+        """What ``session.request`` does, except that the path goes out exactly as :func:`_segment` encoded it:
+        requests "requotes" a URL, decoding ``%2E`` back to ``.`` (an unreserved character), which turns the
+        connector ``..`` into a dot segment again."""
+        prepared = self.session.prepare_request(requests.Request(method, self.base + path, params=params, json=body,
+                                                                 headers=headers))
+        prepared.url = urlunsplit(urlsplit(str(prepared.url))._replace(path=self._base_path + path))
+        # the environment's proxies and CA bundle as session.request takes them (an explicit CA file wins)
+        env = self.session.merge_environment_settings(prepared.url, {}, True, self.verify, self.cert)
+        return self.session.send(prepared, timeout=self.timeout, allow_redirects=True, **env)
 
     # --- the calls the sidecar makes ------------------------------------------------------------------
     def health(self) -> Reply:

@@ -284,3 +284,17 @@ def test_dot_names_go_out_encoded_then_literal_to_a_worker_refusing_encoded_dots
         b"/connectors/../restart?includeTasks=true&onlyFailed=true"]  # Jetty 12 takes this as the name
     assert client.set_state(".", "pause").status == 204  # remembered: literal at once
     assert lines[-1] == b"PUT /connectors/./pause HTTP/1.1" and len(lines) == 3
+
+
+def test_check_with_a_request_timeout_ends_although_the_worker_trickles_headers(
+        serve: Callable[[Handler], str]) -> None:
+    """The symptom of issue 18: `check --request-timeout 1` against such a worker ran for 40 s and more."""
+    url = serve(trickle(HEAD + b"{}", 0.3))
+    start = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "connect_health.cli", "check", "--connect-url", url,
+                          "--request-timeout", "1"], capture_output=True, text=True, timeout=60,
+                         env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
+    took = time.monotonic() - start
+    assert out.returncode == 1, out.stderr
+    assert "timed out after 1s" in out.stdout and "Traceback" not in out.stderr
+    assert took < 15, f"check took {took:.1f}s"  # a few calls of 1 s each and the start-up; the trickle lasts 42 s

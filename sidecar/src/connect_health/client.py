@@ -32,8 +32,10 @@ from .snapshot import MAX_TRACE_CHARS
 from .tracecut import TraceCut
 
 # What is kept of one answer, traces cut (not what is read): a worker with thousands of connectors answers a few MiB
-# with expand=info; 3,000 failed tasks keep 6 MiB of their first MAX_TRACE_CHARS characters of trace.
-MAX_BODY = 32 * 1024 * 1024
+# with expand=info; 3,000 failed tasks keep 6 MiB of their first MAX_TRACE_CHARS characters of trace, 7,000 keep
+# 14.6 MiB. The whole sidecar's peak RSS grows about 6x what is kept (bench/big_answer.py: 76 MiB at 6 MiB kept,
+# 120-138 MiB at 14.6-15.9 MiB, 184-275 MiB at 29 MiB), so this bound is what keeps it under the chart's memory limit.
+MAX_BODY = 16 * 1024 * 1024
 
 
 class ConnectError(Exception):

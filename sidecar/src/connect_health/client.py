@@ -268,13 +268,16 @@ class ConnectClient:
 
 
 def _read_bounded(resp: requests.Response, where: str, deadline: float, budget: float, cut: TraceCut | None) -> bytes:
-    """The body, of which at most MAX_BODY bytes are kept (after ``cut``), read by at most one socket read at a
-    time (the watchdog ends a read blocked past ``deadline``)."""
+    """The body, of which at most MAX_BODY bytes are kept, read by at most one socket read at a time (the watchdog
+    ends a read blocked past ``deadline``). With ``cut``, traces are cut once the answer passes a quarter of
+    MAX_BODY: a smaller answer is kept whole (the parser cuts its traces anyway), so an everyday poll does not pay
+    for the cutter's Python-speed walk of the JSON (0.4 s for 3,000 connectors with their configs)."""
     declared = resp.headers.get("Content-Length")
     if cut is None and declared and declared.isdigit() and int(declared) > MAX_BODY:
         raise AnswerTooLarge(f"{where}: answer of {declared} bytes exceeds the {MAX_BODY} byte limit")
     chunks: list[bytes] = []
     size = 0
+    active: TraceCut | None = None  # ``cut``, once the answer is past the size where cutting pays
     try:
         while True:
             if time.monotonic() > deadline:
@@ -282,8 +285,12 @@ def _read_bounded(resp: requests.Response, where: str, deadline: float, budget: 
             chunk = resp.raw.read1(65536)
             if not chunk:
                 break
-            if cut is not None:
-                chunk = cut.feed(chunk)
+            if active is not None:
+                chunk = active.feed(chunk)
+            elif cut is not None and size + len(chunk) > MAX_BODY // 4:
+                active = cut
+                chunk = active.feed(b"".join([*chunks, chunk]))  # from the start: the cutter tracks the JSON's shape
+                chunks, size = [], 0
             size += len(chunk)
             if size > MAX_BODY:
                 also = f" even with traces cut to {MAX_TRACE_CHARS} characters" if cut is not None else ""
@@ -292,8 +299,8 @@ def _read_bounded(resp: requests.Response, where: str, deadline: float, budget: 
             chunks.append(chunk)
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
         raise ConnectError(f"{where}: answer cut short ({_short(exc)})") from None
-    if cut is not None:
-        chunks.append(cut.close())
+    if active is not None:
+        chunks.append(active.close())
     return b"".join(chunks)
 
 

@@ -1,35 +1,61 @@
 """The Kafka Connect REST client: one requests.Session, explicit timeouts, bounded answers.
 
 Every call returns a :class:`Reply` or raises :class:`ConnectError` with a one-line reason that never contains
-credentials. Answers larger than ``MAX_BODY`` are refused rather than read into memory.
+credentials. Each call ends by ``--request-timeout``, whole: connecting, the response headers and the body (a
+watchdog shuts down a call's socket at its deadline, see deadline.py). The status listing has its traces cut while it
+streams in (tracecut.py), so an answer of any size is read; what is kept of any answer is bounded by ``MAX_BODY``.
+
+Errors say whose problem they are: :class:`Unreachable` only when the worker's address refused the connection,
+:class:`SidecarError` when the call could not be made for a reason of the sidecar's own (DNS, file descriptors),
+:class:`AnswerTooLarge` when Connect answered but what the sidecar keeps of it exceeds its limit.
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import os
 import re
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 import urllib3
 
 from .config import ConnectSettings
+from .deadline import WATCHDOG, DeadlineAdapter
 from .redact import redact
+from .snapshot import MAX_TRACE_CHARS
+from .tracecut import TraceCut
 
-MAX_BODY = 32 * 1024 * 1024  # a worker with thousands of connectors answers a few MiB with expand=info
+# What is kept of one answer, traces cut (not what is read): a worker with thousands of connectors answers a few MiB
+# with expand=info; 3,000 failed tasks keep 6 MiB of their first MAX_TRACE_CHARS characters of trace, 7,000 keep
+# 14.6 MiB. The whole sidecar's peak RSS grows about 6x what is kept (bench/big_answer.py: 76 MiB at 6 MiB kept,
+# 120-138 MiB at 14.6-15.9 MiB, 184-275 MiB at 29 MiB), so this bound is what keeps it under the chart's memory limit.
+MAX_BODY = 16 * 1024 * 1024
 
 
 class ConnectError(Exception):
-    """The REST call failed: unreachable, timed out, oversized or unparsable answer."""
+    """The REST call failed: timed out, reset, cut short, unparsable answer (or a subclass's reason)."""
 
 
 class Unreachable(ConnectError):
-    """Nothing accepted the connection (refused, no route): the worker's process is not there, e.g. restarting."""
+    """The worker's address refused the TCP connection (ECONNREFUSED): nothing listens on Connect's port, its
+    process is gone or not up yet. Only this: a DNS failure, the sidecar out of file descriptors, no route, a reset
+    or a timeout say nothing of a restart."""
+
+
+class SidecarError(ConnectError):
+    """The call could not be made for a reason on the sidecar's side: Connect's host name did not resolve (DNS),
+    the sidecar is out of file descriptors or socket buffers. Says nothing about Connect."""
+
+
+class AnswerTooLarge(ConnectError):
+    """Connect answered, but what the sidecar keeps of the answer (traces cut) exceeds ``MAX_BODY``: the sidecar's
+    limit, not a slow or absent worker."""
 
 
 # Connect's 500s that mean "not now", not "no": the worker that took the request could not forward it to the leader
@@ -61,7 +87,20 @@ class Reply:
         return f"HTTP {self.status}"
 
 
+_DOT_SEGMENT = re.compile(r"(?<=/)(?:%2E){1,2}(?=/|$)")  # a path segment %2E or %2E%2E: a connector . or ..
+
+
 def _segment(value: str) -> str:
+    """``value`` as ONE path segment: every reserved character percent-encoded (``/ ? # % ;`` and the rest), and the
+    names ``.`` and ``..`` as ``%2E``/``%2E%2E``, which a server does not take for a dot segment (``quote`` leaves
+    dots alone, and ``/connectors/../restart`` is ``/restart``). Sent as written (see :meth:`ConnectClient._send`),
+    or with literal dots to a worker that refuses those (see :meth:`ConnectClient.request`).
+
+    What a worker then does with it is its own: Kafka 4.x's Jetty 12 answers 400 to an encoded ``/``, ``\\`` or
+    ``%`` in a segment, so connectors with those in their names cannot be addressed at all (tests/integration/
+    test_odd_names.py lists them per version)."""
+    if value in (".", ".."):
+        return "%2E" * len(value)
     return quote(value, safe="")
 
 
@@ -69,7 +108,11 @@ class ConnectClient:
     def __init__(self, settings: ConnectSettings) -> None:
         self.settings = settings
         self.base = settings.url.rstrip("/")
+        self._base_path = urlsplit(self.base).path
+        self._literal_dots = False  # the worker refuses %2E dot segments (see request)
         self.session = requests.Session()
+        for prefix in ("http://", "https://"):  # connections under the per-call deadline
+            self.session.mount(prefix, DeadlineAdapter())
         # identity: the body is read raw (read1, for the deadline), so it must not come compressed
         self.session.headers.update({"Accept": "application/json", "User-Agent": "connect-health",
                                      "Accept-Encoding": "identity"})
@@ -115,30 +158,56 @@ class ConnectClient:
         self._password_stamp = stamp
         self._authorization = self._basic()
 
-    def request(self, method: str, path: str, *, params: Any = None, body: Any = None, raw: bool = False) -> Reply:
-        """``raw=True``: a 2xx answer's body is returned as the bytes read (bounded), for the caller to decode."""
+    def request(self, method: str, path: str, *, params: Any = None, body: Any = None, raw: bool = False,
+                cut_traces: bool = False) -> Reply:
+        """``raw=True``: a 2xx answer's body is returned as the bytes read (bounded), for the caller to decode.
+        ``cut_traces``: the answer is a status listing whose traces are cut while it is read (tracecut.py).
+
+        A path with a connector named ``.`` or ``..`` goes out as ``%2E``/``%2E%2E`` (Jetty 9.4, Kafka 3.x, decodes
+        it to the name). A worker that answers 400 to that (Jetty 12, Kafka 4.x: "ambiguous path segment") takes the
+        literal dots as the name instead, without normalising them away: the call is sent again so, and so are the
+        next ones (a 400 is an answer before anything was done, so a write is safe to send again)."""
+        dotted = _DOT_SEGMENT.search(path) is not None
+        literal = _DOT_SEGMENT.sub(lambda m: "." * (len(m.group(0)) // 3), path) if dotted else path
+        if dotted and self._literal_dots:
+            return self._request(method, literal, params, body, raw, cut_traces)
+        reply = self._request(method, path, params, body, raw, cut_traces)
+        if dotted and reply.status == 400:
+            reply = self._request(method, literal, params, body, raw, cut_traces)
+            self._literal_dots = reply.status != 400
+        return reply
+
+    def _request(self, method: str, path: str, params: Any, body: Any, raw: bool, cut_traces: bool) -> Reply:
         self.calls += 1
         where = f"{method} {path}"
         self._refresh_credentials()
         headers = {"Authorization": self._authorization} if self._authorization else None
-        deadline = time.monotonic() + self.settings.request_timeout  # for the whole call, body included
-        try:
-            resp = self.session.request(
-                method, self.base + path, params=params, json=body, timeout=self.timeout, stream=True,
-                verify=self.verify, cert=self.cert, headers=headers,
-            )
-        except requests.Timeout:
-            raise ConnectError(f"{where}: timed out after {self.settings.request_timeout:g}s") from None
-        except requests.ConnectionError as exc:
-            inner = exc.args[0] if exc.args else None
-            refused = isinstance(getattr(inner, "reason", inner), urllib3.exceptions.NewConnectionError)
-            raise (Unreachable if refused else ConnectError)(f"{where}: cannot connect ({_short(exc)})") from None
-        except (requests.RequestException, ValueError, UnicodeError) as exc:
-            raise ConnectError(f"{where}: {_short(exc)}") from None
-        try:
-            data = _read_bounded(resp, where, deadline, self.settings.request_timeout)
-        finally:
-            resp.close()
+        budget = self.settings.request_timeout
+        with WATCHDOG.call(budget) as call:  # for the whole call: connecting, headers and body
+            try:
+                resp = self._send(method, path, params, body, headers)
+            except requests.Timeout:
+                raise ConnectError(f"{where}: timed out after {budget:g}s") from None
+            except requests.ConnectionError as exc:
+                if call.expired:
+                    raise ConnectError(f"{where}: timed out after {budget:g}s (response headers not "
+                                       "complete)") from None
+                raise _connect_failure(where, exc) from None
+            except (requests.RequestException, ValueError, UnicodeError) as exc:
+                raise ConnectError(f"{where}: {_short(exc)}") from None
+            try:
+                cut = TraceCut(MAX_TRACE_CHARS) if cut_traces and 200 <= resp.status_code < 300 else None
+                data = _read_bounded(resp, where, call.deadline, budget, cut)
+                if call.expired:  # the watchdog's shutdown reads as the end of the body
+                    raise ConnectError(f"{where}: answer not complete after {budget:g}s (a worker answering too "
+                                       "slowly)")
+            except ConnectError:
+                if call.expired:
+                    raise ConnectError(f"{where}: answer not complete after {budget:g}s (a worker answering too "
+                                       "slowly)") from None
+                raise
+            finally:
+                resp.close()
         if resp.status_code in (401, 403):
             self._refresh_credentials(force=True)  # maybe rotated without a new mtime yet: read it again
         if not data.strip():
@@ -153,6 +222,18 @@ class ConnectClient:
             raise ConnectError(f"{where}: answer is not JSON (HTTP {resp.status_code})") from None
         return Reply(resp.status_code, parsed)
 
+    def _send(self, method: str, path: str, params: Any, body: Any, headers: dict[str, str] | None
+              ) -> requests.Response:
+        """What ``session.request`` does, except that the path goes out exactly as :func:`_segment` encoded it:
+        requests "requotes" a URL, decoding ``%2E`` back to ``.`` (an unreserved character), which turns the
+        connector ``..`` into a dot segment again."""
+        prepared = self.session.prepare_request(requests.Request(method, self.base + path, params=params, json=body,
+                                                                 headers=headers))
+        prepared.url = urlunsplit(urlsplit(str(prepared.url))._replace(path=self._base_path + path))
+        # the environment's proxies and CA bundle as session.request takes them (an explicit CA file wins)
+        env = self.session.merge_environment_settings(prepared.url, {}, True, self.verify, self.cert)
+        return self.session.send(prepared, timeout=self.timeout, allow_redirects=True, **env)
+
     # --- the calls the sidecar makes ------------------------------------------------------------------
     def health(self) -> Reply:
         return self.request("GET", "/health")
@@ -163,7 +244,7 @@ class ConnectClient:
     def connectors_expanded(self, *, info: bool = True, raw: bool = False) -> Reply:
         """Every connector's status (and config, with ``info``) in one call; ``raw``: see :meth:`request`."""
         params = [("expand", "status"), ("expand", "info")] if info else [("expand", "status")]
-        return self.request("GET", "/connectors", params=params, raw=raw)
+        return self.request("GET", "/connectors", params=params, raw=raw, cut_traces=True)
 
     def restart_connector(self, name: str, *, include_tasks: bool, only_failed: bool) -> Reply:
         params = {"includeTasks": str(include_tasks).lower(), "onlyFailed": str(only_failed).lower()}
@@ -186,14 +267,17 @@ class ConnectClient:
         return self.request("DELETE", f"/connectors/{_segment(name)}")
 
 
-def _read_bounded(resp: requests.Response, where: str, deadline: float, budget: float) -> bytes:
-    """The body, at most MAX_BODY bytes, read by at most one socket read at a time so that a worker trickling its
-    answer (each byte within the read timeout) still ends at ``deadline``."""
+def _read_bounded(resp: requests.Response, where: str, deadline: float, budget: float, cut: TraceCut | None) -> bytes:
+    """The body, of which at most MAX_BODY bytes are kept, read by at most one socket read at a time (the watchdog
+    ends a read blocked past ``deadline``). With ``cut``, traces are cut once the answer passes a quarter of
+    MAX_BODY: a smaller answer is kept whole (the parser cuts its traces anyway), so an everyday poll does not pay
+    for the cutter's Python-speed walk of the JSON (0.4 s for 3,000 connectors with their configs)."""
     declared = resp.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY:
-        raise ConnectError(f"{where}: answer of {declared} bytes exceeds the {MAX_BODY} byte limit")
+    if cut is None and declared and declared.isdigit() and int(declared) > MAX_BODY:
+        raise AnswerTooLarge(f"{where}: answer of {declared} bytes exceeds the {MAX_BODY} byte limit")
     chunks: list[bytes] = []
     size = 0
+    active: TraceCut | None = None  # ``cut``, once the answer is past the size where cutting pays
     try:
         while True:
             if time.monotonic() > deadline:
@@ -201,13 +285,58 @@ def _read_bounded(resp: requests.Response, where: str, deadline: float, budget: 
             chunk = resp.raw.read1(65536)
             if not chunk:
                 break
+            if active is not None:
+                chunk = active.feed(chunk)
+            elif cut is not None and size + len(chunk) > MAX_BODY // 4:
+                active = cut
+                chunk = active.feed(b"".join([*chunks, chunk]))  # from the start: the cutter tracks the JSON's shape
+                chunks, size = [], 0
             size += len(chunk)
             if size > MAX_BODY:
-                raise ConnectError(f"{where}: answer exceeds the {MAX_BODY} byte limit")
+                also = f" even with traces cut to {MAX_TRACE_CHARS} characters" if cut is not None else ""
+                raise AnswerTooLarge(f"{where}: answer exceeds the {MAX_BODY} byte limit{also} (the sidecar's "
+                                     "limit: Connect answered)")
             chunks.append(chunk)
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
         raise ConnectError(f"{where}: answer cut short ({_short(exc)})") from None
+    if active is not None:
+        chunks.append(active.close())
     return b"".join(chunks)
+
+
+_OWN_ERRNOS = {errno.EMFILE: "the sidecar is out of file descriptors",
+               errno.ENFILE: "the system is out of file descriptors",
+               errno.ENOBUFS: "the sidecar is out of socket buffers", errno.ENOMEM: "the sidecar is out of memory"}
+
+
+def _connect_failure(where: str, exc: requests.ConnectionError) -> ConnectError:
+    """What a failed connection attempt means, one line each: only ECONNREFUSED is :class:`Unreachable`.
+
+    ECONNRESET is not: a reset answers a connection something accepted (a proxy, a worker shutting down, the network),
+    while a refused connection on a TCP address is the kernel saying nothing listens there (Linux reports a RST
+    answering the SYN as ECONNREFUSED)."""
+    inner = exc.args[0] if exc.args else None
+    reason = getattr(inner, "reason", inner)  # requests wraps urllib3's MaxRetryError around the cause
+    if isinstance(reason, urllib3.exceptions.NameResolutionError):
+        return SidecarError(f"{where}: cannot resolve Connect's host name (a DNS failure: the sidecar's or the "
+                            "cluster's problem, not a Connect restart)")
+    if isinstance(reason, urllib3.exceptions.NewConnectionError):
+        cause = reason.__cause__
+        code = cause.errno if isinstance(cause, OSError) else None
+        name = errno.errorcode.get(code, "") if code is not None else ""
+        if code == errno.ECONNREFUSED:
+            return Unreachable(f"{where}: cannot connect: connection refused (nothing listens on Connect's port)")
+        if code in _OWN_ERRNOS:
+            return SidecarError(f"{where}: cannot open a connection: {_OWN_ERRNOS[code]} ({name}; the sidecar's "
+                                "problem, not Connect's)")
+        if code in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            return ConnectError(f"{where}: cannot connect: no route to Connect's host ({name}; a network problem)")
+        return ConnectError(f"{where}: cannot connect ({name or _short(exc)})")
+    if isinstance(reason, urllib3.exceptions.ProtocolError) and any(
+            isinstance(a, ConnectionResetError) for a in reason.args):
+        return ConnectError(f"{where}: connection reset before an answer (a network problem or a worker closing "
+                            "connections)")
+    return ConnectError(f"{where}: cannot connect ({_short(exc)})")
 
 
 def _stamp(path: str | None) -> tuple[int, int] | None:

@@ -26,7 +26,10 @@ from typing import Any
 import msgspec
 
 STATES = ("RUNNING", "PAUSED", "STOPPED", "FAILED", "UNASSIGNED", "RESTARTING")
-MAX_TRACE_CHARS = 4096
+# What is kept of each trace: its first line is what /status, `check` and Events show (300 characters, redact.py);
+# 2 KiB keeps that line whole with room to spare, and bounds a mass failure's traces (3,000 failed tasks: 6 MiB).
+# The REST client cuts traces to this while it reads the answer (tracecut.py).
+MAX_TRACE_CHARS = 2048
 
 
 class ParseError(Exception):

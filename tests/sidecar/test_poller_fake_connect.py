@@ -368,8 +368,10 @@ BROKEN = {
                        "answer is not JSON"),
     "cut-short-by-the-peer": (Answer(200, json.dumps(fixture("healthy.json")).encode(), truncate_to=100),
                               "answer cut short"),
+    # a length declared past what the sidecar keeps is no refusal any more (traces are cut as the answer streams
+    # in): this one then ends after 2 bytes, an answer cut short
     "declared-oversized": (Answer(200, b"{}", headers={"Content-Length": str(client_mod.MAX_BODY + 1)}),
-                           "exceeds the"),
+                           "answer cut short"),
     "json-list": (Answer(200, ["file-source", "jdbc-sink"]), "expected a JSON object of connectors, got list"),
     "json-string": (Answer(200, "RUNNING"), "got str"),
     "json-null-literal": (Answer(200, b"null"), "got NoneType"),
@@ -408,8 +410,9 @@ def test_streamed_answer_beyond_the_body_limit_is_refused(fake: FakeConnect, mak
     monkeypatch.setattr(client_mod, "MAX_BODY", 64 * 1024)  # no Content-Length: the limit applies while reading
     fake.connectors(Answer(200, many_connectors(400), stream_without_length=True))
     view = make_poller().poll_once()
-    assert not view.observation.reachable
-    assert "exceeds the 65536 byte limit" in (view.observation.error or "")
+    # the sidecar's own limit, not a worker that does not answer: readiness says so, liveness and startup hold
+    assert "exceeds the 65536 byte limit" in (view.observation.sidecar_error or "")
+    assert view.report.livez.ok and view.report.startupz.ok and not view.report.readyz.ok
 
 
 def test_health_500_is_an_unresponsive_worker(fake: FakeConnect, make_poller: MakePoller, clock: FakeClock) -> None:
@@ -506,3 +509,41 @@ def test_basic_auth_is_sent_on_every_call(fake: FakeConnect) -> None:
     token = base64.b64encode(b"admin:Sup3rS3cret").decode()
     seen: list[Seen] = fake.requests()
     assert seen and all(s.headers.get("Authorization") == f"Basic {token}" for s in seen)
+
+
+def test_an_answer_larger_than_the_sidecar_keeps_is_the_sidecars_problem_never_liveness(
+        fake: FakeConnect, make_poller: MakePoller, clock: FakeClock) -> None:
+    """Connect answered in full, but even with traces cut it is more than the sidecar keeps (configs of thousands
+    of connectors): readiness names the sidecar's limit; liveness never fails for it (issue 18, item 3: before,
+    every pod failed liveness past 32 MiB and /startupz never passed after the restart)."""
+    poller = make_poller()
+    assert poller.poll_once().report.livez.ok
+    data = fixture("healthy.json")
+    data["file-source"]["info"]["config"]["padding"] = "x" * (client_mod.MAX_BODY + 1024)
+    fake.connectors(data)
+    for _ in range(3):
+        clock.advance(60)
+        view = poller.poll_once()
+        assert view.observation.sidecar_error and "exceeds" in view.observation.sidecar_error
+        assert view.report.livez.ok, view.report.livez.reasons
+        assert not view.report.readyz.ok
+
+
+def test_a_dns_failure_is_the_sidecars_problem_never_a_restart_or_liveness(clock: FakeClock) -> None:
+    """Connect's host name does not resolve: nothing says Connect is gone (issue 18, item 5: any new-connection
+    error used to count as a refused port, a new incarnation and a pod restart that never happened)."""
+    from connect_health.client import ConnectClient
+    from connect_health.config import ConnectSettings
+    from connect_health.poller import Poller
+
+    client = ConnectClient(ConnectSettings(url="http://connect.nosuch.invalid:8083", request_timeout=2.0))
+    try:
+        poller = Poller(client, health(), clock=clock)
+        for _ in range(3):
+            clock.advance(60)
+            view = poller.poll_once()
+            assert "DNS" in (view.observation.sidecar_error or ""), view.observation
+            assert view.report.livez.ok and not view.report.readyz.ok
+            assert not view.observation.down and poller.life.incarnation == 0
+    finally:
+        client.close()

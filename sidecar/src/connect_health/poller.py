@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from . import declared as declared_mod
 from . import ladder, lifecycle, model, statefile
-from .client import ConnectClient, ConnectError, Reply, Unreachable
+from .client import AnswerTooLarge, ConnectClient, ConnectError, Reply, SidecarError, Unreachable
 from .config import HealthSettings
 from .lane import RestartLane
 from .redact import redact
@@ -234,7 +234,7 @@ class Poller:
         # 409 for a rebalance) is the herder answering; a timeout or 5xx while GET / answered is the herder stuck.
         try:
             probe = self.client.request("GET", HERDER_PROBE, raw=True)
-        except Unreachable:
+        except (Unreachable, SidecarError):  # not the herder's: the caller judges them
             raise
         except ConnectError as exc:
             raise _HerderStuck(f"{exc}; GET / answers: the worker is alive, its herder busy or stuck") from None
@@ -373,6 +373,10 @@ class Poller:
         except Unreachable as exc:
             error = str(exc)
             self.life = lifecycle.refused(self.life)
+        except (SidecarError, AnswerTooLarge) as exc:
+            # The call could not be made (DNS, file descriptors) or Connect answered more than the sidecar keeps:
+            # the sidecar's problem. Readiness names it; liveness, the ladder and the restart memory are untouched.
+            sidecar_error = str(exc)
         except (ConnectError, _Failure) as exc:
             error = str(exc)
         except ParseError as exc:

@@ -124,6 +124,7 @@ def test_sidecar_settings_become_env(render: Render) -> None:
         "CONNECT_HEALTH_CONNECT_URL": "http://127.0.0.1:8083",
         "CONNECT_HEALTH_STATE_FILE": "/tmp/connect-health-state.json",  # on the health-tmp emptyDir
         "CONNECT_HEALTH_PORT": "8090",
+        "CONNECT_HEALTH_PROBE_PORT": "8091",  # the kubelet's probes on their own listener
         "CONNECT_HEALTH_SCOPE": "cluster",
         "CONNECT_HEALTH_POLL_INTERVAL": "2",
         "CONNECT_HEALTH_GRACE": "120",
@@ -253,7 +254,7 @@ def test_network_policy(render: Render) -> None:
         "podSelector": {"matchLabels": {"app.kubernetes.io/name": "kafka-connect", "app.kubernetes.io/instance": "rel"}}
     }
     assert rest["from"][1] == {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "platform-tools"}}}
-    assert health["ports"] == [{"port": "health", "protocol": "TCP"}]
+    assert health["ports"] == [{"port": "health", "protocol": "TCP"}, {"port": "probes", "protocol": "TCP"}]
     assert health["from"] == [
         rest["from"][0],  # the release's own pods: the helm test pod calls /readyz through the Service
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},

@@ -29,15 +29,16 @@ def timings(probe: dict[str, Any]) -> dict[str, int]:
 def test_default_probes_call_the_sidecar(render: Render) -> None:
     d = deployment(render)
     connect = container(d, "connect")
-    assert handler(connect["livenessProbe"]) == ("/livez", 8090)
-    assert handler(connect["readinessProbe"]) == ("/readyz", 8090)
-    assert handler(connect["startupProbe"]) == ("/startupz", 8090)
+    # the kubelet's probes go to the sidecar's probe-only listener (healthcheck.probePort)
+    assert handler(connect["livenessProbe"]) == ("/livez", 8091)
+    assert handler(connect["readinessProbe"]) == ("/readyz", 8091)
+    assert handler(connect["startupProbe"]) == ("/startupz", 8091)
     sidecar = container(d, "connect-health")
-    assert handler(sidecar["livenessProbe"]) == ("/ping", "health")
+    assert handler(sidecar["livenessProbe"]) == ("/ping", "probes")
     assert "readinessProbe" not in sidecar
     # The sidecar's own startup grace: its liveness probe waits until /ping answers (a refused probe at pod start
     # under load is not a dead sidecar).
-    assert handler(sidecar["startupProbe"]) == ("/ping", "health")
+    assert handler(sidecar["startupProbe"]) == ("/ping", "probes")
     assert sidecar["startupProbe"]["periodSeconds"] * sidecar["startupProbe"]["failureThreshold"] >= 30
     assert [p["containerPort"] for p in sidecar["ports"] if p["name"] == "health"] == [8090]
 
@@ -78,24 +79,24 @@ def test_sidecar_startup_probe_timings_from_values_and_can_be_turned_off(render:
     d = deployment(render, {"healthcheck": {"startupProbe": {"enabled": False}}})
     assert "startupProbe" not in container(d, "connect-health")
     d = deployment(render, {"healthcheck": {"sharedFate": True}})
-    assert handler(container(d, "connect-health")["startupProbe"]) == ("/ping", "health")
+    assert handler(container(d, "connect-health")["startupProbe"]) == ("/ping", "probes")
 
 
 def test_shared_fate_points_both_liveness_probes_at_livez(render: Render) -> None:
     d = deployment(render, {"healthcheck": {"sharedFate": True}, "livenessProbe": {"periodSeconds": 15}})
     connect, sidecar = container(d, "connect"), container(d, "connect-health")
-    assert handler(connect["livenessProbe"]) == ("/livez", 8090)
-    assert handler(sidecar["livenessProbe"]) == ("/livez", "health")
+    assert handler(connect["livenessProbe"]) == ("/livez", 8091)
+    assert handler(sidecar["livenessProbe"]) == ("/livez", "probes")
     # One declaration shared by both containers.
     assert timings(sidecar["livenessProbe"]) == timings(connect["livenessProbe"])
     assert sidecar["livenessProbe"]["periodSeconds"] == 15
-    assert handler(connect["readinessProbe"]) == ("/readyz", 8090)
-    assert handler(connect["startupProbe"]) == ("/startupz", 8090)
+    assert handler(connect["readinessProbe"]) == ("/readyz", 8091)
+    assert handler(connect["startupProbe"]) == ("/startupz", 8091)
 
 
 def test_shared_fate_scenario(render: Render) -> None:
     d = deployment(render, files=[CHART / "ci" / "03-shared-fate-values.yaml"])
-    assert handler(container(d, "connect-health")["livenessProbe"]) == ("/livez", "health")
+    assert handler(container(d, "connect-health")["livenessProbe"]) == ("/livez", "probes")
 
 
 def test_without_sidecar_probes_fall_back_to_connect(render: Render) -> None:
@@ -125,14 +126,16 @@ def test_optional_probes_can_be_left_out(render: Render) -> None:
 
 
 def test_ports_follow_values(render: Render) -> None:
-    objects = render({**BOOT, "restPort": 18083, "healthcheck": {"port": 18090}})
+    objects = render({**BOOT, "restPort": 18083, "healthcheck": {"port": 18090, "probePort": 18091}})
     d = one(objects, "Deployment")
     connect, sidecar = container(d, "connect"), container(d, "connect-health")
     assert connect["ports"] == [{"name": "http", "containerPort": 18083, "protocol": "TCP"}]
-    assert handler(connect["livenessProbe"]) == ("/livez", 18090)
+    assert handler(connect["livenessProbe"]) == ("/livez", 18091)
+    assert {p["name"]: p["containerPort"] for p in sidecar["ports"]} == {"health": 18090, "probes": 18091}
     env = {e["name"]: e.get("value") for e in sidecar["env"]}
     assert env["CONNECT_HEALTH_CONNECT_URL"] == "http://127.0.0.1:18083"
-    assert env["CONNECT_HEALTH_PORT"] == "18090"
+    assert env["CONNECT_HEALTH_PORT"] == "18090" and env["CONNECT_HEALTH_PROBE_PORT"] == "18091"
+
     svc = one(objects, "Service")
     assert {(p["name"], p["port"], p["targetPort"]) for p in svc["spec"]["ports"]} == {
         ("http", 18083, "http"),
@@ -142,3 +145,12 @@ def test_ports_follow_values(render: Render) -> None:
     assert test_pod["spec"]["containers"][0]["command"][-1] == "http://rel-kafka-connect:18090/readyz"
     props = one(objects, "ConfigMap", "rel-kafka-connect-worker")["data"]["connect-distributed.properties"]
     assert "listeners=http://:18083\n" in props
+
+
+def test_without_a_probe_port_the_probes_share_the_sidecar_port(render: Render) -> None:
+    d = deployment(render, {"healthcheck": {"probePort": None, "sharedFate": True}})
+    connect, sidecar = container(d, "connect"), container(d, "connect-health")
+    assert handler(connect["livenessProbe"]) == ("/livez", 8090)
+    assert handler(sidecar["livenessProbe"]) == ("/livez", "health")
+    assert [p["name"] for p in sidecar["ports"]] == ["health"]
+    assert "CONNECT_HEALTH_PROBE_PORT" not in {e["name"] for e in sidecar["env"]}

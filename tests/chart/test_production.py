@@ -340,13 +340,16 @@ def test_network_policy_admits_the_release_test_pod_on_the_health_port(render: R
     pods = release_pods(objects)
     assert pods["test"]["spec"]["containers"][0]["command"][-1].endswith(":8090/readyz")
     _, health = one(objects, "NetworkPolicy")["spec"]["ingress"]
-    assert health["ports"] == [{"port": "health", "protocol": "TCP"}], "by name: resolved on the worker pod"
+    assert health["ports"] == [{"port": "health", "protocol": "TCP"}, {"port": "probes", "protocol": "TCP"}], \
+        "by name: resolved on the worker pod"
     worker = pods["worker-a"]
     verdict = reach(objects, pods["test"], worker, 8090)
     assert verdict.allowed and verdict.rule == 1 and verdict.peer == 0, verdict
     assert reach(objects, MONITORING, worker, 8090).allowed
     assert not reach(objects, OUTSIDER, worker, 8090).allowed, "healthFrom is restrictive"
-    assert not reach(objects, pods["test"], worker, 8091).allowed, "only the sidecar's port"
+    assert reach(objects, pods["test"], worker, 8091).allowed, "the probe port: the same sources as the sidecar's"
+    assert not reach(objects, OUTSIDER, worker, 8091).allowed, "the probe port: healthFrom as restrictive"
+    assert not reach(objects, pods["test"], worker, 8092).allowed, "only the sidecar's ports"
     # healthFrom empty: every source reaches the sidecar (kubelet, Prometheus anywhere)
     open_health = render({**BOOT, "networkPolicy": {"enabled": True}})
     assert reach(open_health, OUTSIDER, release_pods(open_health)["worker-a"], 8090).allowed

@@ -24,17 +24,20 @@ repository, tag and digest into the packaged chart's values.yaml.
 {{- end }}
 
 {{/*
-Where the Connect container's probes and the helm test pod look, as YAML {port, liveness, readiness, startup}:
-the sidecar's endpoints, or Connect's own fallbackProbePath on the REST port when the sidecar is disabled.
+Where the Connect container's probes and the helm test pod look, as YAML {port, servicePort, liveness, readiness,
+startup}: the sidecar's endpoints (the kubelet on healthcheck.probePort when set, clients through the Service on
+healthcheck.port), or Connect's own fallbackProbePath on the REST port when the sidecar is disabled.
 */}}
 {{- define "kafka-connect.sidecar.probeTarget" -}}
 {{- if .Values.healthcheck.enabled }}
-port: {{ include "kafka-connect.sidecar.port" . }}
+port: {{ .Values.healthcheck.probePort | default (include "kafka-connect.sidecar.port" .) }}
+servicePort: {{ include "kafka-connect.sidecar.port" . }}
 liveness: /livez
 readiness: /readyz
 startup: /startupz
 {{- else }}
 port: {{ .Values.restPort }}
+servicePort: {{ .Values.restPort }}
 liveness: {{ .Values.fallbackProbePath | quote }}
 readiness: {{ .Values.fallbackProbePath | quote }}
 startup: {{ .Values.fallbackProbePath | quote }}
@@ -192,6 +195,11 @@ auth with the mounted password file), the log format, and the declared connector
     - name: health
       containerPort: {{ include "kafka-connect.sidecar.port" . }}
       protocol: TCP
+    {{- with $hc.probePort }}
+    - name: probes
+      containerPort: {{ . }}
+      protocol: TCP
+    {{- end }}
   env:
     # The sidecar's worker id defaults to $POD_IP:<port of the Connect URL>, Connect's advertised id.
     - name: POD_IP
@@ -217,6 +225,7 @@ auth with the mounted password file), the log format, and the declared connector
     {{- end }}
     {{- include "kafka-connect.sidecar.settingsEnv" (dict
       "CONNECT_HEALTH_PORT" $hc.port
+      "CONNECT_HEALTH_PROBE_PORT" $hc.probePort
       "CONNECT_HEALTH_HOST" $hc.host
       "CONNECT_HEALTH_SCOPE" $hc.scope
       "CONNECT_HEALTH_POLL_INTERVAL" $hc.pollInterval
@@ -240,15 +249,15 @@ auth with the mounted password file), the log format, and the declared connector
   {{- if .Values.livenessProbe.enabled }}
   # sharedFate: the sidecar dies with the worker's health, as Connect does.
   livenessProbe:
-    {{- include "kafka-connect.httpProbe" (dict "probe" .Values.livenessProbe "port" "health" "path" "/livez") | nindent 4 }}
+    {{- include "kafka-connect.httpProbe" (dict "probe" .Values.livenessProbe "port" (ternary "probes" "health" (not (empty $hc.probePort))) "path" "/livez") | nindent 4 }}
   {{- end }}
   {{- else if $hc.livenessProbe.enabled }}
   livenessProbe:
-    {{- include "kafka-connect.httpProbe" (dict "probe" $hc.livenessProbe "port" "health" "path" "/ping") | nindent 4 }}
+    {{- include "kafka-connect.httpProbe" (dict "probe" $hc.livenessProbe "port" (ternary "probes" "health" (not (empty $hc.probePort))) "path" "/ping") | nindent 4 }}
   {{- end }}
   {{- if $hc.startupProbe.enabled }}
   startupProbe:
-    {{- include "kafka-connect.httpProbe" (dict "probe" $hc.startupProbe "port" "health" "path" "/ping") | nindent 4 }}
+    {{- include "kafka-connect.httpProbe" (dict "probe" $hc.startupProbe "port" (ternary "probes" "health" (not (empty $hc.probePort))) "path" "/ping") | nindent 4 }}
   {{- end }}
   {{- with $hc.containerSecurityContext }}
   securityContext:

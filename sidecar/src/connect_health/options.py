@@ -494,7 +494,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--probe-port", Number(minimum=1, maximum=65535, whole=True, metavar="PORT"),
            "a second port serving only /livez, /readyz, /startupz, /health and /ping, with its own thread (for "
            "the kubelet's probes; the pages and /metrics stay on --port, which answers the probes too); unset: "
-           "none", None, ("serve",), SERVER),
+           "none", None, ("serve",), SERVER, chart="healthcheck.probePort"),
     Option("--poll-interval", seconds(minimum=0.1), "seconds between polls", 5.0, ("serve",), SERVER,
            chart="healthcheck.pollInterval"),
     Option("--pages-token-file", File(), "file holding a token that /status and /metrics then require "

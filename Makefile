@@ -117,6 +117,8 @@ demo-stop: venv
 # tests/integration/test_faults.py and test_restart_storm.py; `bench/faults.py --only CASE,...` runs some).
 faults: venv kafka
 	$(PY) bench/faults.py
+	$(PY) bench/flood.py
+	$(PY) bench/big_answer.py
 
 bench: venv tools kafka
 	$(PY) bench/measure.py

@@ -22,7 +22,6 @@ import os
 import re
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -30,6 +29,7 @@ from . import declared as declared_mod
 from . import ladder, lifecycle, model, statefile
 from .client import AnswerTooLarge, ConnectClient, ConnectError, Reply, SidecarError, Unreachable
 from .config import HealthSettings
+from .history import RestartHistory
 from .lane import RestartLane
 from .redact import redact
 from .snapshot import ParseError, Snapshot, parse_answer, parse_expanded
@@ -37,8 +37,6 @@ from .snapshot import ParseError, Snapshot, parse_answer, parse_expanded
 log = logging.getLogger("connect_health.poller")
 
 CONFIG_REFRESH = 30.0  # seconds between fetches of connector configs (expand=info), when connectors are declared
-GONE_GRACE = 600.0  # seconds a deleted connector's restart counters and history are kept
-LAST_RESTARTS = 5  # restarts remembered per connector for /status
 # Kafka < 3.9's stand-in for GET /health: DistributedHerder.connectorInfo answers it on the herder's own thread (a 404
 # for a name that is no connector; the connector's info if one has it), GET / and GET /connectors never go there.
 HERDER_PROBE = "/connectors/connect-health-herder-probe"
@@ -112,9 +110,7 @@ class Poller:
         self._configs_for: object = None  # the declarations they were fetched for
         self._transient: dict[model.Key, float] = {}
         self._rungs: dict[str, ladder.Rung] = {}
-        self._restarts: Counter[tuple[str, str]] = Counter()
-        self._last_restarts: dict[str, tuple[tuple[float, str, str], ...]] = {}  # (wall time, kind, what)
-        self._gone_since: dict[str, float] = {}
+        self.history = RestartHistory()  # restarts sent and seen, per connector (history.py)
         self.lane = RestartLane(client, settings, clock)  # unthreaded until start()
         self._polls = 0
         self._poll_started: float | None = None
@@ -275,7 +271,7 @@ class Poller:
             log.warning("new Connect worker incarnation (%s): new startup window, restart ladder and timers",
                         life.incarnation_reason)
             for name in self.life.blamed:
-                self._note_restart(name, time.time(), "pod", "Connect restarted while liveness failed for it")
+                self.history.note(name, time.time(), "pod", "Connect restarted while liveness failed for it")
             self._snapshot = None
             self._transient = {}
             self._rungs = {}
@@ -396,7 +392,7 @@ class Poller:
             self._snapshot = snapshot
             self._transient = model.track_transient(self._transient, snapshot, now)
             self._run_ladder(snapshot, now)
-            self._forget_gone(snapshot, now)
+            self.history.forget_gone(snapshot.connectors.keys(), now)
         drift = tuple(declared_mod.drift(self._declared, self._snapshot)) if reachable else ()
         drift_reasons = tuple(d[2] for d in drift)
         if self._declared_error:
@@ -422,10 +418,10 @@ class Poller:
         self._polls += 1
         view = View(report=report, observation=obs, wall_time=time.time(), polls=self._polls,
                     poll_seconds=self.clock() - start, rest_calls_last_poll=self.client.calls - calls_before,
-                    health_endpoint=self.health_endpoint, drift=drift, restarts=dict(self._restarts),
+                    health_endpoint=self.health_endpoint, drift=drift, restarts=dict(self.history.counts),
                     stale=(not reachable or sidecar_error is not None or bool(notes)) and self._snapshot is not None,
                     configs_age=None if self._configs_at is None else max(0.0, now - self._configs_at),
-                    last_restarts=dict(self._last_restarts), incarnation=self.life.incarnation,
+                    last_restarts=dict(self.history.last), incarnation=self.life.incarnation,
                     incarnation_reason=self.life.incarnation_reason)
         self.view = view
         for observe in self.observers:
@@ -452,22 +448,13 @@ class Poller:
         """Count the lane's answers; each is an attempt on the ladder of the worker it was sent to, if it still is."""
         limits = self._restart_limits()
         for done in self.lane.drain():
-            self._count_restart(done.connector, done.outcome, done.at)
+            self.history.sent(done.connector, done.outcome, time.time() - (self.clock() - done.at))
             rung = self._rungs.get(done.connector)
             if done.incarnation != self.life.incarnation or rung is None:
                 continue
             rung = self._rungs[done.connector] = ladder.record(rung, done.outcome, done.at, self.settings)
             log.warning("restart of connector %s: %s (attempt %d/%d)", done.connector, done.outcome, rung.attempts,
                         limits.get(done.connector, self.settings.restart_attempts))
-
-    def _count_restart(self, name: str, outcome: str, at: float) -> None:
-        self._restarts[(name, outcome)] += 1
-        if outcome == "requested":
-            self._note_restart(name, time.time() - (self.clock() - at), "rest", "its failed units restarted over REST")
-
-    def _note_restart(self, name: str, wall: float, kind: str, what: str) -> None:
-        """The last LAST_RESTARTS restarts per connector, for /status (kept in the state file)."""
-        self._last_restarts[name] = (*self._last_restarts.get(name, ())[-(LAST_RESTARTS - 1):], (wall, kind, what))
 
     # --- memory across the sidecar's restarts (statefile.py) ---------------------------------------------
     def _remember(self, memory: statefile.Memory) -> None:
@@ -477,28 +464,28 @@ class Poller:
         now = self.clock()
         pods = dict(memory.pod_restarts)
         fixed = set(memory.restart_fixed)
-        self._last_restarts = dict(memory.last_restarts)
+        self.history = RestartHistory(memory.last_restarts)
         for name in memory.killed_for:
             pods[name] = (*pods.get(name, ()), now)
             fixed.discard(name)
-            self._note_restart(name, time.time(), "pod", "the pod's containers restarted while liveness failed for it")
+            self.history.note(name, time.time(), "pod", "the pod's containers restarted while liveness failed for it")
         self.life = dataclasses.replace(self.life, pod_restarts=pods, restart_fixed=frozenset(fixed))
         self._rungs = {} if memory.killed_for else dict(memory.rungs)
-        if pods or self._rungs or self._last_restarts:
+        if pods or self._rungs or self.history.last:
             log.info("state file %s: %d pod restarts, %d ladders and the last restarts of %d connectors remembered",
-                     self.state_file, sum(len(t) for t in pods.values()), len(self._rungs), len(self._last_restarts))
+                     self.state_file, sum(len(t) for t in pods.values()), len(self._rungs), len(self.history.last))
 
     def _save(self) -> None:
         if not self.state_file:
             return
         life = self.life
-        key = (life.pod_restarts, life.restart_fixed, life.blamed, self._last_restarts,
+        key = (life.pod_restarts, life.restart_fixed, life.blamed, dict(self.history.last),
                {n: (r.attempts, r.next_at) for n, r in self._rungs.items() if r.attempts})
         if key == self._saved:
             return
         try:
             statefile.write(self.state_file, statefile.document(
-                self.settings.worker_id, life, self._rungs, self._last_restarts, mono=self.clock(), wall=time.time()))
+                self.settings.worker_id, life, self._rungs, self.history.last, mono=self.clock(), wall=time.time()))
         except OSError as exc:
             if self._saved != "failed":
                 log.warning("state file %s not written (%s): the memory of restarts will not outlive this process",
@@ -506,21 +493,6 @@ class Poller:
             self._saved = "failed"
             return
         self._saved = key
-
-    def _forget_gone(self, snapshot: Snapshot, now: float) -> None:
-        """Restart counters and history of connectors deleted for GONE_GRACE are dropped: what is kept is bounded
-        by the live connectors, not by every connector the worker ever had."""
-        known = {name for name, _ in self._restarts} | set(self._last_restarts)
-        for name in known - snapshot.connectors.keys():
-            since = self._gone_since.setdefault(name, now)
-            if now - since >= GONE_GRACE:
-                for key in [k for k in self._restarts if k[0] == name]:
-                    del self._restarts[key]
-                self._last_restarts.pop(name, None)
-                del self._gone_since[name]
-        for name in list(self._gone_since):
-            if name in snapshot.connectors:
-                del self._gone_since[name]
 
     def _worker_id_notes(self, snapshot: Snapshot, now: float) -> tuple[str, ...]:
         """A readiness warning when no unit names this worker but one names it another way (localhost for
@@ -571,7 +543,7 @@ class Poller:
         out = []
         for name in model.failing_connectors(snapshot, self.settings):
             outcome = self.lane.send(snapshot.connectors[name])
-            self._count_restart(name, outcome, self.clock())
+            self.history.sent(name, outcome, time.time())
             out.append((name, outcome))
         return out
 

@@ -674,3 +674,10 @@ rm -f "$dst/connect-distributed.properties"
 umask 077
 printf '%s' "$props" > "$dst/connect-distributed.properties"
 {{- end }}
+
+{{- /* The runbook page of an alert: (list $ "AlertName") -> <runbookBaseUrl>/runbooks/<AlertName>/; the page is
+docs/runbooks/<AlertName>.md (tests check that every alert has one). */}}
+{{- define "kafka-connect.runbookUrl" -}}
+{{- $root := index . 0 -}}
+{{- printf "%s/runbooks/%s/" (trimSuffix "/" $root.Values.metrics.prometheusRule.runbookBaseUrl) (index . 1) -}}
+{{- end }}

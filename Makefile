@@ -9,7 +9,7 @@ export PATH := $(TOOLS)/bin:$(VENV)/bin:$(PATH)
 include ci/versions.env
 export
 
-.PHONY: help venv tools kafka image release test test-unit test-chart test-integration lint demo demo-break demo-heal demo-stop bench faults docs clean
+.PHONY: help venv tools kafka image release test test-unit test-chart test-integration lint demo demo-break demo-heal demo-stop bench faults docs docs-site clean
 
 help:
 	@echo "make demo   - run Kafka, a Connect worker and connect-health locally (127.0.0.1), no cluster needed"
@@ -18,6 +18,7 @@ help:
 	@echo "make bench  - benchmarks (probe latency, RSS, REST calls per poll, helm template time)"
 	@echo "make faults - faults on a real stack, connect-health beside kafka-connect-healthcheck 0.3.0 (bench/FAULTS.md)"
 	@echo "make docs   - regenerate the chart README with helm-docs"
+	@echo "make docs-site - build the docs site (MkDocs, strict) from docs/ into .tools/site"
 	@echo "make image  - build the sidecar image with buildah on a local Debian base (IMAGE=..., VERSION=...)"
 	@echo "make release REGISTRY=host[:port]/org VERSION=x.y.z - push image + chart (digest-pinned), sign both"
 	@echo "make e2e    - the chart on a real single-node Kubernetes built from source: the kubelet on the probes (root)"
@@ -85,7 +86,7 @@ lint: venv tools
 	$(VENV)/bin/ruff check sidecar tests bench ci
 	$(MYPY) --config-file sidecar/pyproject.toml sidecar/src
 	$(MYPY) --config-file ci/launcher/pyproject.toml ci/launcher/src
-	$(MYPY) bench tests/sidecar tests/chart tests/integration tests/release tests/observability
+	$(MYPY) bench tests/sidecar tests/chart tests/integration tests/release tests/observability tests/docs
 	$(MYPY) tests/e2e --exclude tests/e2e/cluster/
 	$(MYPY) tests/e2e/cluster
 	helm3 lint --strict charts/kafka-connect -f charts/kafka-connect/ci/01-minimal-values.yaml
@@ -96,6 +97,13 @@ lint: venv tools
 
 docs: tools
 	cd charts/kafka-connect && helm-docs --skip-version-footer
+
+# The docs site: mkdocs.yml (strict: a broken link or anchor, or a page left out of the nav, fails) builds docs/ into
+# .tools/site, offline. tests/docs builds it the same way in `make test`. NO_MKDOCS_2_WARNING silences Material's
+# banner about its end of life (May 2027); the pins are in ci/requirements-test.txt.
+docs-site: venv
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+	@echo "docs site: .tools/site/index.html"
 
 # The demo needs only the newest Kafka; `make kafka` also fetches the legacy version and Debezium for the tests.
 demo: venv

@@ -1,4 +1,5 @@
-"""The parts of the chart's values.schema.json and of README.md that are derived from the sidecar's option table.
+"""The parts of the chart's values.schema.json and of the docs' options page that are derived from the sidecar's
+option table.
 
     .tools/venv/bin/python tests/chart/settings_docs.py     # rewrite them from connect_health.options
 
@@ -6,8 +7,8 @@ Also charts/kafka-connect/files/sidecar-env.json, the environment twins `connect
 healthcheck.extraEnv may name).
 
 Only the table's fragments of the schema (every value the chart passes straight to the sidecar, and the keys of
-declared connectors the sidecar reads) and the README block between the markers are rewritten; nothing else in
-either file changes. tests/chart/test_settings_agree.py fails when either drifts.
+declared connectors the sidecar reads) and the block of docs/sidecar/options.md between the markers are rewritten;
+nothing else in either file changes. tests/chart/test_settings_agree.py fails when either drifts.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from connect_health import declared, options
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "charts" / "kafka-connect" / "values.schema.json"
-README = ROOT / "README.md"
+# The flag table of the docs site (it moved there from README.md, issue 23).
+OPTIONS_PAGE = ROOT / "docs" / "sidecar" / "options.md"
 SIDECAR_ENV_FILE = ROOT / "charts" / "kafka-connect" / "files" / "sidecar-env.json"
 # Settings of `serve` the chart sets without a healthcheck value of their own: the value that sets them instead.
 CHART_SET = {"--connect-url": "restPort (the chart points the sidecar at its worker)",
@@ -55,9 +57,9 @@ def node(schema: dict[str, Any], path: str) -> dict[str, Any]:
     return here
 
 
-def readme_block(text: str) -> str:
+def options_block(text: str) -> str:
     if BEGIN not in text or END not in text:
-        raise ValueError(f"README.md has no {BEGIN} ... {END} block")
+        raise ValueError(f"{OPTIONS_PAGE.relative_to(ROOT)} has no {BEGIN} ... {END} block")
     return text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n") + "\n"
 
 
@@ -69,9 +71,9 @@ def write() -> None:
         holder["properties"][last] = want
     SCHEMA_FILE.write_text(json.dumps(schema, indent=2) + "\n")
     SIDECAR_ENV_FILE.write_text(json.dumps(sidecar_env(), indent=2) + "\n")
-    text = README.read_text()
-    old = readme_block(text)
-    README.write_text(text.replace(f"{BEGIN}\n{old}", f"{BEGIN}\n{options.markdown_table()}", 1))
+    text = OPTIONS_PAGE.read_text()
+    old = options_block(text)
+    OPTIONS_PAGE.write_text(text.replace(f"{BEGIN}\n{old}", f"{BEGIN}\n{options.markdown_table()}", 1))
 
 
 if __name__ == "__main__":

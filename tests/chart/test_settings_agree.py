@@ -4,15 +4,15 @@ The sidecar's option table (connect_health.options.OPTIONS, and connect_health.d
 connectors) is the one place a rule is written. Here:
 
 - the chart's values.schema.json holds exactly the table's schema for every value the chart passes straight to the
-  sidecar (a difference fails naming its JSON path), and the README's flag table is the table's;
+  sidecar (a difference fails naming its JSON path), and the docs' flag table (docs/sidecar/options.md) is the table's;
 - on boundary values of every such setting (0, the bounds and one past them, empty, null, wrong types) the real
   helm accepts a value exactly when the sidecar accepts it: helm renders the chart with the value (schema
   validation on, for its verdict; off, to see what reaches the sidecar) and the rendered environment or Job
   arguments go through the sidecar's real parser. A value the chart would let through while the sidecar refuses
   it is the bug of issue 8: `helm install` succeeds, the sidecar exits 2, the pod is never Ready.
 
-`.tools/venv/bin/python tests/chart/settings_docs.py` rewrites the schema fragments and the README table from the
-option table.
+`.tools/venv/bin/python tests/chart/settings_docs.py` rewrites the schema fragments and the docs' flag table
+from the option table.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from connect_health import config, declared, options
 from connect_health.options import Choice, Number, Option, Regex, Switch
 
 from .render import CHART, HelmError, container, env_of, one, render_chart
-from .settings_docs import README, SCHEMA_FILE, fragments, node, readme_block
+from .settings_docs import OPTIONS_PAGE, SCHEMA_FILE, fragments, node, options_block
 
 # healthcheck values that are the chart's own business (image, probes, resources, ...), not sidecar settings.
 CHART_ONLY = {"enabled", "sharedFate", "image", "auth", "extraEnv", "resources", "containerSecurityContext",
@@ -50,7 +50,7 @@ NEEDS = {"connectorsApply.pruneSelector": "connectorsApply.prune"}
 CHARTED = [o for o in options.OPTIONS if o.chart]
 
 
-# --- the schema and the README are the table's ----------------------------------------------------------------
+# --- the schema and the docs' flag table are the table's ------------------------------------------------------
 
 def first_difference(have: Any, want: Any, path: str) -> str | None:
     if isinstance(have, dict) and isinstance(want, dict):
@@ -91,10 +91,9 @@ def test_every_healthcheck_value_is_a_sidecar_option_or_the_charts_own() -> None
     assert not mapped & CHART_ONLY
 
 
-def test_the_readme_flag_table_is_the_option_table() -> None:
-    assert readme_block(README.read_text()) == options.markdown_table(), \
-        "README's sidecar flag table drifted from connect_health.options (python tests/chart/test_settings_agree.py" \
-        ")"
+def test_the_docs_flag_table_is_the_option_table() -> None:
+    assert options_block(OPTIONS_PAGE.read_text()) == options.markdown_table(), \
+        "docs/sidecar/options.md's flag table drifted from connect_health.options (python tests/chart/settings_docs.py)"
 
 
 def test_the_table_gives_every_flag_its_twin_and_every_parser_its_flags() -> None:
@@ -336,7 +335,8 @@ def test_null_for_a_defaulted_value_reaches_the_sidecar_as_its_default(helm: str
 
 
 # Python's and Go's (RE2, what helm's `format: regex` uses) syntaxes differ beyond the common subset: the chart
-# refuses lookarounds the sidecar would take, and takes Go-only classes the sidecar refuses. README says so.
+# refuses lookarounds the sidecar would take, and takes Go-only classes the sidecar refuses. docs/sidecar/options.md
+# says so.
 @pytest.mark.parametrize(("pattern", "chart_ok", "sidecar_ok"), [
     ("^(audit|tmp)-", True, True),
     ("(", False, False),

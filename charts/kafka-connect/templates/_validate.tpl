@@ -22,7 +22,7 @@ a volume, a heap that fits the memory limit. Included once, from templates/check
 {{- range $name, $_ := $v.healthcheck.extraEnv }}
 {{- if hasPrefix "CONNECT_HEALTH_" $name }}
 {{- if not (hasKey $table $name) }}
-{{- fail (printf "healthcheck.extraEnv.%s is not a connect-health setting (the sidecar would ignore it): see the flag table in the README for the environment twins" $name) }}
+{{- fail (printf "healthcheck.extraEnv.%s is not a connect-health setting (the sidecar would ignore it): see the sidecar's options page of the docs (docs/sidecar/options.md) for the environment twins" $name) }}
 {{- end }}
 {{- with get $table $name }}
 {{- fail (printf "healthcheck.extraEnv.%s is set by the chart: use %s" $name .) }}

@@ -1,6 +1,6 @@
 # The e2e cluster (issue 10), included by the Makefile: a single-node Kubernetes built from pinned sources, all of
 # it under .tools/cluster/ (kubeconfig: .tools/cluster/kubeconfig), torn down completely by `make cluster-down`.
-# Needs root (network namespaces, mounts, iptables). See the README section "make e2e".
+# Needs root (network namespaces, mounts, iptables). See docs/contributing/e2e-cluster.md.
 CLUSTER := $(PY) -m launcher.cluster
 E2E_IMAGES := $(addprefix --image-archive $(TOOLS)/images/,pause.tar connect.tar sidecar.tar)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prometheus's web UI (the React "mantine-ui": graph, alerts, targets pages), built from the same module as the
 # server (ci/versions.env PROMETHEUS_VERSION, via the Go module cache) into .tools/prometheus-ui/static/.
-# Only the README's screenshot of the graph page needs it: the tests use the HTTP API, which needs no UI. The
+# Only the docs' screenshot of the graph page needs it: the tests use the HTTP API, which needs no UI. The
 # launcher's Prometheus serves these files when they are there (launcher/prometheus.py links them). npm packages
 # come from the npm registry (pnpm, then the UI's pinned lockfile); a stamp records the version built.
 set -euo pipefail

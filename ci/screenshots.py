@@ -1,6 +1,6 @@
-"""The README's screenshots, from a running `make demo`: its status page and Prometheus's graph of the dashboard's
-headline panel, side by side in docs/. Debian's Chromium, headless, driven by playwright (flags:
-launcher.tools.CHROMIUM_ARGS); Prometheus's graph page needs its web UI (bash ci/prometheus-ui.sh).
+"""The docs' screenshots (docs/getting-started.md, README.md), from a running `make demo`: its status page and
+Prometheus's graph of the dashboard's headline panel, side by side in docs/. Debian's Chromium, headless, driven by
+playwright (flags: launcher.tools.CHROMIUM_ARGS); Prometheus's graph page needs its web UI (bash ci/prometheus-ui.sh).
 
     make demo                 # in one terminal
     make demo-break           # in another; wait for the alert to fire (the demo prints it)

@@ -56,10 +56,25 @@ def test_notes_point_at_the_status_page_and_the_connectors_job(helm: str, notes_
     assert "helm test rel --namespace team-a" in text
 
 
+def test_notes_give_the_check_one_liner_and_the_docs(helm: str, notes_chart: Path) -> None:
+    """Issue 23: after an install, NOTES say how to ask one worker for its verdicts and where the docs are."""
+    text = notes(helm, notes_chart, files=[CHART / "ci" / "10-connectors-values.yaml"])
+    assert ("kubectl --namespace team-a exec deploy/rel-kafka-connect -c connect-health -- connect-health check\n"
+            in text)
+    assert "Docs: https://connect-health.github.io/kafka-connect-health/\n" in text
+    assert "runbooks: https://connect-health.github.io/kafka-connect-health/runbooks/" in text
+    # The docs of a mirrored site (the value alerts' runbook_url uses), with or without its trailing slash.
+    for base in ("https://docs.internal/connect", "https://docs.internal/connect/"):
+        text = notes(helm, notes_chart, {"metrics": {"prometheusRule": {"runbookBaseUrl": base}}},
+                     files=[CHART / "ci" / "01-minimal-values.yaml"])
+        assert "Docs: https://docs.internal/connect/\n" in text
+
+
 def test_notes_without_sidecar(helm: str, notes_chart: Path) -> None:
     text = notes(helm, notes_chart, {"bootstrapServers": "k:9092", "healthcheck": {"enabled": False}})
-    assert "/status" not in text
+    assert "/status" not in text and "connect-health check" not in text
     assert "the probes call Connect's /health on port 8083" in text
+    assert "Docs: https://connect-health.github.io/kafka-connect-health/" in text
 
 
 def test_notes_name_the_apply_job_as_it_is_really_named_for_long_release_names(helm: str, notes_chart: Path) -> None:

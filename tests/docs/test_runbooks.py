@@ -76,3 +76,12 @@ def test_a_base_url_of_your_own_is_used_as_given() -> None:
         "enabled": True, "runbookBaseUrl": "https://docs.internal/connect/"}}}
     urls = {a: r["annotations"]["runbook_url"] for a, r in rendered_alerts(values).items()}
     assert urls and all(u == f"https://docs.internal/connect/runbooks/{a}/" for a, u in urls.items()), urls
+
+
+def test_the_pages_notes_link_to_are_built(site: Path) -> None:
+    """NOTES.txt sends a new install to pages of the site: each must be built."""
+    notes = (CHART / "templates" / "NOTES.txt").read_text()
+    paths = re.findall(r"\{\{ \$docs \}\}(\S*)", notes)
+    assert "runbooks/" in paths, paths
+    missing = [p for p in paths if not (site / p / "index.html").is_file()]
+    assert not missing, f"NOTES.txt links to pages the site does not build: {missing}"

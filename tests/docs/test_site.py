@@ -62,6 +62,16 @@ def test_the_readme_links_only_to_files_that_exist() -> None:
     assert not missing, f"README.md links to files that do not exist: {missing}"
 
 
+def test_links_of_the_chart_readme_to_the_site_resolve_to_built_pages(site: Path) -> None:
+    """The chart's README (helm-docs, also shown by Artifact Hub) links to the published site by absolute URL."""
+    base = str(yaml.safe_load(CONFIG.read_text())["site_url"])
+    text = (ROOT / "charts" / "kafka-connect" / "README.md.gotmpl").read_text()
+    paths = [m.removeprefix(base) for m in re.findall(re.escape(base) + r"[^)>\s#]*", text)]
+    assert len(paths) >= 10, "the chart README links each value group to its page of the docs"
+    missing = [p for p in paths if not (site / p / "index.html").is_file()]
+    assert not missing, f"the chart README links to pages the site does not build: {missing}"
+
+
 def test_the_readme_stays_short() -> None:
     """Issue 23: a README of about 200 lines for users; everything else lives in docs/."""
     lines = (ROOT / "README.md").read_text().count("\n")

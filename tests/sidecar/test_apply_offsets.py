@@ -71,8 +71,9 @@ def run_waiting(client: ConnectClient, declared: dict[str, Declared], **kwargs: 
 
 
 def connect_writes(fake: FakeConnect) -> list[tuple[str, str]]:
-    return [w for w in writes(fake) if not w[1].startswith("/api/")] + [
-        (s.method, s.path) for s in fake.requests("PATCH") if not s.path.startswith("/api/")]
+    """The writes sent to Connect (not to the API server's paths), in order; validation is not a write."""
+    return [(s.method, s.path) for s in fake.requests() if s.method in ("PUT", "POST", "PATCH", "DELETE")
+            and not s.path.startswith("/api/") and not s.path.endswith("/config/validate")]
 
 
 def test_refused_on_kafka_older_than_3_6_with_nothing_done(fake: FakeConnect, client: ConnectClient,
@@ -149,8 +150,11 @@ def test_set_sends_the_declared_offsets_and_resumes_to_paused(fake: FakeConnect,
     assert code == 0, lines
     (sent,) = fake.requests("PATCH", "/connectors/file-sink/offsets")
     assert sent.json() == {"offsets": list(items)}
+    # the action first, then the declared state: no pause before the stop
     assert [line for line in lines if line.startswith(("paused", "stopped"))] == [
-        "paused file-sink", "stopped file-sink (for its offsets)", "paused file-sink"]
+        "stopped file-sink (for its offsets)", "paused file-sink"]
+    assert connect_writes(fake) == [("PUT", "/connectors/file-sink/stop"), ("PATCH", "/connectors/file-sink/offsets"),
+                                    ("PUT", "/connectors/file-sink/pause")]
 
 
 def test_an_unreadable_record_means_nothing_is_done(fake: FakeConnect, client: ConnectClient,

@@ -255,7 +255,7 @@ def test_dry_run_says_what_it_would_do(fake: FakeConnect, client: ConnectClient,
     code, lines = run_apply(client, declared, requests=record, dry_run=True)
     assert code == 0, lines
     assert "would create new-sink STOPPED (initial_state)" in lines
-    assert "would reset the offsets of file-sink (offsets file-sink (request 'replay-1'))" in lines
+    assert "would reset the offsets of file-sink (request 'replay-1')" in lines
     assert connect_writes(fake) == [] and fake.requests("PATCH") == []
 
 
@@ -265,3 +265,24 @@ def test_requests_configmap_outside_a_pod_is_one_line_exit_2(tmp_path: Path) -> 
     env = {k: v for k, v in clean_env().items() if not k.startswith("KUBERNETES_")}
     result = run("apply", "--connectors-file", str(path), "--requests-configmap", "rel-connector-requests", env=env)
     one_line_exit_2(result, "--requests-configmap needs KUBERNETES_SERVICE_HOST (it runs in a pod)")
+
+
+def test_the_record_finds_its_api_server_and_namespace_as_events_do(tmp_path: Path) -> None:
+    """The chart's CONNECT_HEALTH_NAMESPACE first, then POD_NAMESPACE, then the service account's namespace file."""
+    with pytest.raises(ValueError, match="^--requests-configmap needs KUBERNETES_SERVICE_HOST"):
+        RequestsRecord.from_environment("cm", {}, str(tmp_path))
+    pod = {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "6443"}
+    with pytest.raises(ValueError, match="service-account token"):
+        RequestsRecord.from_environment("cm", pod, str(tmp_path))
+    (tmp_path / "token").write_text("t")
+    with pytest.raises(ValueError, match="needs CONNECT_HEALTH_NAMESPACE"):
+        RequestsRecord.from_environment("cm", pod, str(tmp_path))
+    (tmp_path / "namespace").write_text("from-file\n")
+    (tmp_path / "ca.crt").write_text("ca")
+    rec = RequestsRecord.from_environment("cm", pod, str(tmp_path))
+    assert (rec.api.url, rec.namespace, rec.api.ca_file) == ("https://[fd00::1]:6443", "from-file",
+                                                             str(tmp_path / "ca.crt"))
+    assert RequestsRecord.from_environment("cm", {**pod, "POD_NAMESPACE": "pod-ns"}, str(tmp_path)).namespace \
+        == "pod-ns"
+    assert RequestsRecord.from_environment("cm", {**pod, "POD_NAMESPACE": "pod-ns", "CONNECT_HEALTH_NAMESPACE": "ch"},
+                                           str(tmp_path)).where == "ConfigMap ch/cm"

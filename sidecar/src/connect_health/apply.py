@@ -506,7 +506,7 @@ def _offsets(applier: Applier, decl: Declared, state: str | None) -> str | None:
         out(f"{what}: done already")
         return state
     if applier.dry_run:
-        out(f"would {action.action} the offsets of {name} ({what})")
+        out(f"would {action.action} the offsets of {name} (request {action.request!r})")
         return state
     if state is None:
         applier.refuse(f"{what}: not done: the connector's state is unknown")

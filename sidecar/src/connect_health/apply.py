@@ -14,6 +14,12 @@ its retry is refused (a DELETE retried after the first one deleted the connector
 worker is read again, and the write is a success when the worker holds what was declared. The Kafka version comes
 from the worker's ``GET /`` (``versions.py``: Confluent Platform's ``7.4.0-ccs`` is Kafka 3.4); a call the worker
 lacks (``PUT .../stop`` before Kafka 3.5) falls back to pause, with one line, and never fails the run.
+
+Issue 20: a new connector declared paused or stopped is created in that state (``POST /connectors`` with
+``initial_state``, Kafka 3.7+); a declared offsets action (KIP-875, Kafka 3.6+) runs once per request string: stop,
+wait until no task is left, reset or alter, record the request in the ConfigMap (``kubeapi.RequestsRecord``), then
+the declared state. ``apply_connector`` does all of this for ONE connector (what drift correction calls); ``apply``
+validates every connector it would write first, then calls it for each. docs/connectors/states-and-offsets.md.
 """
 
 from __future__ import annotations

@@ -24,13 +24,7 @@ README = ROOT / "README.md"
 SIDECAR_ENV_FILE = ROOT / "charts" / "kafka-connect" / "files" / "sidecar-env.json"
 # Settings of `serve` the chart sets without a healthcheck value of their own: the value that sets them instead.
 CHART_SET = {"--connect-url": "restPort (the chart points the sidecar at its worker)",
-             "--kubernetes-events": "rbac.events", "--connectors-file": "connectors",
-             # issue 20: drift correction and the offsets requests' record (flags of reconcile20 / apply20)
-             "--reconcile": "connectorsReconcile.enabled",
-             "--reconcile-lease": "connectorsReconcile.enabled (the chart names the Lease <fullname>-reconcile)",
-             "--reconcile-lease-duration": "connectorsReconcile.leaseDurationSeconds",
-             "--requests-configmap": "connectorsReconcile.enabled or connectors.*.offsets (the chart names it)",
-             "--namespace": "the pod's namespace (set by the chart)"}
+             "--kubernetes-events": "rbac.events", "--connectors-file": "connectors"}
 BEGIN = "<!-- sidecar flags: generated from connect_health.options by tests/chart/settings_docs.py -->"
 END = "<!-- end of sidecar flags -->"
 

@@ -225,6 +225,7 @@ def test_reconcile_switches_the_sidecar_on_with_its_lease(render: Render) -> Non
     env = env_of(sidecar)
     assert env["CONNECT_HEALTH_RECONCILE"] == "1"
     assert env["CONNECT_HEALTH_RECONCILE_LEASE"] == LEASE
+    assert env["CONNECT_HEALTH_RECONCILE_LEASE_DURATION"] == "15"
     assert env["CONNECT_HEALTH_REQUESTS_CONFIGMAP"] == REQUESTS
     assert env["CONNECT_HEALTH_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}, "the Lease holder's identity"
@@ -234,6 +235,14 @@ def test_reconcile_switches_the_sidecar_on_with_its_lease(render: Render) -> Non
     assert not any(mounts_token(c) for c in pod["containers"] if c["name"] != "connect-health")
     assert mounts_token(container(one(objects, "Job"), "apply")), "the Job records offsets requests too"
     validate_all(objects)
+
+
+def test_lease_duration_from_values_and_bounded_like_the_sidecars_flag(render: Render) -> None:
+    objects = render(reconcile(connectorsReconcile={"enabled": True, "leaseDurationSeconds": 30}))
+    assert env_of(container(one(objects, "Deployment"), "connect-health"))[
+        "CONNECT_HEALTH_RECONCILE_LEASE_DURATION"] == "30"
+    with pytest.raises(HelmError, match="leaseDurationSeconds"):
+        render(reconcile(connectorsReconcile={"enabled": True, "leaseDurationSeconds": 2}))
 
 
 def test_reconcile_off_by_default(render: Render) -> None:

@@ -135,7 +135,9 @@ def test_no_offsets_key_when_none_declared(render: Render) -> None:
 
 def test_requests_configmap_is_empty_and_kept(render: Render) -> None:
     cm = one(render(with_offsets(RESET)), "ConfigMap", REQUESTS)
-    assert cm["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert cm["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"  # Argo CD: Delete=false
+    # kept by Argo CD too when a later revision no longer renders it (no offsets declared, reconcile off)
+    assert cm["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == "Prune=false"
     assert not cm.get("data"), "rendered empty: the writers own its data, an upgrade must not wipe it"
     assert cm["metadata"]["namespace"] == NAMESPACE
 

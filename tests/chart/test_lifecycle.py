@@ -195,6 +195,14 @@ def test_malformed_offsets_are_refused_by_the_schema(render: Render, offsets: di
     assert "schema" in err.value.stderr and "lines-sink" in err.value.stderr, err.value.stderr
 
 
+def test_offsets_without_the_apply_job_are_refused(render: Render) -> None:
+    """The sidecars' drift correction never runs an offsets action (a one-shot request is the Job's): declared with
+    the Job off it would silently never happen."""
+    with pytest.raises(HelmError) as err:
+        render(with_offsets(RESET, connectorsApply={"enabled": False}, connectorsReconcile={"enabled": True}))
+    assert "connectorsApply.enabled" in error_line(err.value.stderr, "connectors.lines-sink.offsets")
+
+
 @pytest.mark.parametrize("version", ["3.5.2", "3.5.0"])
 def test_offsets_on_kafka_before_3_6_are_refused(render: Render, version: str) -> None:
     with pytest.raises(HelmError) as err:

@@ -123,6 +123,18 @@ class ViewCollector(Collector):
             spared.add_metric([name], 1.0)
         yield spared
 
+        # issue 21: RUNNING tasks without progress (progress.py)
+        detection = GaugeMetricFamily(f"{PREFIX}_stall_detection", "1 while stalled tasks are detected (the "
+                                      "worker's metrics read at the last poll); 0 when off or blind")
+        detection.add_metric([], 1.0 if obs.stall_detection else 0.0)
+        yield detection
+        stalled = GaugeMetricFamily(f"{PREFIX}_task_stalled", "1 for a RUNNING task on this worker with lag above "
+                                    "zero and no progress for --stall-after (no series otherwise)",
+                                    labels=["connector", "task"])
+        for name, task in sorted(obs.stalled):
+            stalled.add_metric([name, str(task)], 1.0)
+        yield stalled
+
 
 class Metrics:
     def __init__(self, get_view: Callable[[], View]) -> None:

@@ -13,16 +13,16 @@ must never be called stalled.
 
 from __future__ import annotations
 
-import os
-import select
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import launcher
 import pytest
+from launcher.demo_stall import FifoReader
 from launcher.jmx_exporter import require_jmx_exporter
 from probing import wait_for
 
@@ -33,58 +33,6 @@ STALL_AFTER = 5.0
 POLL = 0.5
 FIRST, BACKLOG = 5, 300  # records read before the reader stops; records sent while it does not read
 PAD = "x" * 1000  # ~1 KB per record: the backlog is several times a pipe's 64 KiB
-
-
-class AgentWorker(launcher.Worker):
-    """The launcher's worker with the JMX exporter agent on its java command line (as the chart's KAFKA_OPTS)."""
-
-    def __init__(self, *args: Any, agent: str, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.agent = agent
-
-    def command(self) -> list[str]:
-        cmd = super().command()
-        i = cmd.index("-cp")
-        return [*cmd[:i], self.agent, *cmd[i:]]
-
-
-class FifoReader:
-    """Reads a FIFO in a thread while ``reading`` is set; keeps every byte."""
-
-    def __init__(self, path: Path) -> None:
-        os.mkfifo(path)
-        self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # open at once; the sink opens it for writing later
-        self.reading = threading.Event()
-        self.reading.set()
-        self.data = bytearray()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="fifo-reader")
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if not self.reading.is_set():
-                self._stop.wait(0.1)
-                continue
-            ready, _, _ = select.select([self.fd], [], [], 0.2)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(self.fd, 1 << 16)
-            except BlockingIOError:
-                continue
-            if chunk:
-                self.data += chunk
-            else:
-                self._stop.wait(0.1)  # no writer yet (or between two): EOF until one opens it
-
-    def records(self) -> list[str]:
-        return [line for line in bytes(self.data).decode(errors="replace").splitlines() if line.startswith("rec-")]
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        os.close(self.fd)
 
 
 class Verdicts:
@@ -123,20 +71,27 @@ class Verdicts:
 
 
 @pytest.fixture(scope="module")
-def agent_worker(stack: launcher.Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AgentWorker, int]]:
+def agent_worker(stack: launcher.Stack,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[launcher.Worker, int]]:
+    """A worker of the session's broker with the JMX exporter agent on its java command line (the chart's
+    KAFKA_OPTS), in a Connect cluster of its own."""
     try:
         jar = require_jmx_exporter()
     except launcher.StackError as e:
         pytest.fail(str(e), pytrace=False)
     port = launcher.free_port()
-    w = AgentWorker(tmp_path_factory.mktemp("stall-worker"), stack.version, stack.bootstrap, group_id="stall",
-                    name="stall-worker", agent=f"-javaagent:{jar}=127.0.0.1:{port}:{RULES}")
+    w = launcher.Worker(tmp_path_factory.mktemp("stall-worker"), stack.version, stack.bootstrap, group_id="stall",
+                        name="stall-worker", jvm_options=[f"-javaagent:{jar}=127.0.0.1:{port}:{RULES}"])
     try:
         w.start()
     except launcher.StackError as e:
         pytest.fail(f"the worker with the JMX exporter agent did not start: {e}", pytrace=False)
     yield w, port
     w.stop()
+
+
+def records(reader: FifoReader) -> list[str]:
+    return [line for line in reader.lines() if line.startswith("rec-")]
 
 
 def status_of(sc: launcher.Sidecar) -> dict[str, Any]:
@@ -148,7 +103,7 @@ def status_of(sc: launcher.Sidecar) -> dict[str, Any]:
 # The newest Kafka only: what is read (sink-task-metrics and the consumer's fetch metrics) is the same on 3.x.
 @pytest.mark.parametrize("kafka_version", [launcher.KAFKA_VERSION], indirect=True, ids=lambda v: f"kafka-{v}")
 def test_a_sink_blocked_on_its_downstream_is_stalled_restarted_and_cleared(
-        agent_worker: tuple[AgentWorker, int], workdir: Path) -> None:
+        agent_worker: tuple[launcher.Worker, int], workdir: Path) -> None:
     worker, agent_port = agent_worker
     fifo, feed, idle_in, idle_out = workdir / "out.fifo", workdir / "in.txt", workdir / "idle.txt", workdir / "o.txt"
     feed.write_text("")
@@ -181,7 +136,7 @@ def test_a_sink_blocked_on_its_downstream_is_stalled_restarted_and_cleared(
                 fh.writelines(f"rec-{i:05d}-{PAD}\n" for i in range(first, first + count))
 
         send(0, FIRST)
-        wait_for(lambda: len(reader.records()) >= FIRST, 90, f"the first {FIRST} records through the FIFO")
+        wait_for(lambda: len(records(reader)) >= FIRST, 90, f"the first {FIRST} records through the FIFO")
         reader.reading.clear()
         offset = worker.request_log.offset()
         send(FIRST, BACKLOG)
@@ -196,6 +151,12 @@ def test_a_sink_blocked_on_its_downstream_is_stalled_restarted_and_cleared(
         assert found["task"] == 0 and found["detail"].startswith("lag ") and int(found["detail"][4:]) > 0, found
         # Judged at the first poll past --stall-after (the sidecar's own clock, not this test's timing).
         assert STALL_AFTER <= found["seconds"] < STALL_AFTER + 2 * POLL + 1, found
+        # The lag read is the chart's per-partition records-lag series (one per partition, not its -avg or -max).
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+                f"http://127.0.0.1:{agent_port}/metrics", timeout=10) as answer:
+            exported = [line for line in answer.read().decode().splitlines()
+                        if line.startswith("kafka_connect_sink_consumer_records_lag{") and "stall-fifo" in line]
+        assert len(exported) == 1 and 'partition="0"' in exported[0] and "records-lag-" not in exported[0], exported
         st = worker.connector_status("stall-fifo")
         assert st is not None and st["tasks"][0]["state"] == "RUNNING", st  # Connect still says RUNNING
         restarts = wait_for(lambda: [r for r in worker.request_log.since(offset) if r.method == "POST"
@@ -205,7 +166,7 @@ def test_a_sink_blocked_on_its_downstream_is_stalled_restarted_and_cleared(
 
         reader.reading.set()  # the downstream drains again
         want = {f"rec-{i:05d}" for i in range(FIRST + BACKLOG)}
-        wait_for(lambda: want <= {r[:9] for r in reader.records()} or None, 180, "every record through the FIFO")
+        wait_for(lambda: want <= {r[:9] for r in records(reader)} or None, 180, "every record through the FIFO")
         wait_for(lambda: not status_of(sc)["stall_detection"]["stalled"] or None, 90, "no task stalled any more")
         row = next(t for c in status_of(sc)["connectors"] if c["name"] == "stall-fifo" for t in c["tasks"])
         assert row["verdict"] == "ok", row

@@ -8,8 +8,9 @@ poll (``--worker-metrics-url``, on localhost, never on the probe path) gives, pe
   the task's consumer handed it since the task started);
 - its *lag*: the sum of ``kafka_connect_sink_consumer_records_lag`` over its partitions (the consumer's last known
   ``records-lag`` per partition of the client ``connector-consumer-<connector>-<task>``; a Value stat, so it keeps
-  its last value while the task is blocked and does not poll), else ``kafka_connect_sink_consumer_records_lag_max``
-  (a windowed max: NaN when the consumer did not fetch within its window, i.e. unknown).
+  its last value while the task is blocked and does not poll). The client-level ``records-lag-max`` is no stand-in:
+  it is a max over a time window, NaN once the blocked consumer has not fetched within it, so it would clear a
+  stall that goes on.
 
 A RUNNING task with lag above zero whose position has not moved for ``--stall-after`` seconds is *stalled*; a task
 with lag 0 is idle and never stalled, a task with no lag known is not judged. Only a position moving forward is
@@ -41,8 +42,7 @@ Key = tuple[str, int]  # (connector, task id), as model.Key
 
 POSITION = "kafka_connect_sink_task_sink_record_read_total"
 LAG = "kafka_connect_sink_consumer_records_lag"
-LAG_MAX = "kafka_connect_sink_consumer_records_lag_max"
-WANTED = (POSITION, LAG, LAG_MAX)
+WANTED = (POSITION, LAG)
 LIMIT = 64 * 1024 * 1024  # bytes read from the exporter at most (about 4,000 tasks' worth of series)
 _LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*)\}\s+(\S+)(?:\s+\S+)?\s*$")
 _LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(,|$)')
@@ -87,7 +87,6 @@ def parse_lines(lines: Iterable[str]) -> dict[Key, Sample]:
     """The samples of every sink task the exporter's text names; lines that cannot be read are skipped."""
     position: dict[Key, float] = {}
     lag: dict[Key, float] = {}
-    lag_max: dict[Key, float] = {}
     for line in lines:
         if not line.startswith(WANTED):
             continue
@@ -108,11 +107,9 @@ def parse_lines(lines: Iterable[str]) -> dict[Key, Sample]:
             position[key] = value
         elif m.group(1) == LAG and not math.isnan(value):
             lag[key] = lag.get(key, 0.0) + max(0.0, value)
-        elif m.group(1) == LAG_MAX and not math.isnan(value):
-            lag_max[key] = max(0.0, value)
     out: dict[Key, Sample] = {}
     for key, pos in position.items():
-        known = lag.get(key, lag_max.get(key))
+        known = lag.get(key)
         if known is not None:
             out[key] = Sample(position=pos, waiting=known > 0, detail=f"lag {known:.0f}")
     return out

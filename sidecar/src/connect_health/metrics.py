@@ -67,8 +67,8 @@ class ViewCollector(Collector):
                 task_state.add_metric([row.connector, str(row.task), row.state], 1.0)
             if row.task is not None and row.local:
                 counts[row.state] = counts.get(row.state, 0) + 1
-            if row.local and row.state == "FAILED":
-                failing_here.add(row.connector)
+            if row.local and (row.state == "FAILED" or row.verdict in ("stalled", "failed")):
+                failing_here.add(row.connector)  # a stalled task is on the ladder like a FAILED one
         for state, n in counts.items():
             tasks.add_metric([state], float(n))
         yield conn_state

@@ -74,7 +74,7 @@ class EventObserver:
             for (name, outcome), n in sorted(view.restarts.items()):
                 if outcome == "requested" and n > before.get((name, outcome), 0):
                     self.emit("Normal", "ConnectorRestarted",
-                              f"connect-health restarted connector {name} (failed tasks only), restart "
+                              f"connect-health restarted connector {name} (its failed or stalled tasks only), restart "
                               f"{n} sent by its ladder")
         if self._incarnation is not None and view.incarnation > self._incarnation:
             self.emit("Normal", "ConnectRestarted",

@@ -7,9 +7,9 @@ several apps (tests) never collide.
 Cardinality (issue 12): per-connector and per-task series exist only for the units this pod judges, i.e. the
 units on this worker and the UNASSIGNED/RESTARTING ones anywhere (model.py judges those on every pod), one series
 per unit (the current state: 1; other states have no series). The rest of the cluster is a few aggregate series
-by state. Series per pod = U + F + R + D + 3 x 6 + 21, with U the units judged here, F the connectors with a
-FAILED unit here, R the (connector, outcome) pairs of restarts sent from here, D the drifting declared connectors
-(see the README, "Metrics").
+by state. Series per pod = U + F + R + D + S + 3 x 6 + 22, with U the units judged here, F the connectors with a
+FAILED (or stalled) unit here, R the (connector, outcome) pairs of restarts sent from here, D the drifting declared
+connectors, S the stalled tasks here (see the README, "Metrics").
 """
 
 from __future__ import annotations

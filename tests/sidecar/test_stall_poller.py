@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from connect_health.status import status_document
 
-from .conftest import MakePoller, health
+from .conftest import WORKER, MakePoller, health
 from .fakeconnect import Answer, FakeClock, FakeConnect, fixture
 
 
@@ -127,3 +127,27 @@ def test_metric_event_and_page_of_a_stalled_task(fake: FakeConnect, make_poller:
     view = poller.poll_once()
     assert said[-1][:2] == ("Normal", "TaskProgressing")
     assert "connect_health_task_stalled{" not in generate_latest(Metrics(lambda: view).registry).decode()
+
+
+def test_a_connector_with_a_failed_and_a_stalled_task_gets_both_restarts(
+        fake: FakeConnect, make_poller: MakePoller, clock: FakeClock) -> None:
+    body = fixture("failed_task_local.json")
+    body["jdbc-sink"]["status"]["tasks"].append({"id": 1, "state": "RUNNING", "worker_id": WORKER})
+    fake.healthy(body)
+    stalled_task1 = (b'kafka_connect_sink_task_sink_record_read_total{connector="jdbc-sink",task="1",} 3.0\n'
+                     b'kafka_connect_sink_consumer_records_lag{connector="jdbc-sink",partition="1",task="1",'
+                     b'topic="t",} 8.0\n')
+    fake.route("GET", "/metrics", Answer(200, stalled_task1))
+    fake.route("POST", "/connectors/jdbc-sink/tasks/1/restart", Answer(204))
+    fake.route("POST", "/connectors/jdbc-sink/restart", Answer(202, {"name": "jdbc-sink", "connector": {
+        "state": "RUNNING", "worker_id": WORKER}, "tasks": [{"id": 0, "state": "RESTARTING", "worker_id": WORKER}]}))
+    poller = make_poller(health(stall_after=10.0, worker_metrics_url=f"{fake.url}/metrics", restart_backoff=60.0))
+    poller.poll_once()  # the FAILED task's restart goes at once; task 1 is not stalled yet
+    assert [(p.path, p.raw_query) for p in fake.requests("POST")] == [
+        ("/connectors/jdbc-sink/restart", "includeTasks=true&onlyFailed=true")]
+    clock.advance(60)
+    view = poller.poll_once()
+    assert view.observation.stalled == {("jdbc-sink", 1): (60.0, "lag 8")}
+    assert [(p.path, p.raw_query) for p in fake.requests("POST")][1:] == [
+        ("/connectors/jdbc-sink/tasks/1/restart", ""),
+        ("/connectors/jdbc-sink/restart", "includeTasks=true&onlyFailed=true")]

@@ -9,7 +9,7 @@ export PATH := $(TOOLS)/bin:$(VENV)/bin:$(PATH)
 include ci/versions.env
 export
 
-.PHONY: help venv tools kafka image release test test-unit test-chart test-integration lint demo demo-break demo-heal demo-stop bench faults docs docs-site clean
+.PHONY: help venv tools kafka image release test test-unit test-chart test-integration lint demo demo-break demo-heal demo-stall demo-stop bench faults docs docs-site clean
 
 help:
 	@echo "make demo   - run Kafka, a Connect worker and connect-health locally (127.0.0.1), no cluster needed"
@@ -105,9 +105,11 @@ docs-site: venv
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 	@echo "docs site: .tools/site/index.html"
 
-# The demo needs only the newest Kafka; `make kafka` also fetches the legacy version and Debezium for the tests.
+# The demo needs only the newest Kafka (and the JMX exporter agent, for demo-stall; without it the demo runs with
+# stall detection off); `make kafka` also fetches the legacy version and Debezium for the tests.
 demo: venv
 	@$(PY) -m launcher fetch --kafka $(KAFKA_VERSION)
+	@$(PY) -m launcher.jmx_exporter || echo "demo: no JMX exporter agent: stall detection (make demo-stall) is off"
 	@$(PY) -m launcher.demo up
 
 demo-break: venv
@@ -115,6 +117,9 @@ demo-break: venv
 
 demo-heal: venv
 	@$(PY) -m launcher.demo heal
+
+demo-stall: venv
+	@$(PY) -m launcher.demo stall
 
 demo-stop: venv
 	@$(PY) -m launcher.demo stop

@@ -26,7 +26,8 @@ OPTIONS_PAGE = ROOT / "docs" / "sidecar" / "options.md"
 SIDECAR_ENV_FILE = ROOT / "charts" / "kafka-connect" / "files" / "sidecar-env.json"
 # Settings of `serve` the chart sets without a healthcheck value of their own: the value that sets them instead.
 CHART_SET = {"--connect-url": "restPort (the chart points the sidecar at its worker)",
-             "--kubernetes-events": "rbac.events", "--connectors-file": "connectors"}
+             "--kubernetes-events": "rbac.events", "--connectors-file": "connectors",
+             "--worker-metrics-url": "metrics.jmxExporter.enabled (the agent on localhost)"}
 BEGIN = "<!-- sidecar flags: generated from connect_health.options by tests/chart/settings_docs.py -->"
 END = "<!-- end of sidecar flags -->"
 

@@ -25,6 +25,7 @@ CONTRACT_METRICS = {
     "connect_health_poll_duration_seconds",
     "connect_health_drift",
     "connect_health_tasks",
+    "connect_health_task_stalled",  # issue 21: RUNNING tasks without progress (progress.py)
 }
 
 
@@ -139,6 +140,7 @@ def test_sidecar_settings_become_env(render: Render) -> None:
         "CONNECT_HEALTH_FLAP_WINDOW": "90",
         "CONNECT_HEALTH_POD_RESTARTS": "0",
         "CONNECT_HEALTH_POD_RESTART_WINDOW": "7200",
+        "CONNECT_HEALTH_STALL_AFTER": "300",  # inert without metrics.jmxExporter (no CONNECT_HEALTH_WORKER_METRICS_URL)
         "CONNECT_HEALTH_TRACES": "none",
         "CONNECT_HEALTH_LOG_FORMAT": "text",
         "CONNECT_HEALTH_WORKER_ID": "$(POD_IP):8083",
@@ -361,6 +363,7 @@ class TestMonitoring:
             "KafkaConnectSidecarDown",
             "KafkaConnectConnectorDrift",
             "KafkaConnectUnassigned",
+            "KafkaConnectTaskStalled",
         }
         sel = 'namespace="team-a", job="rel-kafka-connect"'
         assert alerts["KafkaConnectSidecarDown"]["expr"] == f'up{{{sel}, endpoint="health"}} == 0'
@@ -394,7 +397,7 @@ class TestMonitoring:
                             "enabled": True,
                             "alerts": {"workerUnreachable": {"enabled": False}, "restartRate": {"enabled": False},
                                        "targetDown": {"enabled": False}, "drift": {"enabled": False},
-                                       "unassigned": {"enabled": False}},
+                                       "unassigned": {"enabled": False}, "taskStalled": {"enabled": False}},
                         }
                     },
                 }

@@ -303,7 +303,7 @@ def test_the_rendered_environment_at_the_bounds_starts_the_sidecar(helm: str) ->
                  "restartBackoff": 0,
                  "restartReset": 0, "unresponsiveAfter": 0.5, "herderStuckAfter": 0.5, "requestTimeout": 0.1,
                  "bestEffort": "^audit-", "failureThreshold": 100, "flapWindow": 0.5, "podRestarts": 100,
-                 "podRestartWindow": 0.5, "traces": "none", "scope": "cluster", "logFormat": "text",
+                 "podRestartWindow": 0.5, "stallAfter": 0.5, "traces": "none", "scope": "cluster", "logFormat": "text",
                  "host": "0.0.0.0"}
     assert set(at_bounds) == {o.chart.removeprefix("healthcheck.") for o in CHARTED
                               if o.chart and o.chart.startswith("healthcheck.")}, "a charted setting is left out"

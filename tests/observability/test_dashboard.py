@@ -16,6 +16,10 @@ from chart.render import NAMESPACE
 from .conftest import Live
 from .rulekit import JOB, dashboard_exprs, dashboard_variables, problems, references
 
+# Series the live scenario does not produce: a stalled task needs the worker's JMX exporter (it is proved on a real
+# worker in tests/integration/test_stall.py and its exposition in tests/sidecar/test_stall_poller.py). Their panels'
+# queries must still parse and run here, and name only these labels.
+NOT_IN_SCENARIO = {"connect_health_task_stalled": {"connector": {".*"}, "task": {".*"}}}
 RATE_INTERVAL = "4s"  # Grafana's $__rate_interval: max(4 x scrape interval, step + scrape interval); scrapes every 1s
 EXPRS = dashboard_exprs()
 
@@ -44,10 +48,14 @@ def test_variable_queries_find_the_live_sidecar(live: Live) -> None:
 @pytest.mark.parametrize(("title", "expr"), EXPRS, ids=[f"{t}-{i}" for i, (t, _) in enumerate(EXPRS)])
 def test_panel_query_returns_data(live: Live, title: str, expr: str) -> None:
     result = live.query_at(fill(expr), "failed")
+    if any(name in expr for name in NOT_IN_SCENARIO):
+        assert result == [], f"panel {title!r}: {result}"  # ran, on nothing the scenario has
+        return
     assert result, f"panel {title!r}: {fill(expr)} returned no data"
 
 
 @pytest.mark.parametrize(("title", "expr"), EXPRS, ids=[f"{t}-{i}" for i, (t, _) in enumerate(EXPRS)])
 def test_panel_query_names_only_what_the_sidecar_exports(live: Live, title: str, expr: str) -> None:
     ast = live.prometheus.api("parse_query", query=fill(expr))
-    assert problems(references(ast), live.exported()) == [], f"panel {title!r}"
+    exported = {**live.exported(), **{m: dict(labels) for m, labels in NOT_IN_SCENARIO.items()}}
+    assert problems(references(ast), exported) == [], f"panel {title!r}"

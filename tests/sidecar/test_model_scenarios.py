@@ -44,9 +44,26 @@ class Case:
     no_warnings: bool = False
     verdicts: dict[tuple[str, int | None], str] = field(default_factory=dict)
     failed: tuple[str, ...] = ()
+    stalled: dict[tuple[str, int], tuple[float, str]] = field(default_factory=dict)  # progress.py's verdict
 
+
+STALL = {("jdbc-sink", 0): (400.0, "lag 1200")}  # jdbc-sink task 0 is RUNNING on this worker in healthy.json
 
 CASES = [
+    # issue 21: a RUNNING task without progress (progress.py) is handled like a FAILED one.
+    Case("stalled-within-ladder", rungs={"jdbc-sink": CLIMBING}, stalled=STALL, livez=True, readyz=True,
+         warning=r"^jdbc-sink task 0 stalled: RUNNING, lag 1200, no progress for 400s \(--stall-after 300s\); "
+                 r"restart ladder attempt 1/3$",
+         verdicts={("jdbc-sink", 0): "stalled", ("file-source", 0): "ok"}),
+    Case("stalled-past-ladder-critical", rungs={"jdbc-sink": EXHAUSTED}, stalled=STALL, livez=False, readyz=False,
+         live_reason=r"^jdbc-sink task 0 stalled: RUNNING, lag 1200, no progress for 400s .*still after 3 restart",
+         verdicts={("jdbc-sink", 0): "failed"}, failed=("jdbc-sink",)),
+    Case("stalled-past-ladder-best-effort", rungs={"jdbc-sink": EXHAUSTED}, stalled=STALL,
+         declared={"jdbc-sink": "best-effort"}, livez=True, readyz=True, warning=r"stalled.*\[best-effort\]$",
+         verdicts={("jdbc-sink", 0): "failed"}, failed=("jdbc-sink",)),
+    # a stall named for a task on another worker, or not RUNNING, is never this pod's verdict
+    Case("stalled-remote-task-is-not-judged-here", stalled={("jdbc-sink", 1): (400.0, "lag 5")}, no_warnings=True,
+         verdicts={("jdbc-sink", 1): "remote"}),
     Case("healthy", livez=True, no_warnings=True,
          verdicts={("file-source", None): "ok", ("file-source", 0): "ok", ("jdbc-sink", 0): "ok",
                    ("jdbc-sink", None): "remote", ("jdbc-sink", 1): "remote", ("file-sink", 0): "remote"}),
@@ -159,6 +176,7 @@ def observe(case: Case) -> tuple[model.Report, model.Observation]:
         unreachable_since=None if case.unreachable_for is None else NOW - case.unreachable_for,
         error=None if case.reachable else "GET /connectors: timed out after 5s",
         snapshot=snapshot, transient_since=transient, rungs=rungs, declared_policies=case.declared,
+        stalled=case.stalled,
     )
     return model.evaluate(obs, settings), obs
 

@@ -242,6 +242,11 @@ and the namespace, from the downward API.
     # it outlives both containers' restarts (sharedFate kills the sidecar with Connect), not the pod.
     - name: CONNECT_HEALTH_STATE_FILE
       value: /tmp/connect-health-state.json
+    {{- if .Values.metrics.jmxExporter.enabled }}
+    # The worker's own metrics (the JMX exporter agent in the Connect container): stalled tasks (--stall-after).
+    - name: CONNECT_HEALTH_WORKER_METRICS_URL
+      value: {{ printf "http://127.0.0.1:%v/metrics" .Values.metrics.jmxExporter.port | quote }}
+    {{- end }}
     {{- if .Values.rbac.events }}
     # rbac.events: Events on this pod (connect_health.events), named by the downward API.
     - name: CONNECT_HEALTH_KUBERNETES_EVENTS
@@ -282,7 +287,8 @@ and the namespace, from the downward API.
       "CONNECT_HEALTH_FAILURE_THRESHOLD" $hc.failureThreshold
       "CONNECT_HEALTH_FLAP_WINDOW" $hc.flapWindow
       "CONNECT_HEALTH_POD_RESTARTS" $hc.podRestarts
-      "CONNECT_HEALTH_POD_RESTART_WINDOW" $hc.podRestartWindow) | trim | nindent 4 }}
+      "CONNECT_HEALTH_POD_RESTART_WINDOW" $hc.podRestartWindow
+      "CONNECT_HEALTH_STALL_AFTER" $hc.stallAfter) | trim | nindent 4 }}
     {{- include "kafka-connect.sidecar.commonEnv" . | nindent 4 }}
     {{- with $hc.extraEnv }}
     {{- include "kafka-connect.envFromMap" (dict "env" . "context" $) | trim | nindent 4 }}

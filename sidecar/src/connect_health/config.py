@@ -69,6 +69,8 @@ class HealthSettings:
     flap_window: float = default("--flap-window")
     pod_restarts: int = default("--pod-restarts")
     pod_restart_window: float = default("--pod-restart-window")
+    stall_after: float = default("--stall-after")
+    worker_metrics_url: str | None = None  # unset: stall detection off (progress.py)
 
 
 @dataclass(frozen=True)
@@ -251,6 +253,8 @@ def health_settings(v: dict[str, Any], connect: ConnectSettings) -> HealthSettin
         flap_window=v["flap_window"],
         pod_restarts=v["pod_restarts"],
         pod_restart_window=v["pod_restart_window"],
+        stall_after=v.get("stall_after", default("--stall-after")),  # serve only: one poll (check) sees no stall
+        worker_metrics_url=v.get("worker_metrics_url"),
     )
 
 

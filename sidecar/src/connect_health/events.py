@@ -4,6 +4,8 @@ A poller observer (``EventObserver``) compares each View with the one before and
 
 - ``ConnectorRestarted`` (Normal): the ladder sent a restart of a connector (one per restart requested);
 - ``LivenessFailing`` (Warning): /livez turned 503, with its reasons;
+- ``TaskStalled`` (Warning): a RUNNING task turned stalled (lag above zero, no progress for --stall-after:
+  progress.py), and ``TaskProgressing`` (Normal) when it is no longer;
 - ``ConnectRestarted`` (Normal): a new Connect worker incarnation is seen (the kubelet restarted the container, or
   it restarted by itself), with how it was told;
 - ``LivenessRecovered`` (Normal): /livez answers 200 again about a worker that is up. While Connect is gone (its
@@ -55,15 +57,25 @@ class EventObserver:
         self._restarts: Mapping[tuple[str, str], int] | None = None
         self._live: bool | None = None
         self._incarnation: int | None = None
+        self._stalled: set[tuple[str, int]] | None = None
 
     def __call__(self, view: View) -> None:
+        stalled = view.observation.stalled
+        if self._stalled is not None:
+            for (name, task), (seconds, detail) in sorted(stalled.items()):
+                if (name, task) not in self._stalled:
+                    self.emit("Warning", "TaskStalled", f"connector {name} task {task} is RUNNING without progress: "
+                              f"{detail}, nothing read for {seconds:.0f}s; its restart ladder starts")
+            for name, task in sorted(self._stalled - set(stalled)):
+                self.emit("Normal", "TaskProgressing", f"connector {name} task {task} is no longer stalled")
+        self._stalled = set(stalled)
         before = self._restarts
         self._restarts = dict(view.restarts)
         if before is not None:
             for (name, outcome), n in sorted(view.restarts.items()):
                 if outcome == "requested" and n > before.get((name, outcome), 0):
                     self.emit("Normal", "ConnectorRestarted",
-                              f"connect-health restarted connector {name} (failed tasks only), restart "
+                              f"connect-health restarted connector {name} (its failed or stalled tasks only), restart "
                               f"{n} sent by its ladder")
         if self._incarnation is not None and view.incarnation > self._incarnation:
             self.emit("Normal", "ConnectRestarted",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from . import model
@@ -54,7 +54,7 @@ class RestartLane:
         self._lock = threading.Lock()
         self._pending: set[str] = set()
         self._done: list[Done] = []
-        self._queue: queue.Queue[tuple[ConnectorView, int] | None] | None = None
+        self._queue: queue.Queue[tuple[ConnectorView, int, tuple[int, ...]] | None] | None = None
         self._thread: threading.Thread | None = None
         if threaded:
             self._queue = queue.Queue()
@@ -67,8 +67,10 @@ class RestartLane:
         with self._lock:
             return frozenset(self._pending)
 
-    def submit(self, connectors: Iterable[ConnectorView], incarnation: int) -> list[str]:
-        """Hand over restarts (in order) up to the lane's room; returns the names taken."""
+    def submit(self, connectors: Iterable[ConnectorView], incarnation: int,
+               stalled: Mapping[str, tuple[int, ...]] | None = None) -> list[str]:
+        """Hand over restarts (in order) up to the lane's room; returns the names taken. ``stalled``: the RUNNING
+        tasks without progress (progress.py) to restart one by one besides the failed units."""
         taken: list[str] = []
         with self._lock:
             room = max(0, self.per_poll - len(self._pending))
@@ -76,10 +78,11 @@ class RestartLane:
             self._pending.update(c.name for c in todo)
         for conn in todo:
             taken.append(conn.name)
+            tasks = (stalled or {}).get(conn.name, ())
             if self._queue is not None:
-                self._queue.put((conn, incarnation))
+                self._queue.put((conn, incarnation, tasks))
             else:
-                self._finish(conn.name, self.send(conn), incarnation)
+                self._finish(conn.name, self.send(conn, tasks), incarnation)
         return taken
 
     def drain(self) -> list[Done]:
@@ -104,13 +107,21 @@ class RestartLane:
             job = self._queue.get()
             if job is None:
                 return
-            conn, incarnation = job
-            self._finish(conn.name, self.send(conn), incarnation)
+            conn, incarnation, tasks = job
+            self._finish(conn.name, self.send(conn, tasks), incarnation)
 
-    def send(self, conn: ConnectorView) -> str:
-        """Send the restart of one connector's failed units on this worker; returns its outcome."""
+    def send(self, conn: ConnectorView, stalled: tuple[int, ...] = ()) -> str:
+        """Send the restart of one connector's failed units on this worker, and of its ``stalled`` tasks (RUNNING,
+        so onlyFailed would skip them: ``POST /connectors/{name}/tasks/{id}/restart`` each); returns its outcome."""
         name = conn.name
         try:
+            for task_id in stalled:
+                reply = self.client.restart_task(name, task_id)
+                if not reply.ok:
+                    return outcome_of(reply)
+            units = [(conn.state, conn.worker_id), *((t.state, t.worker_id) for t in conn.tasks)]
+            if stalled and not any(st == "FAILED" and model.is_local(wid, self.settings) for st, wid in units):
+                return "requested"  # nothing FAILED here: no connector-level restart to send
             if not self.legacy:
                 reply = self.client.restart_connector(name, include_tasks=True, only_failed=True)
                 if reply.status == 202:

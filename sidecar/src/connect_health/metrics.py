@@ -7,9 +7,9 @@ several apps (tests) never collide.
 Cardinality (issue 12): per-connector and per-task series exist only for the units this pod judges, i.e. the
 units on this worker and the UNASSIGNED/RESTARTING ones anywhere (model.py judges those on every pod), one series
 per unit (the current state: 1; other states have no series). The rest of the cluster is a few aggregate series
-by state. Series per pod = U + F + R + D + 3 x 6 + 21, with U the units judged here, F the connectors with a
-FAILED unit here, R the (connector, outcome) pairs of restarts sent from here, D the drifting declared connectors
-(see the README, "Metrics").
+by state. Series per pod = U + F + R + D + S + 3 x 6 + 22, with U the units judged here, F the connectors with a
+FAILED (or stalled) unit here, R the (connector, outcome) pairs of restarts sent from here, D the drifting declared
+connectors, S the stalled tasks here (see the README, "Metrics").
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ class ViewCollector(Collector):
                 task_state.add_metric([row.connector, str(row.task), row.state], 1.0)
             if row.task is not None and row.local:
                 counts[row.state] = counts.get(row.state, 0) + 1
-            if row.local and row.state == "FAILED":
-                failing_here.add(row.connector)
+            if row.local and (row.state == "FAILED" or row.verdict in ("stalled", "failed")):
+                failing_here.add(row.connector)  # a stalled task is on the ladder like a FAILED one
         for state, n in counts.items():
             tasks.add_metric([state], float(n))
         yield conn_state
@@ -122,6 +122,18 @@ class ViewCollector(Collector):
         for name in report.spared:
             spared.add_metric([name], 1.0)
         yield spared
+
+        # issue 21: RUNNING tasks without progress (progress.py)
+        detection = GaugeMetricFamily(f"{PREFIX}_stall_detection", "1 while stalled tasks are detected (the "
+                                      "worker's metrics read at the last poll); 0 when off or blind")
+        detection.add_metric([], 1.0 if obs.stall_detection else 0.0)
+        yield detection
+        stalled = GaugeMetricFamily(f"{PREFIX}_task_stalled", "1 for a RUNNING task on this worker with lag above "
+                                    "zero and no progress for --stall-after (no series otherwise)",
+                                    labels=["connector", "task"])
+        for name, task in sorted(obs.stalled):
+            stalled.add_metric([name, str(task)], 1.0)
+        yield stalled
 
 
 class Metrics:

@@ -5,6 +5,8 @@ Nothing here does I/O or reads the clock; the poller passes ``now`` in. See the 
 | observed | row verdict | liveness | readiness |
 |---|---|---|---|
 | RUNNING on this worker | ok | - | - |
+| RUNNING here, lag > 0, no progress for --stall-after (progress.py), ladder not yet exhausted | stalled | - | warning |
+| the same, still stalled past the ladder | failed | as FAILED past the ladder | as FAILED past the ladder |
 | PAUSED, STOPPED, on any worker | intended | - | - |
 | UNASSIGNED, RESTARTING, unknown state, on any worker, within --grace | transient | - | - |
 | the same, past --grace | stuck | - | warning |
@@ -67,6 +69,10 @@ class Observation:
     notes: tuple[str, ...] = ()  # readiness warnings of the poll itself (a rebalance answered 409, ...)
     pod_restarts: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # liveness failures per connector
     restart_fixed: frozenset[str] = frozenset()  # connectors that ran cleanly after their last pod restart
+    # RUNNING tasks without progress (progress.py): (seconds, detail)
+    stalled: Mapping[Key, tuple[float, str]] = field(default_factory=dict)
+    stall_note: str | None = None  # why stall detection is blind (the worker's metrics not read)
+    stall_detection: bool = False  # on, and the worker's metrics read at the last scrape
 
 
 @dataclass(frozen=True)
@@ -92,7 +98,7 @@ class Row:
     worker_id: str
     local: bool
     policy: str
-    verdict: str  # ok | intended | transient | stuck | restarting | failed | remote
+    verdict: str  # ok | intended | transient | stuck | restarting | stalled | failed | remote
     reason: str
     trace: str | None = None
     attempts: int = 0
@@ -155,7 +161,13 @@ def _row(conn: ConnectorView, task: int | None, state: str, worker_id: str, trac
     limit = obs.restart_limits.get(conn.name, settings.restart_attempts)
     where = "connector" if task is None else f"task {task}"
     label = f"{conn.name} {where}"
-    if state == "RUNNING":
+    stall = obs.stalled.get((conn.name, task)) if task is not None and local and state == "RUNNING" else None
+    if stall is not None:
+        what = f"{label} stalled: RUNNING, {stall[1]}, no progress for {stall[0]:.0f}s (--stall-after " \
+               f"{settings.stall_after:g}s)"
+        verdict, reason = ("failed", f"{what}, still after {rung.attempts} restart attempts") if rung.exhausted \
+            else ("stalled", f"{what}; restart ladder attempt {rung.attempts}/{limit}")
+    elif state == "RUNNING":
         verdict, reason = "ok", "running"
     elif state in INTENDED:
         verdict, reason = "intended", f"{state.lower()} on purpose"
@@ -288,7 +300,9 @@ def evaluate(obs: Observation, settings: HealthSettings) -> Report:
             live_failed.append(name)
         else:
             warnings.append(f"{reason} [critical]")
-    warnings += [r.reason for r in rows if r.verdict in ("stuck", "restarting")]
+    warnings += [r.reason for r in rows if r.verdict in ("stuck", "restarting", "stalled")]
+    if obs.stall_note:
+        warnings.append(obs.stall_note)
     warnings += list(obs.notes)
     if obs.snapshot is not None and obs.snapshot.skipped:
         warnings.append(f"{obs.snapshot.skipped} malformed connector entries in Connect's answer were skipped")

@@ -479,6 +479,14 @@ OPTIONS: tuple[Option, ...] = (
            chart="healthcheck.podRestarts"),
     Option("--pod-restart-window", seconds(positive=True), "seconds over which --pod-restarts are counted", 3600.0,
            chart="healthcheck.podRestartWindow"),
+    Option("--stall-after", seconds(positive=True),
+           "seconds a RUNNING sink task with lag above zero may go without progress (records read) before it is "
+           "stalled: handled like a FAILED task (readiness warning, the restart ladder, then its policy); needs "
+           "--worker-metrics-url", 300.0, ("serve",), chart="healthcheck.stallAfter"),
+    Option("--worker-metrics-url", Url(empty_is_unset=True),
+           "the Connect worker's own Prometheus metrics (the JMX exporter agent), scraped once per poll for each "
+           "task's progress; unset: stall detection is off", None, ("serve",),
+           chart_note="`http://127.0.0.1:<metrics.jmxExporter.port>/metrics` when `metrics.jmxExporter.enabled`"),
     Option("--traces", Choice(("redacted", "none")),
            "redacted: first line of each trace with secrets masked; none: drop traces", "redacted",
            chart="healthcheck.traces"),

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from . import declared as declared_mod
-from . import ladder, lifecycle, model, statefile
+from . import ladder, lifecycle, model, progress, statefile
 from .client import AnswerTooLarge, ConnectClient, ConnectError, Reply, SidecarError, Unreachable
 from .config import HealthSettings
 from .history import RestartHistory
@@ -112,6 +112,8 @@ class Poller:
         self._rungs: dict[str, ladder.Rung] = {}
         self.history = RestartHistory()  # restarts sent and seen, per connector (history.py)
         self.lane = RestartLane(client, settings, clock)  # unthreaded until start()
+        self.progress = progress.Watch(settings.worker_metrics_url, settings.stall_after,
+                                       client.settings.request_timeout)  # stalled tasks (progress.py)
         self._polls = 0
         self._poll_started: float | None = None
         self.state_file = state_file
@@ -275,6 +277,7 @@ class Poller:
             self._snapshot = None
             self._transient = {}
             self._rungs = {}
+            self.progress.reset()
         self.life = life
 
     def _fetch(self) -> Snapshot | None:
@@ -391,6 +394,8 @@ class Poller:
             notes += self._worker_id_notes(snapshot, start)
             self._snapshot = snapshot
             self._transient = model.track_transient(self._transient, snapshot, now)
+            self._poll_started = None  # the status calls are done: a slow metrics scrape is not Connect's REST
+            self.progress.observe(progress.running_here(snapshot, self.settings), now)
             self._run_ladder(snapshot, now)
             self.history.forget_gone(snapshot.connectors.keys(), now)
         drift = tuple(declared_mod.drift(self._declared, self._snapshot)) if reachable else ()
@@ -409,6 +414,7 @@ class Poller:
             restart_limits=self._restart_limits(), down=life.down,
             sidecar_error=redact(sidecar_error)[:300] if sidecar_error else None, notes=notes,
             pod_restarts=dict(life.pod_restarts), restart_fixed=life.restart_fixed,
+            stalled=dict(self.progress.stalled), stall_note=self.progress.note, stall_detection=self.progress.working,
         )
         report = model.evaluate(obs, self.settings)
         if not life.down and sidecar_error is None:
@@ -432,13 +438,13 @@ class Poller:
     def _run_ladder(self, snapshot: Snapshot, now: float) -> None:
         """Advance the ladder and hand the restarts due to the lane (lane.py): outside the poll's deadline."""
         self._take_outcomes()
-        failing = model.failing_connectors(snapshot, self.settings)
+        failing = [*model.failing_connectors(snapshot, self.settings), *self.progress.tasks()]
         before = self._rungs
         self._rungs, todo = ladder.plan(before, failing, snapshot.connectors, now, self.settings,
                                         self._restart_limits(), pending=self.lane.pending)
         if self.restart_enabled and todo:
             self._poll_started = None  # the status calls are done: restarts never count as Connect answering slowly
-            self.lane.submit([snapshot.connectors[n] for n in todo], self.life.incarnation)
+            self.lane.submit([snapshot.connectors[n] for n in todo], self.life.incarnation, self.progress.tasks())
             self._take_outcomes()  # an unthreaded lane has answered already
         for name, rung in self._rungs.items():
             if rung.exhausted and not before.get(name, ladder.Rung()).exhausted:

@@ -25,7 +25,7 @@ from .snapshot import Snapshot, parse_answer
 PAGE_LIMIT = 200  # connectors per page by default
 MAX_LIMIT = 5000
 VIEWS = ("worker", "cluster")
-RANK = {"failed": 0, "stuck": 1, "restarting": 2, "transient": 3}  # problems first; everything else after
+RANK = {"failed": 0, "stuck": 1, "stalled": 2, "restarting": 2, "transient": 3}  # problems first; everything else after
 
 
 class QueryError(ValueError):
@@ -184,6 +184,7 @@ def status_document(view: View, settings: HealthSettings, query: Query | None = 
         "drift": [{"connector": n, "kind": k, "detail": d} for n, k, d in view.drift],
         "last_restarts": last_restarts(view),
         "configs_age_seconds": round(view.configs_age, 1) if view.configs_age is not None else None,
+        "stall_detection": stall_detection(obs, settings),
         "settings": {
             "grace": settings.grace, "restart_attempts": settings.restart_attempts,
             "restart_backoff": settings.restart_backoff, "unresponsive_after": settings.unresponsive_after,
@@ -195,6 +196,18 @@ def status_document(view: View, settings: HealthSettings, query: Query | None = 
 
 
 LAST_SHOWN = 50
+
+
+def stall_detection(obs: model.Observation, settings: HealthSettings) -> dict[str, Any]:
+    """Whether RUNNING tasks without progress are detected (progress.py), and the ones that are."""
+    out: dict[str, Any] = {
+        "enabled": settings.worker_metrics_url is not None, "stall_after": settings.stall_after,
+        "error": redact(obs.stall_note) if obs.stall_note else None,
+        "stalled": [{"connector": c, "task": t, "seconds": round(s, 1), "detail": d}
+                    for (c, t), (s, d) in sorted(obs.stalled.items())]}
+    if settings.worker_metrics_url is None:
+        out["off"] = "no --worker-metrics-url: tasks RUNNING without progress are not detected"
+    return out
 
 
 def last_restarts(view: View) -> list[dict[str, Any]]:

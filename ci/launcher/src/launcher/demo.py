@@ -4,6 +4,7 @@
                                [--sidecar-port N] [--prometheus-port N]
     python -m launcher.demo break [--workdir DIR]   the sink's output directory disappears and its task fails
     python -m launcher.demo heal [--workdir DIR]    the directory comes back; the ladder (or a restart) revives it
+    python -m launcher.demo stall [--workdir DIR]   a sink's output stops draining: stalled, restarted, recovered
     python -m launcher.demo stop [--workdir DIR]    stop a demo running in another terminal (same as Ctrl-C there)
 
 `up` runs in the foreground: the launcher's Stack with its Sidecar (the venv's `connect-health serve`) added; the
@@ -30,6 +31,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from . import demo_stall
 from .cli import report
 from .errors import MissingTool, PortInUse, StackError
 from .fetch import require_fetched
@@ -74,7 +76,7 @@ RELEASE = NAMESPACE = "demo"
 JOB = fullname(RELEASE)
 ALERT_FOR = "10s"
 RULE_VALUES = {f"metrics.prometheusRule.alerts.{a}.for": ALERT_FOR
-               for a in ("connectorFailed", "workerUnreachable", "restartRate")}
+               for a in ("connectorFailed", "workerUnreachable", "restartRate", "taskStalled")}
 
 
 def _seconds(values: Sequence[int]) -> str:
@@ -326,7 +328,11 @@ def _up(args: argparse.Namespace) -> int:
     stack = Stack(workdir, args.kafka_version, broker_port=ports["broker_port"] or None,
                   controller_port=ports["controller_port"] or None, rest_port=ports["rest_port"] or None,
                   progress=out.stack_line)
-    sidecar = stack.add(Sidecar(workdir, stack.connect_url, [*SIDECAR_FLAGS, "--connectors-file",
+    agent = demo_stall.agent(out)  # the worker's JMX exporter, read by connect-health for stalled tasks
+    stall_flags = demo_stall.sidecar_flags(agent[1]) if agent else []
+    if agent:
+        stack.worker.jvm_options.append(agent[0])
+    sidecar = stack.add(Sidecar(workdir, stack.connect_url, [*SIDECAR_FLAGS, *stall_flags, "--connectors-file",
                                                              str(CONNECTORS_FILE)], port=ports["sidecar_port"] or None))
     prom = _prometheus(workdir, sidecar, ports["prometheus_port"] or None, out)
     if prom is not None:
@@ -339,7 +345,8 @@ def _up(args: argparse.Namespace) -> int:
     demo = {"status_url": sidecar.url + "/status", "metrics_url": sidecar.url + "/metrics", "sidecar_url": sidecar.url,
             "connect_url": stack.connect_url, "bootstrap": stack.bootstrap, "worker_dir": str(worker_dir),
             "input": str(input_file), "output": str(output_file), "source": SOURCE, "sink": SINK, "topic": TOPIC,
-            "connectors_file": str(CONNECTORS_FILE), "prometheus_url": prom.url if prom else None}
+            "connectors_file": str(CONNECTORS_FILE), "prometheus_url": prom.url if prom else None,
+            "worker_metrics_url": agent[1] if agent else None}
     state = StateWriter(workdir, stack, {"demo": demo})
     lines_written = 0
 
@@ -420,6 +427,8 @@ Try, from another terminal:
                      {"and Prometheus's KafkaConnectConnectorFailed alert pending, then firing" if prom else ""}
   make demo-heal     the directory comes back; the next restart (or demo-heal's own) revives the sink, no line lost
                      {"(and the alert resolves)" if prom else ""}
+  make demo-stall    a sink whose output stops draining stays RUNNING: connect-health calls it stalled after
+                     {demo_stall.STALL_AFTER} s, restarts its task, and the row recovers once it drains again
   make demo-stop     stop everything (or Ctrl-C here); nothing is left listening
   curl -i {s}/livez
   curl -s '{s}/status?format=json' | python3 -m json.tool
@@ -539,6 +548,10 @@ def cmd_heal(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stall(args: argparse.Namespace) -> int:
+    return demo_stall.run(_running(Path(args.workdir).resolve())["demo"])
+
+
 # --------------------------------------------------------------------------------------------------- stop
 
 def cmd_stop(args: argparse.Namespace) -> int:
@@ -574,6 +587,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for name, help_ in (("up", "run the demo in the foreground until Ctrl-C"),
                             ("break", "make the demo sink fail"), ("heal", "remove the cause of the failure"),
+                            ("stall", "a sink whose output stops draining: stalled, restarted, recovered"),
                             ("stop", "stop a demo running in another terminal")):
             p = sub.add_parser(name, help=help_)
             p.add_argument("--workdir", default=os.environ.get("DEMO_WORKDIR") or str(DEFAULT_WORKDIR),
@@ -585,7 +599,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    help=f"port of {spec.what} (default {spec.default or 'any free one'}; env "
                                         f"{spec.env})")
         args = ap.parse_args(argv)
-        commands = {"up": cmd_up, "break": cmd_break, "heal": cmd_heal, "stop": cmd_stop}
+        commands = {"up": cmd_up, "break": cmd_break, "heal": cmd_heal, "stall": cmd_stall, "stop": cmd_stop}
         return commands[args.cmd](args)
     except (DemoError, StackError) as e:
         return report(PROG, e)

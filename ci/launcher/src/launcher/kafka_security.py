@@ -155,18 +155,12 @@ class PropertiesWorker(Worker):
         if not listener.startswith(f"http://{HOST}:") or not port.isdigit():
             raise ValueError(f"listeners must be http://{HOST}:<port>, got {listener!r}")
         super().__init__(workdir, version, bootstrap=props["bootstrap.servers"], rest_port=int(port),
-                         group_id=props.get("group.id", "connect-local"), name=name)
+                         group_id=props.get("group.id", "connect-local"), name=name, jvm_options=jvm_options)
         self.props = dict(props)
-        self.jvm_options = list(jvm_options)
         self.extra_env = dict(env or {})
 
     def properties(self) -> dict[str, Any]:
         return dict(self.props)
-
-    def command(self) -> list[str]:
-        cmd = super().command()
-        i = cmd.index("-cp")
-        return [*cmd[:i], *self.jvm_options, *cmd[i:]]
 
     def env(self) -> Mapping[str, str] | None:
         return {**os.environ, **self.extra_env}

@@ -86,7 +86,8 @@ class Worker(Service):
     def __init__(self, workdir: str | os.PathLike[str], version: str = KAFKA_VERSION, bootstrap: str = "",
                  rest_port: int | None = None, plugin_path: Sequence[str | os.PathLike[str]] = (),
                  extra_props: Mapping[str, Any] | None = None, group_id: str = "connect-local",
-                 heap: str = WORKER_HEAP, name: str = "worker", rest_users: Mapping[str, str] | None = None) -> None:
+                 heap: str = WORKER_HEAP, name: str = "worker", rest_users: Mapping[str, str] | None = None,
+                 jvm_options: Sequence[str] = ()) -> None:
         if not bootstrap:
             raise ValueError("Worker needs bootstrap='127.0.0.1:<broker port>'")
         super().__init__(workdir, name, "worker.log")
@@ -100,6 +101,7 @@ class Worker(Service):
         self.request_log = RequestLog(self.dir / "requests.log")
         self.config = self.dir / "worker.properties"
         self.rest_users = dict(rest_users or {})
+        self.jvm_options = list(jvm_options)  # before -cp on the java command line (a -javaagent:, a log config)
         self.rest_users_file = self.dir / "rest-users.properties"
         self.jaas_file = self.dir / "rest-jaas.conf"
 
@@ -181,8 +183,10 @@ class Worker(Service):
         sysprops = {"launcher.request.log": str(self.request_log.path)}
         if self.rest_users:
             sysprops["java.security.auth.login.config"] = str(self.jaas_file)
-        return java_command(self.version, self.heap, "worker", "org.apache.kafka.connect.cli.ConnectDistributed",
-                            [str(self.config)], sysprops=sysprops, classpath=classpath)
+        cmd = java_command(self.version, self.heap, "worker", "org.apache.kafka.connect.cli.ConnectDistributed",
+                           [str(self.config)], sysprops=sysprops, classpath=classpath)
+        i = cmd.index("-cp")
+        return [*cmd[:i], *self.jvm_options, *cmd[i:]]
 
     def auth_headers(self) -> dict[str, str]:
         """The Authorization header of the first of rest_users ({} without rest_users)."""

@@ -137,3 +137,16 @@ def test_a_refusing_api_server_is_one_line_and_no_lead(kube: StandInKubeApi, cap
     assert not el.leads()
     assert el.error is not None and "403" in el.error and "Role" in el.error
     assert len([r for r in caplog.records if "lease rc" in r.getMessage()]) == 1  # once, not every round
+
+
+def test_a_stopping_holder_hands_the_lease_back_so_the_next_takes_over_at_once(kube: StandInKubeApi) -> None:
+    clock = Clock()
+    a = Elector(LeaseApi(kube.api(), "rc"), "pod-a", D, clock=clock, wall=lambda: WALL)
+    b = Elector(LeaseApi(kube.api(), "rc"), "pod-b", D, clock=clock, wall=lambda: WALL)
+    a.step()
+    b.step()
+    a.stop()  # SIGTERM: the pod goes away
+    assert not a.leads() and kube.leases["rc"]["spec"]["holderIdentity"] == ""
+    clock.now += 5  # b's next round, long before the 15 s a silent holder would cost
+    b.step()
+    assert b.leads()

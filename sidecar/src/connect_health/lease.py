@@ -118,10 +118,12 @@ class LeaseApi:
                       transitions=int(spec.get("leaseTransitions") or 0), acquire_time=spec.get("acquireTime"))
 
     def write(self, action: str, record: Record | None, me: str, duration: float, now: datetime.datetime) -> str:
-        """Create, renew or acquire the Lease for ``me``: ``ok``, or ``conflict`` when another writer was first."""
+        """Create, renew, acquire or ``release`` (hand back: no holder) the Lease for ``me``: ``ok``, or
+        ``conflict`` when another writer was first."""
         stamp = micro_time(now)
-        spec: dict[str, Any] = {"holderIdentity": me, "leaseDurationSeconds": int(duration), "renewTime": stamp}
-        if action == "renew" and record is not None:
+        spec: dict[str, Any] = {"holderIdentity": "" if action == "release" else me,
+                                "leaseDurationSeconds": int(duration), "renewTime": stamp}
+        if action in ("renew", "release") and record is not None:
             spec.update(acquireTime=record.acquire_time or stamp, leaseTransitions=record.transitions)
         else:
             spec.update(acquireTime=stamp,
@@ -205,6 +207,18 @@ class Elector:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop renewing; a holder hands the Lease back (no holder), so another pod takes over at its next round
+        instead of a whole duration later (client-go's ReleaseOnCancel)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.api.api.timeout + 1)
+        if not self.leads():
+            return
+        self.state = Election()
+        try:
+            record = self.api.get()
+            if record is not None and record.holder == self.me:
+                self.api.write("release", record, self.me, self.duration, self.wall())
+                log.info("released the lease %s", self.api.name)
+        except LeaseError as exc:
+            log.warning("%s (while releasing it: another pod takes over when it expires)", exc)

@@ -201,13 +201,18 @@ class Reconciler:
         return self.elector is None or self.elector.leads()
 
     def __call__(self, view: View) -> None:
-        now = self.clock()
-        blocked = gate(view, self.leads())
-        with self._lock:
-            self.blocked = blocked
-            self._tracks, todo = plan(self._tracks, view.drift, now, self.rules, blocked=blocked,
-                                      busy=frozenset(self._busy))
-            self._busy.update(todo)
+        """Plan at a new View (in the polling thread: quick, and never raising into the poll)."""
+        try:
+            now = self.clock()
+            blocked = gate(view, self.leads())
+            with self._lock:
+                self.blocked = blocked
+                self._tracks, todo = plan(self._tracks, view.drift, now, self.rules, blocked=blocked,
+                                          busy=frozenset(self._busy))
+                self._busy.update(todo)
+        except Exception:  # a bug: logged; the poll and its View are not the reconciler's to spoil
+            log.exception("drift correction's plan failed")
+            return
         for name in todo:
             if self._queue is not None:
                 self._queue.put(name)

@@ -45,8 +45,8 @@ PLAN = [
     ("fought once, waited after + 60 s: due", {"x": seen(0.0, fights=1, corrected_at=-200.0)}, [CFG], 150.0, None,
      (), ["x"]),
     ("fought 3 times: after + 240 s", {"x": seen(0.0, fights=3, corrected_at=-900.0)}, [CFG], 329.0, None, (), []),
-    ("corrected moments ago (status lag): not again yet", {"x": seen(0.0, corrected_at=85.0)}, [CFG], 95.0, None,
-     (), []),
+    ("tried moments ago (status lag): not again yet", {"x": seen(0.0, tried_at=85.0)}, [CFG], 95.0, None, (), []),
+    ("tried a while ago: due", {"x": seen(0.0, tried_at=75.0)}, [CFG], 95.0, None, (), ["x"]),
 ]
 
 
@@ -105,6 +105,7 @@ def test_record(case: str, track: Track, now: float, wrote: bool, error: str | N
     after = record(track, now, R, wrote=wrote, error=error)
     assert (after.fights, after.corrections) == (fights, corrections), case
     assert after.polls <= 1  # the drift must be seen again from the start
+    assert after.tried_at == now
 
 
 def test_the_fight_backoff_doubles_up_to_an_hour() -> None:
@@ -260,3 +261,14 @@ def test_the_env_twins_set_it(declared_file: Path, monkeypatch: pytest.MonkeyPat
     assert isinstance(settings, config.ServeSettings)
     assert (settings.reconcile, settings.reconcile_lease, settings.reconcile_lease_duration,
             settings.reconcile_after) == (True, "rel-reconcile", 20.0, 5.0)
+
+
+def test_a_drift_that_needs_no_write_is_tried_again_only_after_the_wait() -> None:
+    """Nothing to write (a connector declared stopped stays paused on a worker without STOPPED): one attempt per
+    --reconcile-after, not one every other poll."""
+    track = record(seen(0.0, polls=2), 90.0, R, wrote=False, error=None)
+    tracks = {"x": track}
+    for now in (95.0, 120.0, 179.0):
+        tracks, due = plan(tracks, [CFG], now, R, blocked=None)
+        assert due == [], now
+    assert plan(tracks, [CFG], 180.0, R, blocked=None)[1] == ["x"]

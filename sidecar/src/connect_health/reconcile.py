@@ -72,6 +72,7 @@ class Track:
     polls: int = 0  # polls in a row that saw it
     details: tuple[str, ...] = ()  # what differs (declared.drift's details), as last seen
     corrected_at: float | None = None
+    tried_at: float | None = None  # the last correction attempted, whatever came of it
     corrections: int = 0  # corrections that wrote something, in all
     fights: int = 0  # corrections (or refusals) in a row, each within fight_window of the one before
     error: str | None = None  # why the last correction was refused
@@ -128,21 +129,24 @@ def plan(tracks: Mapping[str, Track], drift: Iterable[tuple[str, str, str]], now
         return out, []
     due = [n for n, t in out.items() if t.since is not None and t.polls >= 2 and n not in busy
            and now - t.since >= wait_for(t, rules)
-           and (t.corrected_at is None or now - t.corrected_at >= rules.recheck)]
+           and (t.tried_at is None or now - t.tried_at >= rules.recheck)]
     due.sort(key=lambda n: (out[n].since or 0.0, n))
     room = max(0, rules.per_poll - len(busy))
     return out, due[:room]
 
 
 def record(track: Track, now: float, rules: Rules, *, wrote: bool, error: str | None) -> Track:
-    """A correction's outcome: ``wrote`` (it restored something), nothing to write (already as declared), or
-    ``error`` (refused). The drift must then be seen again from the start."""
+    """A correction's outcome: ``wrote`` (it restored something), nothing to write, or ``error`` (refused). A drift
+    still there must then be seen again from the start: a refusal backs off like a fight; nothing to write (the drift
+    was seen on configs older than the worker's, or cannot be corrected: a connector declared stopped on a worker
+    without STOPPED stays paused) waits ``after`` again, so an uncorrectable drift costs one attempt per ``after``."""
     fought = track.corrected_at is not None and now - track.corrected_at <= rules.fight_window
+    tried = replace(track, tried_at=now)
     if error is not None:
-        return replace(track, since=now, polls=1, corrected_at=now, fights=track.fights + 1, error=error)
+        return replace(tried, since=now, polls=1, fights=track.fights + 1, error=error)
     if not wrote:
-        return replace(track, since=None, polls=0, error=None)
-    return replace(track, since=None, polls=0, details=(), corrected_at=now, corrections=track.corrections + 1,
+        return replace(tried, since=now, polls=1, error=None)
+    return replace(tried, since=None, polls=0, details=(), corrected_at=now, corrections=track.corrections + 1,
                    fights=track.fights + 1 if fought else 0, error=None)
 
 

@@ -25,7 +25,7 @@ from connect_health.events import KubeEvents, PodRef
 from connect_health.lease import Elector
 from connect_health.poller import Poller
 from connect_health.reconcile import Reconciler, Rules
-from probing import wait_for, writes
+from probing import metric, wait_for, writes
 from sidecar.standin_kube import StandInKubeApi, stand_in_kube
 
 SOURCE = "org.apache.kafka.connect.file.FileStreamSourceConnector"
@@ -162,3 +162,22 @@ def test_with_two_sidecars_only_the_lease_holder_writes(
     assert b.status()["corrections"] == {} and b.status()["leader"] is False
     assert {e["involvedObject"]["name"] for e in kube.events} == {"pod-a"}
     assert set(kube.writers()) == {"pod-a"}, kube.log  # pod-b never wrote the Lease either (it was held)
+
+
+def test_serve_reconcile_alone_restores_a_deleted_connector(sidecar: Callable[..., launcher.Sidecar],
+                                                            worker: launcher.Worker, workdir: Path,
+                                                            prefix: str) -> None:
+    """`connect-health serve --reconcile` as a process, without a Lease (one worker): the wiring of serve itself."""
+    path, configs = declare(prefix, workdir, worker)
+    sc = sidecar("--connectors-file", str(path), "--reconcile", "--reconcile-after", "0")
+    wait_for(lambda: sc.get("/status")[1]["polls"] >= 3, 30, "three polls")
+    assert sc.get("/status")[1]["reconcile"]["leader"] is True
+    worker.delete_connector(f"{prefix}-src")
+    wait_for(lambda: config_of(worker, f"{prefix}-src") == configs[f"{prefix}-src"], 60,
+             "the sidecar to create the deleted source again")
+    wait_for(lambda: metric(sc, "connect_health_reconcile_corrections_total", connector=f"{prefix}-src") == 1, 20,
+             "the correction counted in /metrics")
+    log = sc.log.read_text()
+    lines = [line for line in log.splitlines() if "reconciled connector" in line]
+    print(*lines, sep="\n")
+    assert len(lines) == 1 and f"created {prefix}-src" in lines[0], lines

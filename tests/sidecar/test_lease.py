@@ -155,3 +155,14 @@ def test_a_stopping_holder_hands_the_lease_back_so_the_next_takes_over_at_once(k
     clock.now += 5  # b's next round, long before the 15 s a silent holder would cost
     b.step()
     assert b.leads()
+
+
+def test_a_lease_with_odd_fields_is_read_as_far_as_it_makes_sense(kube: StandInKubeApi) -> None:
+    """Someone edited the Lease by hand: wrong types are read as absent, never a crash of the election."""
+    kube.leases["rc"] = {"metadata": {"name": "rc", "resourceVersion": "7"},
+                         "spec": {"holderIdentity": 5, "leaseDurationSeconds": "x", "leaseTransitions": True}}
+    record = kube.lease_api("rc").get()
+    assert record == Record(holder=None, version="7")
+    el = Elector(kube.lease_api("rc"), "pod-a", D, clock=Clock(), wall=lambda: WALL)
+    el.step()  # no holder: taken
+    assert el.leads() and kube.leases["rc"]["spec"]["holderIdentity"] == "pod-a"

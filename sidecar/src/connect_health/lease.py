@@ -117,11 +117,12 @@ class LeaseApi:
         body = self._call("GET", f"{self.collection}/{quote(self.name, safe='')}", None, (200, 404))
         if body is None:
             return None
-        spec = body.get("spec") or {}
-        meta = body.get("metadata") or {}
-        return Record(holder=spec.get("holderIdentity"), version=str(meta.get("resourceVersion", "")),
-                      renew_time=spec.get("renewTime"), duration=spec.get("leaseDurationSeconds"),
-                      transitions=int(spec.get("leaseTransitions") or 0), acquire_time=spec.get("acquireTime"))
+        spec: dict[str, Any] = body["spec"] if isinstance(body.get("spec"), dict) else {}
+        meta: dict[str, Any] = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
+        duration, transitions = _number(spec.get("leaseDurationSeconds")), _number(spec.get("leaseTransitions"))
+        return Record(holder=_text(spec.get("holderIdentity")), version=str(meta.get("resourceVersion", "")),
+                      renew_time=_text(spec.get("renewTime")), duration=duration if duration else None,
+                      transitions=int(transitions or 0), acquire_time=_text(spec.get("acquireTime")))
 
     def write(self, action: str, record: Record | None, me: str, duration: float, now: datetime.datetime) -> str:
         """Create, renew, acquire or ``release`` (hand back: no holder) the Lease for ``me``: ``ok``, or
@@ -207,7 +208,10 @@ class Elector:
 
     def run(self) -> None:
         while not self._stop.is_set():
-            self.step()
+            try:
+                self.step()
+            except Exception:  # a bug: logged, and the next round tries again (the lead lapses meanwhile)
+                log.exception("lease round failed unexpectedly")
             self._stop.wait(self.duration * RETRY)
 
     def start(self) -> None:
@@ -230,3 +234,11 @@ class Elector:
                 log.info("released the lease %s", self.api.name)
         except LeaseError as exc:
             log.warning("%s (while releasing it: another pod takes over when it expires)", exc)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else None

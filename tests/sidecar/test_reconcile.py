@@ -16,11 +16,13 @@ from connect_health import config, model
 from connect_health.app import Sidecar
 from connect_health.client import ConnectClient
 from connect_health.config import ConnectSettings, HealthSettings
+from connect_health.lease import Elector
 from connect_health.poller import View
 from connect_health.reconcile import NOT_LEADER, Reconciler, Rules, Track, gate, plan, record, wait_for
 
 from .conftest import WORKER, MakePoller
 from .fakeconnect import Answer, FakeClock, FakeConnect
+from .standin_kube import stand_in_kube
 from .test_cli import clean_env, free_port, run
 from .test_cli_bad_input import one_line_exit_2
 
@@ -272,3 +274,37 @@ def test_a_drift_that_needs_no_write_is_tried_again_only_after_the_wait() -> Non
         tracks, due = plan(tracks, [CFG], now, R, blocked=None)
         assert due == [], now
     assert plan(tracks, [CFG], 180.0, R, blocked=None)[1] == ["x"]
+
+
+def test_a_pod_whose_worker_stops_answering_hands_the_lease_over(fake: FakeConnect, make_poller: MakePoller,
+                                                               clock: FakeClock, declared_file: Path,
+                                                               tmp_path: Path) -> None:
+    """One failed poll keeps the Lease (a blip); a worker not answering for a whole lease duration gives it back, so
+    that a pod whose worker answers corrects instead; and a pod starting never takes it."""
+    client = ConnectClient(ConnectSettings(url=fake.url, request_timeout=2.0))
+    with stand_in_kube(tmp_path) as kube:
+        elector = Elector(kube.lease_api("rc"), "pod-a", 15.0, clock=clock)
+        rec = Reconciler(client, str(declared_file), lambda *e: None, Rules(after=0.0), elector=elector, clock=clock)
+        poller = make_poller(connectors_file=str(declared_file), observers=(rec,))
+        try:
+            elector.step()
+            assert kube.leases == {}  # no poll yet: this pod knows nothing of its worker
+            poller.poll_once()
+            elector.step()
+            assert elector.leads()
+            fake.route("GET", "/health", Answer(500, {"status": "unhealthy", "message": "stuck"}))
+            fake.route("GET", "/", Answer(500, {"error_code": 500, "message": "down"}))
+            clock.advance(5)
+            poller.poll_once()
+            elector.step()
+            assert elector.leads()  # a blip
+            clock.advance(14)
+            poller.poll_once()
+            elector.step()
+            assert elector.leads()
+            clock.advance(1)  # not answering for 15 s
+            poller.poll_once()
+            elector.step()
+            assert not elector.leads() and kube.leases["rc"]["spec"]["holderIdentity"] == ""
+        finally:
+            client.close()

@@ -62,13 +62,18 @@ class Election:
         return now < self.leader_until
 
 
-def decide(state: Election, record: Record | None, me: str, now: float, duration: float) -> tuple[Election, str]:
-    """The next step: ``create`` | ``renew`` | ``acquire`` | ``follow`` (with the Election updated for what was
-    seen). A Lease of another holder is taken over only once it has stayed unchanged for its whole duration."""
+def decide(state: Election, record: Record | None, me: str, now: float, duration: float,
+           eligible: bool = True) -> tuple[Election, str]:
+    """The next step: ``create`` | ``renew`` | ``acquire`` | ``release`` | ``follow`` (with the Election updated for
+    what was seen). A Lease of another holder is taken over only once it has stayed unchanged for its whole duration.
+    A pod that is not ``eligible`` (its worker starting or not answering: it could not correct anything) never takes
+    the Lease and hands it back if it holds it, so that a pod whose worker answers takes over."""
     if record is None:
-        return replace(state, seen=None, seen_at=now), "create"
+        return replace(state, seen=None, seen_at=now), "create" if eligible else "follow"
     key = (record.holder, record.renew_time, record.version)
     state = replace(state, seen=key, seen_at=state.seen_at if key == state.seen else now)
+    if not eligible:
+        return replace(state, leader_until=0.0), "release" if record.holder == me else "follow"
     if record.holder == me:
         return state, "renew"
     if not record.holder:
@@ -84,6 +89,8 @@ def settle(state: Election, action: str, outcome: str, sent_at: float, duration:
     answer) changes nothing: the lead lapses by itself at its deadline."""
     if action == "follow":
         return state
+    if action == "release":
+        return replace(state, leader_until=0.0)
     if outcome == "ok":
         return replace(state, leader_until=sent_at + duration * RENEW_DEADLINE)
     if outcome == "conflict":
@@ -171,8 +178,10 @@ class Elector:
     this pod may write now. ``step`` is one round (tests drive it directly)."""
 
     def __init__(self, api: LeaseApi, me: str, duration: float, *, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)) -> None:
+                 wall: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
+                 eligible: Callable[[], bool] = lambda: True) -> None:
         self.api = api
+        self.eligible = eligible  # whether this pod could correct now (reconcile.Reconciler says)
         self.me = me
         self.duration = duration
         self.clock = clock
@@ -180,7 +189,12 @@ class Elector:
         self.state = Election()
         self.error: str | None = None  # the last round's failure, for /status
         self._stop = threading.Event()
+        self._nudged = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def nudge(self) -> None:
+        """Run the next round now (this pod just became eligible, or stopped being so)."""
+        self._nudged.set()
 
     def leads(self) -> bool:
         return self.state.leads(self.clock())
@@ -191,7 +205,7 @@ class Elector:
         action = "get"
         try:
             record = self.api.get()
-            state, action = decide(self.state, record, self.me, sent, self.duration)
+            state, action = decide(self.state, record, self.me, sent, self.duration, self.eligible())
             outcome = "ok"
             if action != "follow":
                 outcome = self.api.write(action, record, self.me, self.duration, self.wall())
@@ -212,7 +226,8 @@ class Elector:
                 self.step()
             except Exception:  # a bug: logged, and the next round tries again (the lead lapses meanwhile)
                 log.exception("lease round failed unexpectedly")
-            self._stop.wait(self.duration * RETRY)
+            self._nudged.wait(self.duration * RETRY)
+            self._nudged.clear()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="connect-health-lease", daemon=True)
@@ -222,6 +237,7 @@ class Elector:
         """Stop renewing; a holder hands the Lease back (no holder), so another pod takes over at its next round
         instead of a whole duration later (client-go's ReleaseOnCancel)."""
         self._stop.set()
+        self._nudged.set()
         if self._thread is not None:
             self._thread.join(timeout=self.api.timeout + 1)
         if not self.leads():

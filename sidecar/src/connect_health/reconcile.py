@@ -192,6 +192,12 @@ class Reconciler:
         self.budget = 3 * client.settings.request_timeout
         self.poller: Poller | None = None
         self.blocked: str | None = "no poll yet"
+        # Whether this pod may hold the Lease: its worker answers and has started (one bad poll, a rebalance, is no
+        # reason to hand the Lease over: only a worker unable for a whole lease duration is).
+        self.able = False
+        self._unable_since: float | None = None
+        if elector is not None:
+            elector.eligible = lambda: self.able
         self._tracks: dict[str, Track] = {}
         self._busy: set[str] = set()
         self._lock = threading.Lock()
@@ -211,6 +217,7 @@ class Reconciler:
         try:
             now = self.clock()
             blocked = gate(view, self.leads())
+            self._note_able(view, now)
             with self._lock:
                 self.blocked = blocked
                 self._tracks, todo = plan(self._tracks, view.drift, now, self.rules, blocked=blocked,
@@ -224,6 +231,19 @@ class Reconciler:
                 self._queue.put(name)
             else:
                 self._run_one(name)
+
+    def _note_able(self, view: View, now: float) -> None:
+        obs = view.observation
+        was = self.able
+        if obs.reachable and obs.started and not obs.sidecar_error:
+            self.able, self._unable_since = True, None
+        else:
+            if self._unable_since is None:
+                self._unable_since = now
+            patience = self.elector.duration if self.elector is not None else 0.0
+            self.able = self.able and now - self._unable_since < patience
+        if self.able != was and self.elector is not None:
+            self.elector.nudge()  # take the Lease (or hand it back) now, not at the next round
 
     def _run_one(self, name: str) -> None:
         try:

@@ -308,3 +308,24 @@ def test_a_pod_whose_worker_stops_answering_hands_the_lease_over(fake: FakeConne
             assert not elector.leads() and kube.leases["rc"]["spec"]["holderIdentity"] == ""
         finally:
             client.close()
+
+
+def test_never_from_a_file_that_no_longer_parses(fake: FakeConnect, make_poller: MakePoller, clock: FakeClock,
+                                                 declared_file: Path) -> None:
+    """A broken ConfigMap: the poller keeps judging by the last good declarations, the correction writes nothing
+    and /status says why."""
+    fake.healthy(paused_source())
+    fake.route("PUT", "/connectors/file-source/resume", Answer(202, None))
+    client = ConnectClient(ConnectSettings(url=fake.url, request_timeout=2.0))
+    rec = Reconciler(client, str(declared_file), lambda *e: None, Rules(after=0.0), clock=clock)
+    poller = make_poller(connectors_file=str(declared_file), observers=(rec,))
+    try:
+        poller.poll_once()
+        declared_file.write_text('{"file-source": {"config": ')
+        clock.advance(20)
+        poller.poll_once()
+    finally:
+        client.close()
+    assert fake.requests("PUT") == []
+    (entry,) = rec.status()["connectors"]
+    assert "the connectors file cannot be read" in entry["error"] and "not valid JSON" in entry["error"]

@@ -252,9 +252,8 @@ class Reconciler:
             else:
                 try:
                     declared = declared_mod.load(self.connectors_file)
-                except declared_mod.DeclarationError as exc:
-                    declared, error = {}, str(exc)
-                    outcome = Outcome(name, False, (), f"the connectors file cannot be read: {error}"[:300])
+                except declared_mod.DeclarationError as exc:  # never correct from a file that does not parse
+                    outcome = Outcome(name, False, (), f"the connectors file cannot be read: {exc}"[:300])
                 else:
                     outcome = correct(self.client, name, declared, self.budget, self.clock)
             self._finish(outcome)
@@ -281,7 +280,7 @@ class Reconciler:
         if outcome.error is not None:
             log.warning("correction of connector %s refused: %s (next try after %.0fs of drift)", name,
                         outcome.error, wait_for(new, self.rules))
-        elif new.fights:
+        elif outcome.wrote and new.fights:
             log.warning("connector %s drifted again %d time(s) in a row within %.0fs of its correction: something "
                         "fights the declaration; next correction after %.0fs of drift", name, new.fights,
                         self.rules.fight_window, wait_for(new, self.rules))

@@ -164,7 +164,7 @@ def test_status_json_documents_this_pods_connectors_and_counts_the_rest(make_app
     # the first line of the Java trace only, with the JDBC credentials masked
     assert task0["trace"] == (
         "org.apache.kafka.connect.errors.ConnectException: java.sql.SQLException: Cannot create "
-        "PoolableConnectionFactory (FATAL: password authentication failed for user \"app\") for "
+        "PoolableConnectionFactory (Connection to db.internal:5432 refused.) for "
         "jdbc:postgresql://app:***@db.internal:5432/orders")
     mysql = conns["mysql-source"]["connector"]
     assert mysql["verdict"] == "failed" and "password=***" in mysql["trace"] and "\n" not in mysql["trace"]

@@ -532,7 +532,12 @@ class Poller:
         return notes
 
     def _restart_limits(self) -> dict[str, int]:
-        return {n: d.restart_attempts for n, d in self._declared.items() if d.restart_attempts is not None}
+        """Declared restartAttempts, capped at one for failures a retry cannot fix (model.class_limits)."""
+        declared = {n: d.restart_attempts for n, d in self._declared.items() if d.restart_attempts is not None}
+        snapshot = self._snapshot
+        if snapshot is None:
+            return declared
+        return model.class_limits(declared, model.connector_classes(snapshot, self.settings), self.settings)
 
     def restart_failing(self) -> list[tuple[str, str]]:
         """One rung of restarts now: every connector failing on this worker in the last snapshot gets one restart

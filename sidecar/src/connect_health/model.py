@@ -11,7 +11,7 @@ Nothing here does I/O or reads the clock; the poller passes ``now`` in. See the 
 | FAILED on this worker, restart ladder not yet exhausted | restarting | - | warning |
 | FAILED on this worker past the ladder, critical | failed | fails (subject to --failure-threshold) | fails |
 | FAILED on this worker past the ladder, best-effort | failed | - | warning |
-| FAILED past its one restart, class credentials/configuration/data (failures.py) | failed | - | warning "needs-action" |
+| FAILED past its one restart, class credentials, configuration, data (failures.py) | failed | - | needs-action |
 | RUNNING or FAILED on another worker (worker scope) | remote | - | - |
 | REST calls failing for --unresponsive-after, after startup | - | fails | fails |
 | GET /health failing while GET / answers (herder busy or stuck), for --herder-stuck-after | - | fails | fails |

@@ -282,7 +282,9 @@ def test_metrics_names_types_and_values(make_app: MakeApp, fake: FakeConnect, cl
     cluster = {dict(k)["state"]: v for k, v in samples(fams["connect_health_cluster_tasks"]).items()}
     assert cluster == {**dict.fromkeys(STATES, 0.0), "RUNNING": 3.0, "FAILED": 1.0}
     restarts = samples(fams["connect_health_restarts"], "_total")
-    assert restarts == {(("connector", "jdbc-sink"), ("outcome", "requested")): 1.0}
+    # per restarted unit, with its kind and failure class (issue 21): task 0 failed on a refused connection
+    assert restarts == {(("class", "transient"), ("connector", "jdbc-sink"), ("kind", "rest"), ("outcome", "requested"),
+                         ("task", "0")): 1.0}
     # this worker's tasks only: file-source 0 RUNNING and jdbc-sink 0 FAILED (jdbc-sink 1 runs elsewhere)
     tasks = {dict(k)["state"]: v for k, v in samples(fams["connect_health_tasks"]).items()}
     assert tasks["RUNNING"] == 1.0 and tasks["FAILED"] == 1.0 and sum(tasks.values()) == 2.0
@@ -306,7 +308,8 @@ def test_metrics_worker_unreachable_and_restart_outcomes(make_app: MakeApp, fake
     fams = scrape(app)
     assert samples(fams["connect_health_worker_reachable"]) == {(): 0.0}
     assert samples(fams["connect_health_restarts"], "_total") == {
-        (("connector", "jdbc-sink"), ("outcome", "conflict")): 2.0}
+        (("class", "transient"), ("connector", "jdbc-sink"), ("kind", "rest"), ("outcome", "conflict"),
+         ("task", "0")): 2.0}
     assert samples(fams["connect_health_poll_duration_seconds"], "_count") == {(): 3.0}
 
 

@@ -213,6 +213,18 @@ def connector_classes(snapshot: Snapshot, settings: HealthSettings) -> dict[str,
     return out
 
 
+def failed_units(snapshot: Snapshot | None, name: str, settings: HealthSettings) -> list[tuple[str, str]]:
+    """(task, class) of connector ``name``'s FAILED units on this worker: what a restart of it restarts
+    (task "" is the connector instance)."""
+    conn = snapshot.connectors.get(name) if snapshot is not None else None
+    if conn is None:
+        return []
+    units = [("", conn.state, conn.worker_id, conn.trace)] + [(str(t.id), t.state, t.worker_id, t.trace)
+                                                              for t in conn.tasks]
+    return [(task, failures.classify(trace).cls) for task, state, wid, trace in units
+            if state == "FAILED" and is_local(wid, settings)]
+
+
 def class_limits(limits: Mapping[str, int], classes: Mapping[str, str], settings: HealthSettings) -> dict[str, int]:
     """Restart attempts per connector: the declared ones, capped at one for the classes a retry cannot fix (and
     for resource: one task restart, then a fresh JVM)."""

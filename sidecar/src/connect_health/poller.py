@@ -57,7 +57,9 @@ class View:
     restarts: dict[tuple[str, str], int] = field(default_factory=dict)
     stale: bool = False
     configs_age: float | None = None  # seconds since the declared connectors' configs were fetched (None: never)
-    last_restarts: dict[str, tuple[tuple[float, str, str], ...]] = field(default_factory=dict)  # (wall, kind, what)
+    last_restarts: dict[str, tuple[tuple[float, str, str, str], ...]] = field(default_factory=dict)  # (wall, kind,
+    # what, class)
+    restart_units: dict[tuple[str, str, str, str, str], int] = field(default_factory=dict)  # history.UnitKey -> n
     incarnation: int = 0  # new Connect incarnations seen since the sidecar started (lifecycle.py)
     incarnation_reason: str | None = None
 
@@ -271,7 +273,8 @@ class Poller:
             log.warning("new Connect worker incarnation (%s): new startup window, restart ladder and timers",
                         life.incarnation_reason)
             for name in self.life.blamed:
-                self.history.note(name, time.time(), "pod", "Connect restarted while liveness failed for it")
+                self.history.note(name, time.time(), "pod", "Connect restarted while liveness failed for it",
+                                  self._view.report.classes.get(name, "unknown"))
             self._snapshot = None
             self._transient = {}
             self._rungs = {}
@@ -422,6 +425,7 @@ class Poller:
                     stale=(not reachable or sidecar_error is not None or bool(notes)) and self._snapshot is not None,
                     configs_age=None if self._configs_at is None else max(0.0, now - self._configs_at),
                     last_restarts=dict(self.history.last), incarnation=self.life.incarnation,
+                    restart_units=dict(self.history.units),
                     incarnation_reason=self.life.incarnation_reason)
         self.view = view
         for observe in self.observers:
@@ -448,7 +452,8 @@ class Poller:
         """Count the lane's answers; each is an attempt on the ladder of the worker it was sent to, if it still is."""
         limits = self._restart_limits()
         for done in self.lane.drain():
-            self.history.sent(done.connector, done.outcome, time.time() - (self.clock() - done.at))
+            self.history.sent(done.connector, done.outcome, time.time() - (self.clock() - done.at),
+                              model.failed_units(self._snapshot, done.connector, self.settings))
             rung = self._rungs.get(done.connector)
             if done.incarnation != self.life.incarnation or rung is None:
                 continue
@@ -464,11 +469,12 @@ class Poller:
         now = self.clock()
         pods = dict(memory.pod_restarts)
         fixed = set(memory.restart_fixed)
-        self.history = RestartHistory(memory.last_restarts)
+        self.history = RestartHistory(memory.last_restarts, memory.restart_counts)
         for name in memory.killed_for:
             pods[name] = (*pods.get(name, ()), now)
             fixed.discard(name)
-            self.history.note(name, time.time(), "pod", "the pod's containers restarted while liveness failed for it")
+            self.history.note(name, time.time(), "pod", "the pod's containers restarted while liveness failed for it",
+                              memory.classes.get(name, "unknown"))
         self.life = dataclasses.replace(self.life, pod_restarts=pods, restart_fixed=frozenset(fixed))
         self._rungs = {} if memory.killed_for else dict(memory.rungs)
         if pods or self._rungs or self.history.last:
@@ -479,13 +485,14 @@ class Poller:
         if not self.state_file:
             return
         life = self.life
-        key = (life.pod_restarts, life.restart_fixed, life.blamed, dict(self.history.last),
+        key = (life.pod_restarts, life.restart_fixed, life.blamed, dict(self.history.last), dict(self.history.units),
                {n: (r.attempts, r.next_at) for n, r in self._rungs.items() if r.attempts})
         if key == self._saved:
             return
         try:
             statefile.write(self.state_file, statefile.document(
-                self.settings.worker_id, life, self._rungs, self.history.last, mono=self.clock(), wall=time.time()))
+                self.settings.worker_id, life, self._rungs, self.history.last, mono=self.clock(), wall=time.time(),
+                counts=self.history.units, classes=self._view.report.classes))
         except OSError as exc:
             if self._saved != "failed":
                 log.warning("state file %s not written (%s): the memory of restarts will not outlive this process",
@@ -548,7 +555,7 @@ class Poller:
         out = []
         for name in model.failing_connectors(snapshot, self.settings):
             outcome = self.lane.send(snapshot.connectors[name])
-            self.history.sent(name, outcome, time.time())
+            self.history.sent(name, outcome, time.time(), model.failed_units(snapshot, name, self.settings))
             out.append((name, outcome))
         return out
 

@@ -355,6 +355,7 @@ class TestMonitoring:
         alerts = {r["alert"]: r for r in group["rules"]}
         assert set(alerts) == {
             "KafkaConnectConnectorFailed",
+            "KafkaConnectConnectorNeedsAction",
             "KafkaConnectWorkerUnreachable",
             "KafkaConnectRestartRateHigh",
             "KafkaConnectDrift",  # the scenario's additionalRules
@@ -394,7 +395,8 @@ class TestMonitoring:
                             "enabled": True,
                             "alerts": {"workerUnreachable": {"enabled": False}, "restartRate": {"enabled": False},
                                        "targetDown": {"enabled": False}, "drift": {"enabled": False},
-                                       "unassigned": {"enabled": False}},
+                                       "unassigned": {"enabled": False},
+                                       "connectorNeedsAction": {"enabled": False}},
                         }
                     },
                 }

@@ -55,6 +55,8 @@ CASES = [
                           "org.postgresql.util.PSQLException: ERROR: publication \"dbz_publication\" does not exist\n"
                           "  Where: slot \"debezium\", output plugin \"pgoutput\", in the change callback"),
      "configuration"),
+    ("debezium-publication", trace("org.apache.kafka.connect.errors.ConnectException: Publication autocreation is "
+                                   "disabled, please create one and restart the connector."), "configuration"),
     ("config-exception", trace("org.apache.kafka.common.config.ConfigException: Missing required configuration "
                                "\"file\" which has no default value."), "configuration"),
     # data

@@ -143,7 +143,10 @@ RULES: tuple[Rule, ...] = (
     # PostgreSQL: 'publication "x" does not exist' (src/backend/catalog/pg_publication.c, SQLSTATE 42704), seen by
     # Debezium when publication.autocreate.mode=disabled and nobody created it (PostgresConnectorConfig: "If the
     # publication isn't found to exist upon startup, the connector will throw an exception and stop").
-    Rule("configuration", "missing publication", (), r"publication \S+ does not exist",
+    # Debezium 3.x (PostgresReplicationConnection.initPublication) checks first and fails the task itself: "Publication
+    # autocreation is disabled, please create one and restart the connector."
+    Rule("configuration", "missing publication", (),
+         r"publication \S+ does not exist|Publication autocreation is disabled",
          hint="the publication does not exist: create it (CREATE PUBLICATION <name> FOR TABLE ...) or set "
               "publication.autocreate.mode=filtered|all_tables (with a user allowed to), then restart the connector"),
     Rule("configuration", "missing replication slot or database", (),

@@ -113,6 +113,7 @@ class Poller:
         self._transient: dict[model.Key, float] = {}
         self._rungs: dict[str, ladder.Rung] = {}
         self.history = RestartHistory()  # restarts sent and seen, per connector (history.py)
+        self._sent_units: dict[str, list[tuple[str, str]]] = {}  # (task, class) of what each pending restart restarts
         self.lane = RestartLane(client, settings, clock)  # unthreaded until start()
         self._polls = 0
         self._poll_started: float | None = None
@@ -442,7 +443,8 @@ class Poller:
                                         self._restart_limits(), pending=self.lane.pending)
         if self.restart_enabled and todo:
             self._poll_started = None  # the status calls are done: restarts never count as Connect answering slowly
-            self.lane.submit([snapshot.connectors[n] for n in todo], self.life.incarnation)
+            for name in self.lane.submit([snapshot.connectors[n] for n in todo], self.life.incarnation):
+                self._sent_units[name] = model.failed_units(snapshot, name, self.settings)  # as FAILED when sent
             self._take_outcomes()  # an unthreaded lane has answered already
         for name, rung in self._rungs.items():
             if rung.exhausted and not before.get(name, ladder.Rung()).exhausted:
@@ -453,7 +455,7 @@ class Poller:
         limits = self._restart_limits()
         for done in self.lane.drain():
             self.history.sent(done.connector, done.outcome, time.time() - (self.clock() - done.at),
-                              model.failed_units(self._snapshot, done.connector, self.settings))
+                              self._sent_units.pop(done.connector, []))
             rung = self._rungs.get(done.connector)
             if done.incarnation != self.life.incarnation or rung is None:
                 continue

@@ -22,7 +22,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import declared as declared_mod
@@ -417,7 +417,7 @@ class Poller:
         report = model.evaluate(obs, self.settings)
         if not life.down and sidecar_error is None:
             self.life = lifecycle.blame(life, report.live_failed)
-        self._save()
+        self._save(report.classes)
         self._log_transitions(self.view.report, report)
         self._polls += 1
         view = View(report=report, observation=obs, wall_time=time.time(), polls=self._polls,
@@ -483,7 +483,7 @@ class Poller:
             log.info("state file %s: %d pod restarts, %d ladders and the last restarts of %d connectors remembered",
                      self.state_file, sum(len(t) for t in pods.values()), len(self._rungs), len(self.history.last))
 
-    def _save(self) -> None:
+    def _save(self, classes: Mapping[str, str] | None = None) -> None:
         if not self.state_file:
             return
         life = self.life
@@ -494,7 +494,7 @@ class Poller:
         try:
             statefile.write(self.state_file, statefile.document(
                 self.settings.worker_id, life, self._rungs, self.history.last, mono=self.clock(), wall=time.time(),
-                counts=self.history.units, classes=self._view.report.classes))
+                counts=self.history.units, classes=classes))
         except OSError as exc:
             if self._saved != "failed":
                 log.warning("state file %s not written (%s): the memory of restarts will not outlive this process",

@@ -15,6 +15,7 @@ Every wait is bounded; all traffic goes to 127.0.0.1. Timings are recorded, neve
     .tools/venv/bin/python bench/faults.py                 # all cases, writes bench/FAULTS.md (see below)
     .tools/venv/bin/python bench/faults.py --quick --out /tmp/FAULTS.md
     .tools/venv/bin/python bench/faults.py --only storm,poison --storm 20,500 --out /tmp/FAULTS.md
+    .tools/venv/bin/python bench/faults.py --only classes   # failure classes, beside an earlier commit's sidecar
 
 All cases take well over 10 minutes here: the storm and poison cases alone took 713 s with 1,000 connectors (storm
 of 20: about 1 min; of 500: about 2 min to create, 1.5 min observed, 1.5 min to delete; poison: 3.5 min); the
@@ -738,7 +739,19 @@ def main() -> int:
     ap.add_argument("--storm", type=lambda v: [int(n) for n in v.split(",")], default=list(STORM_COUNTS),
                     metavar="N,...", help="connectors failing at once in each restart storm (default "
                     f"{','.join(map(str, STORM_COUNTS))}; 1,000 took 320 s to create and as long to delete here)")
+    ap.add_argument("--classes-before", default="fa0baae", metavar="REF",
+                    help="--only classes: the commit whose sidecar runs beside this one (default: before the classes)")
     args = ap.parse_args()
+    if args.only == ["classes"]:  # issue 21: its own stack (Debezium, PostgreSQL, a test-only plugin); a table
+        from failure_classes import run as run_classes  # bench/: a script's own folder
+
+        with tempfile.TemporaryDirectory(prefix="classes-", dir=launcher.TOOLS / "tmp") as tmp:
+            table, took = run_classes(Path(tmp), args.classes_before)
+        out = Path(__file__).parent / "results" / "classes.md"
+        when = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M}"
+        out.write_text(f"# Failure classes (`bench/faults.py --only classes`, {when} UTC, {took:.0f} s)\n\n{table}")
+        print(table)
+        return 0
     unknown = sorted(set(args.only or ()) - set(CASES))
     if unknown:
         ap.error(f"--only: unknown case {', '.join(unknown)}; the cases are {', '.join(CASES)}")

@@ -357,6 +357,7 @@ class TestMonitoring:
         alerts = {r["alert"]: r for r in group["rules"]}
         assert set(alerts) == {
             "KafkaConnectConnectorFailed",
+            "KafkaConnectConnectorNeedsAction",
             "KafkaConnectWorkerUnreachable",
             "KafkaConnectRestartRateHigh",
             "KafkaConnectDrift",  # the scenario's additionalRules
@@ -397,7 +398,8 @@ class TestMonitoring:
                             "enabled": True,
                             "alerts": {"workerUnreachable": {"enabled": False}, "restartRate": {"enabled": False},
                                        "targetDown": {"enabled": False}, "drift": {"enabled": False},
-                                       "unassigned": {"enabled": False}, "taskStalled": {"enabled": False}},
+                                       "unassigned": {"enabled": False}, "taskStalled": {"enabled": False},
+                                       "connectorNeedsAction": {"enabled": False}},
                         }
                     },
                 }

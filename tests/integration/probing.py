@@ -33,6 +33,16 @@ def metric(sc: launcher.Sidecar, name: str, **labels: str) -> float | None:
     return None
 
 
+def metric_total(sc: launcher.Sidecar, name: str, **labels: str) -> float | None:
+    """The sum of the samples of the sidecar's /metrics whose labels include ``labels`` (other labels, such as a
+    failure's ``class``, any value), or None when there is none."""
+    status, text = sc.get("/metrics")
+    assert status == 200
+    found = [float(s.value) for family in text_string_to_metric_families(text) for s in family.samples
+             if s.name == name and labels.items() <= s.labels.items()]
+    return sum(found) if found else None
+
+
 class Sampler:
     """Polls /livez in the background and remembers every answer (a status code, or the error of a failed call),
     to prove it never flipped."""

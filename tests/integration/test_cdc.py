@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import launcher
-from probing import Sampler, connector_entry, metric, wait_for
+from probing import Sampler, connector_entry, metric_total, wait_for
 
 SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"
 STRING_CONVERTER = "org.apache.kafka.connect.storage.StringConverter"
@@ -252,7 +252,7 @@ def test_rows_reach_topic_then_db_down(
     entry = connector_entry(laddered, cdc.name)
     assert entry is not None and entry["failed_past_ladder"] is False and entry["restart_attempts"] == 1, entry
     assert entry["tasks"][0]["state"] == "RUNNING" and entry["tasks"][0]["verdict"] == "ok", entry
-    assert metric(laddered, "connect_health_restarts_total", connector=cdc.name, outcome="requested") == 1
+    assert metric_total(laddered, "connect_health_restarts_total", connector=cdc.name, outcome="requested") == 1
 
 
 def test_db_back_within_ladder_recovers_without_losing_rows(
@@ -291,5 +291,5 @@ def test_db_back_within_ladder_recovers_without_losing_rows(
     assert all('" 202 ' in line for line in restarts), restarts
     assert entry["failed_past_ladder"] is False and entry["restart_attempts"] >= 1, entry
     # healed: only connectors failing on this worker have a connector_failed series (issue 12)
-    assert metric(sc, "connect_health_connector_failed", connector=cdc.name, policy="critical") is None
+    assert metric_total(sc, "connect_health_connector_failed", connector=cdc.name, policy="critical") is None
     assert sc.get("/livez")[0] == 200

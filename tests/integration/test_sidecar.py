@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import launcher
-from probing import Sampler, connector_entry, metric, wait_for
+from probing import Sampler, connector_entry, metric, metric_total, wait_for
 
 SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"
 SOURCE = "org.apache.kafka.connect.file.FileStreamSourceConnector"
@@ -74,8 +74,8 @@ def test_failed_sink_runs_ladder_then_fails_liveness(sidecar: Callable[..., laun
     assert entry is not None and entry["failed_past_ladder"] is True
     assert entry["tasks"][0]["state"] == "FAILED"
     assert "Couldn't find or create file" in (entry["tasks"][0]["trace"] or "")
-    assert metric(sc, "connect_health_connector_failed", connector=connector_name, policy="critical") == 1
-    assert metric(sc, "connect_health_restarts_total", connector=connector_name, outcome="requested") == 2
+    assert metric_total(sc, "connect_health_connector_failed", connector=connector_name, policy="critical") == 1
+    assert metric_total(sc, "connect_health_restarts_total", connector=connector_name, outcome="requested") == 2
     assert metric(sc, "connect_health_probe_healthy", probe="livez") == 0
     assert sc.get("/readyz")[0] == 503
 
@@ -92,7 +92,7 @@ def test_best_effort_failure_never_fails_liveness(sidecar: Callable[..., launche
     assert entry["tasks"][0]["verdict"] == "failed"
     ready = sc.get("/readyz")[1]
     assert any(connector_name in w for w in ready.get("warnings", [])), ready
-    assert metric(sc, "connect_health_connector_failed", connector=connector_name, policy="best-effort") == 1
+    assert metric_total(sc, "connect_health_connector_failed", connector=connector_name, policy="best-effort") == 1
 
 
 def test_cause_fixed_before_ladder_runs_out_recovers(sidecar: Callable[..., launcher.Sidecar], connectors: Any,
@@ -108,9 +108,9 @@ def test_cause_fixed_before_ladder_runs_out_recovers(sidecar: Callable[..., laun
         wait_for(lambda: (lambda e: e if e and e["tasks"] and e["tasks"][0]["verdict"] == "ok" else None)(
             connector_entry(sc, connector_name)), 20, "the sidecar to see the task running")
     assert sampler.seen and set(sampler.seen) == {200}, sampler.seen
-    assert (metric(sc, "connect_health_restarts_total", connector=connector_name, outcome="requested") or 0) >= 1
+    assert (metric_total(sc, "connect_health_restarts_total", connector=connector_name, outcome="requested") or 0) >= 1
     # healed: no FAILED unit here any more, so no connector_failed series (only failing connectors have one)
-    assert metric(sc, "connect_health_connector_failed", connector=connector_name, policy="critical") is None
+    assert metric_total(sc, "connect_health_connector_failed", connector=connector_name, policy="critical") is None
     assert metric(sc, "connect_health_task_state", connector=connector_name, task="0", state="RUNNING") == 1
 
 

@@ -41,7 +41,7 @@ ALERTS = (FAILED, UNREACHABLE, RATE)
 # Alerts on what the live scenario does not produce (a scrape failing, drift, UNASSIGNED units), rendered by default
 # too and unit-tested with promtool in test_alerts_that_fire.py.
 OTHER_ALERTS = ("KafkaConnectSidecarDown", "KafkaConnectConnectorDrift", "KafkaConnectUnassigned",
-                "KafkaConnectTaskStalled")
+                "KafkaConnectTaskStalled", "KafkaConnectConnectorNeedsAction")
 
 
 def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

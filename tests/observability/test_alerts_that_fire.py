@@ -24,6 +24,7 @@ from .rulekit import JOB, POD, alerting_rules, chart_rules, seconds
 
 DOWN, WORKER_DOWN = "KafkaConnectSidecarDown", "KafkaConnectWorkerMetricsDown"
 DRIFT, UNASSIGNED = "KafkaConnectConnectorDrift", "KafkaConnectUnassigned"
+NEEDS_ACTION, FAILED = "KafkaConnectConnectorNeedsAction", "KafkaConnectConnectorFailed"
 TARGET = {"namespace": NAMESPACE, "job": JOB, "pod": POD, "instance": "10.1.2.3:8090", "service": JOB}
 
 
@@ -100,7 +101,8 @@ def strip_annotations(rules: dict[str, Any]) -> dict[str, Any]:
 
 def groups(rules: dict[str, Any], jmx: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     d, u, t = minutes(rules, DRIFT), minutes(rules, UNASSIGNED), minutes(rules, DOWN)
-    span = max(d, u, t) + 10
+    n = minutes(rules, NEEDS_ACTION)
+    span = max(d, u, t, n) + 10
     health = {**TARGET, "endpoint": "health"}
     out = [
         {"name": "healthy: nothing fires", "interval": "1m", "input_series": [
@@ -132,6 +134,20 @@ def groups(rules: dict[str, Any], jmx: dict[str, Any]) -> tuple[list[dict[str, A
             series("connect_health_connector_state", {**TARGET, "connector": "src", "state": "UNASSIGNED"},
                    f"1x{span}")],
          "alert_rule_test": [fires(UNASSIGNED, rules, u, {"namespace": NAMESPACE, "job": JOB, "connector": "src"})]},
+        # issue 21: connect_health_connector_failed carries the failure's class (failures.py); only the classes no
+        # restart fixes need action, a transient failure past the ladder is KafkaConnectConnectorFailed's alone.
+        {"name": "a credentials failure past its one restart needs action", "interval": "1m", "input_series": [
+            series("connect_health_connector_failed", {**TARGET, "connector": "pg", "policy": "critical",
+                                                       "class": "credentials"}, f"0x1 1x{span}"),
+            series("connect_health_connector_failed", {**TARGET, "connector": "sink", "policy": "critical",
+                                                       "class": "transient"}, f"1x{span}")],
+         "alert_rule_test": [quiet(NEEDS_ACTION, 2 + n - 1),
+                             fires(NEEDS_ACTION, rules, 2 + n, {"namespace": NAMESPACE, "job": JOB, "connector": "pg",
+                                                                "class": "credentials"})]},
+        {"name": "a data failure still on its ladder (0) stays quiet", "interval": "1m", "input_series": [
+            series("connect_health_connector_failed", {**TARGET, "connector": "json", "policy": "best-effort",
+                                                       "class": "data"}, f"0x{span}")],
+         "alert_rule_test": [quiet(NEEDS_ACTION, m) for m in (n, span - 1)]},
     ]
     jmx_target = {**TARGET, "endpoint": "jmx-metrics", "instance": "10.1.2.3:9404"}
     w = minutes(jmx, WORKER_DOWN)
@@ -147,7 +163,7 @@ def groups(rules: dict[str, Any], jmx: dict[str, Any]) -> tuple[list[dict[str, A
 def test_the_alerts_are_rendered_and_promtool_accepts_them(rules: dict[str, Any], jmx_rules: dict[str, Any],
                                                            tmp_path: Path) -> None:
     names = {r["alert"] for r in alerting_rules(rules)}
-    assert {DOWN, DRIFT, UNASSIGNED} <= names and WORKER_DOWN not in names  # no exporter, no worker target
+    assert {DOWN, DRIFT, UNASSIGNED, NEEDS_ACTION} <= names and WORKER_DOWN not in names  # no exporter: no worker
     assert WORKER_DOWN in {r["alert"] for r in alerting_rules(jmx_rules)}
     path = tmp_path / "rules.yml"
     path.write_text(yaml.safe_dump(jmx_rules, sort_keys=False))

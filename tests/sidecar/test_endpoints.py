@@ -164,7 +164,7 @@ def test_status_json_documents_this_pods_connectors_and_counts_the_rest(make_app
     # the first line of the Java trace only, with the JDBC credentials masked
     assert task0["trace"] == (
         "org.apache.kafka.connect.errors.ConnectException: java.sql.SQLException: Cannot create "
-        "PoolableConnectionFactory (FATAL: password authentication failed for user \"app\") for "
+        "PoolableConnectionFactory (Connection to db.internal:5432 refused.) for "
         "jdbc:postgresql://app:***@db.internal:5432/orders")
     mysql = conns["mysql-source"]["connector"]
     assert mysql["verdict"] == "failed" and "password=***" in mysql["trace"] and "\n" not in mysql["trace"]
@@ -282,7 +282,9 @@ def test_metrics_names_types_and_values(make_app: MakeApp, fake: FakeConnect, cl
     cluster = {dict(k)["state"]: v for k, v in samples(fams["connect_health_cluster_tasks"]).items()}
     assert cluster == {**dict.fromkeys(STATES, 0.0), "RUNNING": 3.0, "FAILED": 1.0}
     restarts = samples(fams["connect_health_restarts"], "_total")
-    assert restarts == {(("connector", "jdbc-sink"), ("outcome", "requested")): 1.0}
+    # per restarted unit, with its kind and failure class (issue 21): task 0 failed on a refused connection
+    assert restarts == {(("class", "transient"), ("connector", "jdbc-sink"), ("kind", "rest"), ("outcome", "requested"),
+                         ("task", "0")): 1.0}
     # this worker's tasks only: file-source 0 RUNNING and jdbc-sink 0 FAILED (jdbc-sink 1 runs elsewhere)
     tasks = {dict(k)["state"]: v for k, v in samples(fams["connect_health_tasks"]).items()}
     assert tasks["RUNNING"] == 1.0 and tasks["FAILED"] == 1.0 and sum(tasks.values()) == 2.0
@@ -306,7 +308,8 @@ def test_metrics_worker_unreachable_and_restart_outcomes(make_app: MakeApp, fake
     fams = scrape(app)
     assert samples(fams["connect_health_worker_reachable"]) == {(): 0.0}
     assert samples(fams["connect_health_restarts"], "_total") == {
-        (("connector", "jdbc-sink"), ("outcome", "conflict")): 2.0}
+        (("class", "transient"), ("connector", "jdbc-sink"), ("kind", "rest"), ("outcome", "conflict"),
+         ("task", "0")): 2.0}
     assert samples(fams["connect_health_poll_duration_seconds"], "_count") == {(): 3.0}
 
 

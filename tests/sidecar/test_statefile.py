@@ -28,7 +28,8 @@ FAILED_HERE = "failed_task_local.json"
 def test_document_and_memory_round_trip_across_clocks() -> None:
     life = Lifecycle(pod_restarts={"a": (100.0, 150.0)}, restart_fixed=frozenset({"b"}), blamed=("c",))
     rungs = {"d": Rung(attempts=2, next_at=190.0), "e": Rung()}
-    doc = statefile.document(WORKER, life, rungs, {"a": ((1_000_000.0, "rest", "x"),)}, mono=200.0, wall=1e6)
+    doc = statefile.document(WORKER, life, rungs, {"a": ((1_000_000.0, "rest", "x", "data"),)}, mono=200.0, wall=1e6,
+                             counts={("a", "0", "rest", "data", "requested"): 2})
     assert "e" not in doc["ladder"]  # nothing to remember of a ladder never climbed
     json.dumps(doc)
     # read by a process whose monotonic clock started again: the same instants, on the new clock
@@ -36,7 +37,8 @@ def test_document_and_memory_round_trip_across_clocks() -> None:
     assert list(mem.pod_restarts) == ["a"] and mem.pod_restarts["a"] == pytest.approx((-105.0, -55.0))
     assert mem.restart_fixed == frozenset({"b"}) and mem.killed_for == ("c",)
     assert mem.rungs["d"].attempts == 2 and mem.rungs["d"].next_at == pytest.approx(-15.0)
-    assert mem.last_restarts == {"a": ((1_000_000.0, "rest", "x"),)}
+    assert mem.last_restarts == {"a": ((1_000_000.0, "rest", "x", "data"),)}
+    assert mem.restart_counts == {("a", "0", "rest", "data", "requested"): 2}
 
 
 @pytest.mark.parametrize(("content", "why"), [
@@ -91,7 +93,7 @@ def test_shared_fate_a_poison_connector_costs_one_pod_restart_not_a_crash_loop(
     assert any("pod restart" in w for w in view.report.readyz.warnings), view.report.readyz
     doc = json.loads(path.read_text())
     assert len(doc["pod_restarts"]["jdbc-sink"]) == 1
-    assert [kind for _, kind, _ in doc["last_restarts"]["jdbc-sink"]] == ["pod"]
+    assert [e[1] for e in doc["last_restarts"]["jdbc-sink"]] == ["pod"]
 
 
 def test_without_a_state_file_each_new_process_forgets(fake: FakeConnect, make_poller: MakePoller,
@@ -164,3 +166,34 @@ def test_events_tell_the_kill_cycle_as_it_happened(fake: FakeConnect, make_polle
     assert [(t, r) for t, r, _ in said] == [("Warning", "LivenessFailing"), ("Normal", "ConnectRestarted"),
                                             ("Normal", "LivenessRecovered")], said
     assert "refused connections" in said[1][2]
+
+
+def test_restart_counts_per_unit_kind_and_class_survive_the_sidecars_restarts(
+        fake: FakeConnect, make_poller: MakePoller, clock: FakeClock, tmp_path: Path) -> None:
+    """connect_health_restarts_total{connector, task, kind, class} (issue 21) goes on counting in a new process: the
+    REST restarts of the first, then the pod restart that killed it (blamed when it ended), with their class."""
+    path = tmp_path / "state.json"
+    fake.healthy(fixture(FAILED_HERE))
+    fake.route("POST", "/connectors/jdbc-sink/restart", Answer(202, {}))
+    first = make_poller(health(restart_attempts=1, restart_backoff=10), state_file=str(path))
+    first.poll_once()
+    clock.advance(10)
+    view = first.poll_once()
+    assert not view.report.livez.ok  # blamed: the kubelet kills both containers now
+    assert view.restart_units == {("jdbc-sink", "0", "rest", "transient", "requested"): 1}
+    second = make_poller(health(restart_attempts=1, restart_backoff=10), state_file=str(path))
+    clock.advance(30)
+    view = second.poll_once()
+    assert view.restart_units[("jdbc-sink", "0", "rest", "transient", "requested")] >= 1
+    assert view.restart_units[("jdbc-sink", "", "pod", "transient", "restarted")] == 1
+    assert [e[1:] for e in view.last_restarts["jdbc-sink"]][:2] == [
+        ("rest", "its failed units restarted over REST", "transient"),
+        ("pod", "the pod's containers restarted while liveness failed for it", "transient")]
+
+
+def test_last_restarts_written_before_the_classes_still_read() -> None:
+    doc = statefile.document(WORKER, Lifecycle(), {}, {}, mono=0.0, wall=1e6)
+    doc["last_restarts"] = {"a": [[1e6, "rest", "x"]]}
+    doc.pop("restart_counts")
+    mem = statefile.memory(doc, WORKER, mono=0.0, wall=1e6)
+    assert mem.last_restarts == {"a": ((1e6, "rest", "x", "unknown"),)} and mem.restart_counts == {}

@@ -2,7 +2,10 @@
 
 A poller observer (``EventObserver``) compares each View with the one before and says, once per change:
 
-- ``ConnectorRestarted`` (Normal): the ladder sent a restart of a connector (one per restart requested);
+- ``ConnectorRestarted`` (Normal): the ladder sent a restart of a connector (one per restart requested), with the
+  failure class of what it restarts;
+- ``ConnectorNeedsAction`` (Warning): a connector's failure survived its one restart and is of a class only a person
+  fixes (credentials, configuration, data: failures.py), with the hint of what to do; once per connector and class;
 - ``LivenessFailing`` (Warning): /livez turned 503, with its reasons;
 - ``TaskStalled`` (Warning): a RUNNING task turned stalled (lag above zero, no progress for --stall-after:
   progress.py), and ``TaskProgressing`` (Normal) when it is no longer;
@@ -58,6 +61,7 @@ class EventObserver:
         self._live: bool | None = None
         self._incarnation: int | None = None
         self._stalled: set[tuple[str, int]] | None = None
+        self._needs_action: set[tuple[str, str]] | None = None
 
     def __call__(self, view: View) -> None:
         stalled = view.observation.stalled
@@ -74,9 +78,17 @@ class EventObserver:
         if before is not None:
             for (name, outcome), n in sorted(view.restarts.items()):
                 if outcome == "requested" and n > before.get((name, outcome), 0):
+                    cls = view.report.classes.get(name)
                     self.emit("Normal", "ConnectorRestarted",
                               f"connect-health restarted connector {name} (its failed or stalled tasks only), restart "
-                              f"{n} sent by its ladder")
+                              f"{n} sent by its ladder" + (f"; failure class {cls}" if cls else ""))
+        needing = {(name, view.report.classes.get(name, "unknown")) for name in view.report.needs_action}
+        for name, cls in sorted(needing - (self._needs_action or set())):
+            hint = next((r.hint for r in view.report.rows if r.connector == name and r.cls == cls and r.hint), "")
+            self.emit("Warning", "ConnectorNeedsAction",
+                      f"connector {name} FAILED with a {cls} failure that no restart fixes (no pod restart for it): "
+                      f"{hint}")
+        self._needs_action = needing
         if self._incarnation is not None and view.incarnation > self._incarnation:
             self.emit("Normal", "ConnectRestarted",
                       f"a new Connect worker is running in this pod: {view.incarnation_reason or 'restarted'}")

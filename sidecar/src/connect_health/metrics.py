@@ -87,18 +87,24 @@ class ViewCollector(Collector):
 
         failed = GaugeMetricFamily(f"{PREFIX}_connector_failed",
                                    "1 when a failure on this worker survived the restart ladder (0 while the "
-                                   "ladder works; no series without a FAILED unit here)",
-                                   labels=["connector", "policy"])
+                                   "ladder works; no series without a FAILED unit here); class: what its trace says "
+                                   "(failures.py; credentials, configuration, data: needs action)",
+                                   labels=["connector", "policy", "class"])
         policies = {r.connector: r.policy for r in report.rows if r.connector in failing_here}
         for name in sorted(policies):
-            failed.add_metric([name, policies[name]], 1.0 if name in report.failed_connectors else 0.0)
+            failed.add_metric([name, policies[name], report.classes.get(name, "unknown")],
+                              1.0 if name in report.failed_connectors else 0.0)
         yield failed
 
-        restarts = CounterMetricFamily(f"{PREFIX}_restarts", "Restart requests sent by the ladder",
-                                       labels=["connector", "outcome"])
-        for (name, outcome), n in sorted(view.restarts.items()):
+        restarts = CounterMetricFamily(
+            f"{PREFIX}_restarts", "Restarts per unit (task=\"\": the connector instance): kind rest = a restart "
+            "request sent by the ladder (outcome: requested, conflict, not-found, error), kind pod = the pod's "
+            "containers restarted while liveness failed for it (outcome restarted); class: the failure's "
+            "(failures.py). Kept across the sidecar's restarts with --state-file",
+            labels=["connector", "task", "kind", "class", "outcome"])
+        for (name, task, kind, cls, outcome), n in sorted(view.restart_units.items()):
             if name in shown:  # a connector gone from this pod (deleted, or moved away) takes its series along
-                restarts.add_metric([name, outcome], float(n))
+                restarts.add_metric([name, task, kind, cls, outcome], float(n))
         yield restarts
 
         drift = GaugeMetricFamily(f"{PREFIX}_drift", "Declared connectors that are missing or differ",
@@ -142,8 +148,8 @@ class ViewCollector(Collector):
         stalled = GaugeMetricFamily(f"{PREFIX}_task_stalled", "1 for a RUNNING task on this worker with lag above "
                                     "zero and no progress for --stall-after (no series otherwise)",
                                     labels=["connector", "task"])
-        for name, task in sorted(obs.stalled):
-            stalled.add_metric([name, str(task)], 1.0)
+        for name, task_id in sorted(obs.stalled):
+            stalled.add_metric([name, str(task_id)], 1.0)
         yield stalled
 
 

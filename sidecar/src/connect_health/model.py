@@ -13,6 +13,7 @@ Nothing here does I/O or reads the clock; the poller passes ``now`` in. See the 
 | FAILED on this worker, restart ladder not yet exhausted | restarting | - | warning |
 | FAILED on this worker past the ladder, critical | failed | fails (subject to --failure-threshold) | fails |
 | FAILED on this worker past the ladder, best-effort | failed | - | warning |
+| FAILED past its one restart, class credentials, configuration, data (failures.py) | failed | - | needs-action |
 | RUNNING or FAILED on another worker (worker scope) | remote | - | - |
 | REST calls failing for --unresponsive-after, after startup | - | fails | fails |
 | GET /health failing while GET / answers (herder busy or stuck), for --herder-stuck-after | - | fails | fails |
@@ -32,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from . import failures
 from .config import HealthSettings
 from .ladder import Rung
 from .redact import redact
@@ -102,6 +104,8 @@ class Row:
     reason: str
     trace: str | None = None
     attempts: int = 0
+    cls: str | None = None  # a FAILED unit's failure class (failures.py); None for any other state
+    hint: str | None = None  # what to do about it
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,8 @@ class Report:
     failed_connectors: tuple[str, ...] = ()  # connectors with a failure on this worker past the ladder
     live_failed: tuple[str, ...] = ()  # the connectors liveness fails for (a pod restart is asked for them)
     spared: tuple[str, ...] = ()  # failed past the ladder, but a pod restart would not help: not failing liveness
+    classes: Mapping[str, str] = field(default_factory=dict)  # connector -> class of its FAILED units on this worker
+    needs_action: tuple[str, ...] = ()  # failed past the ladder with a class only a person fixes (never liveness)
 
 
 def policy_of(name: str, settings: HealthSettings, declared: Mapping[str, str]) -> str:
@@ -191,8 +197,10 @@ def _row(conn: ConnectorView, task: int | None, state: str, worker_id: str, trac
         reason = f"{label} FAILED; restart ladder attempt {rung.attempts}/{limit}"
     if verdict == "ok" and not local:
         verdict, reason = "remote", f"running on worker {worker_id or 'unknown'}"
+    found = failures.classify(trace) if state == "FAILED" else None
     return Row(connector=conn.name, task=task, state=state, worker_id=worker_id, local=local, policy=policy,
-               verdict=verdict, reason=reason, trace=trace, attempts=rung.attempts)
+               verdict=verdict, reason=reason, trace=trace, attempts=rung.attempts,
+               cls=found.cls if found else None, hint=found.hint if found else None)
 
 
 def rows_of(snapshot: Snapshot, obs: Observation, settings: HealthSettings) -> list[Row]:
@@ -205,8 +213,44 @@ def rows_of(snapshot: Snapshot, obs: Observation, settings: HealthSettings) -> l
     return rows
 
 
-def pod_restart_helps(name: str, obs: Observation, settings: HealthSettings) -> str | None:
+def connector_classes(snapshot: Snapshot, settings: HealthSettings) -> dict[str, str]:
+    """The failure class of each connector with FAILED units on this worker (failures.connector_class)."""
+    out: dict[str, str] = {}
+    for conn in snapshot.connectors.values():
+        units = [(conn.state, conn.worker_id, conn.trace)] + [(t.state, t.worker_id, t.trace) for t in conn.tasks]
+        cls = failures.connector_class([failures.classify(trace).cls for state, wid, trace in units
+                                        if state == "FAILED" and is_local(wid, settings)])
+        if cls is not None:
+            out[conn.name] = cls
+    return out
+
+
+def failed_units(snapshot: Snapshot | None, name: str, settings: HealthSettings) -> list[tuple[str, str]]:
+    """(task, class) of connector ``name``'s FAILED units on this worker: what a restart of it restarts
+    (task "" is the connector instance)."""
+    conn = snapshot.connectors.get(name) if snapshot is not None else None
+    if conn is None:
+        return []
+    units = [("", conn.state, conn.worker_id, conn.trace)] + [(str(t.id), t.state, t.worker_id, t.trace)
+                                                              for t in conn.tasks]
+    return [(task, failures.classify(trace).cls) for task, state, wid, trace in units
+            if state == "FAILED" and is_local(wid, settings)]
+
+
+def class_limits(limits: Mapping[str, int], classes: Mapping[str, str], settings: HealthSettings) -> dict[str, int]:
+    """Restart attempts per connector: the declared ones, capped at one for the classes a retry cannot fix (and
+    for resource: one task restart, then a fresh JVM)."""
+    out = dict(limits)
+    for name, cls in classes.items():
+        if cls in failures.ONE_REST_RESTART:
+            out[name] = min(1, out.get(name, settings.restart_attempts))
+    return out
+
+
+def pod_restart_helps(name: str, obs: Observation, settings: HealthSettings, cls: str | None = None) -> str | None:
     """None when failing liveness for connector ``name`` may still help; else why a pod restart would not."""
+    if cls in failures.NEEDS_ACTION:
+        return f"needs-action: a {cls} failure, which no restart fixes"
     if settings.pod_restarts == 0:
         return "pod restarts for connector failures are off (--pod-restarts 0)"
     recent = [t for t in obs.pod_restarts.get(name, ()) if obs.now - t < settings.pod_restart_window]
@@ -277,8 +321,22 @@ def evaluate(obs: Observation, settings: HealthSettings) -> Report:
         warnings += [f"{reason} (last known, not judged now)" for _, reason, _ in failed]
         failed = []
     critical_failed = []
+    unit_classes: dict[str, list[str]] = {}
+    hints: dict[tuple[str, str], str] = {}
+    for r in rows:
+        if r.local and r.state == "FAILED" and r.cls:
+            unit_classes.setdefault(r.connector, []).append(r.cls)
+            hints.setdefault((r.connector, r.cls), r.hint or "")
+    classes = {n: c for n, cs in unit_classes.items() if (c := failures.connector_class(cs))}
+    needs_action: list[str] = []
     for name, reason, policy in failed:
-        why_not = pod_restart_helps(name, obs, settings) if policy == "critical" else None
+        cls = classes.get(name)
+        if cls in failures.NEEDS_ACTION:
+            hint = hints.get((name, cls), "")
+            needs_action.append(name)
+            warnings.append(f"needs-action: {reason}: a {cls} failure, no restart fixes it [{policy}]: {hint}")
+            continue
+        why_not = pod_restart_helps(name, obs, settings, cls) if policy == "critical" else None
         if why_not:
             spared.append(name)
             warnings.append(f"{reason}; not failing liveness: {why_not}")
@@ -315,4 +373,4 @@ def evaluate(obs: Observation, settings: HealthSettings) -> Report:
     failed_connectors = tuple(sorted({name for name, _, _ in failed} | failed_names | set(spared)))
     return Report(livez=livez, readyz=readyz, startupz=startupz, rows=tuple(rows),
                   failed_connectors=failed_connectors, live_failed=tuple(dict.fromkeys(live_failed)),
-                  spared=tuple(sorted(set(spared))))
+                  spared=tuple(sorted(set(spared))), classes=classes, needs_action=tuple(sorted(set(needs_action))))

@@ -58,7 +58,9 @@ class View:
     restarts: dict[tuple[str, str], int] = field(default_factory=dict)
     stale: bool = False
     configs_age: float | None = None  # seconds since the declared connectors' configs were fetched (None: never)
-    last_restarts: dict[str, tuple[tuple[float, str, str], ...]] = field(default_factory=dict)  # (wall, kind, what)
+    last_restarts: dict[str, tuple[tuple[float, str, str, str], ...]] = field(default_factory=dict)  # (wall, kind,
+    # what, class)
+    restart_units: dict[tuple[str, str, str, str, str], int] = field(default_factory=dict)  # history.UnitKey -> n
     incarnation: int = 0  # new Connect incarnations seen since the sidecar started (lifecycle.py)
     incarnation_reason: str | None = None
     reconcile: Mapping[str, Any] | None = None  # drift correction's state (reconcile.py); None: off
@@ -113,6 +115,7 @@ class Poller:
         self._transient: dict[model.Key, float] = {}
         self._rungs: dict[str, ladder.Rung] = {}
         self.history = RestartHistory()  # restarts sent and seen, per connector (history.py)
+        self._sent_units: dict[str, list[tuple[str, str]]] = {}  # (task, class) of what each pending restart restarts
         self.lane = RestartLane(client, settings, clock)  # unthreaded until start()
         self.progress = progress.Watch(settings.worker_metrics_url, settings.stall_after,
                                        client.settings.request_timeout)  # stalled tasks (progress.py)
@@ -276,7 +279,8 @@ class Poller:
             log.warning("new Connect worker incarnation (%s): new startup window, restart ladder and timers",
                         life.incarnation_reason)
             for name in self.life.blamed:
-                self.history.note(name, time.time(), "pod", "Connect restarted while liveness failed for it")
+                self.history.note(name, time.time(), "pod", "Connect restarted while liveness failed for it",
+                                  self._view.report.classes.get(name, "unknown"))
             self._snapshot = None
             self._transient = {}
             self._rungs = {}
@@ -426,7 +430,7 @@ class Poller:
         report = model.evaluate(obs, self.settings)
         if not life.down and sidecar_error is None:
             self.life = lifecycle.blame(life, report.live_failed)
-        self._save()
+        self._save(report.classes)
         self._log_transitions(self.view.report, report)
         self._polls += 1
         view = View(report=report, observation=obs, wall_time=time.time(), polls=self._polls,
@@ -435,6 +439,7 @@ class Poller:
                     stale=(not reachable or sidecar_error is not None or bool(notes)) and self._snapshot is not None,
                     configs_age=None if self._configs_at is None else max(0.0, now - self._configs_at),
                     last_restarts=dict(self.history.last), incarnation=self.life.incarnation,
+                    restart_units=dict(self.history.units),
                     incarnation_reason=self.life.incarnation_reason,
                     reconcile=self.reconcile_status() if self.reconcile_status else None)
         self.view = view
@@ -452,7 +457,10 @@ class Poller:
                                         self._restart_limits(), pending=self.lane.pending)
         if self.restart_enabled and todo:
             self._poll_started = None  # the status calls are done: restarts never count as Connect answering slowly
-            self.lane.submit([snapshot.connectors[n] for n in todo], self.life.incarnation, self.progress.tasks())
+            stalled = self.progress.tasks()
+            for name in self.lane.submit([snapshot.connectors[n] for n in todo], self.life.incarnation, stalled):
+                self._sent_units[name] = (model.failed_units(snapshot, name, self.settings)  # as FAILED when sent
+                                          + [(str(t), "stalled") for t in stalled.get(name, ())])
             self._take_outcomes()  # an unthreaded lane has answered already
         for name, rung in self._rungs.items():
             if rung.exhausted and not before.get(name, ladder.Rung()).exhausted:
@@ -462,7 +470,8 @@ class Poller:
         """Count the lane's answers; each is an attempt on the ladder of the worker it was sent to, if it still is."""
         limits = self._restart_limits()
         for done in self.lane.drain():
-            self.history.sent(done.connector, done.outcome, time.time() - (self.clock() - done.at))
+            self.history.sent(done.connector, done.outcome, time.time() - (self.clock() - done.at),
+                              self._sent_units.pop(done.connector, []))
             rung = self._rungs.get(done.connector)
             if done.incarnation != self.life.incarnation or rung is None:
                 continue
@@ -478,28 +487,30 @@ class Poller:
         now = self.clock()
         pods = dict(memory.pod_restarts)
         fixed = set(memory.restart_fixed)
-        self.history = RestartHistory(memory.last_restarts)
+        self.history = RestartHistory(memory.last_restarts, memory.restart_counts)
         for name in memory.killed_for:
             pods[name] = (*pods.get(name, ()), now)
             fixed.discard(name)
-            self.history.note(name, time.time(), "pod", "the pod's containers restarted while liveness failed for it")
+            self.history.note(name, time.time(), "pod", "the pod's containers restarted while liveness failed for it",
+                              memory.classes.get(name, "unknown"))
         self.life = dataclasses.replace(self.life, pod_restarts=pods, restart_fixed=frozenset(fixed))
         self._rungs = {} if memory.killed_for else dict(memory.rungs)
         if pods or self._rungs or self.history.last:
             log.info("state file %s: %d pod restarts, %d ladders and the last restarts of %d connectors remembered",
                      self.state_file, sum(len(t) for t in pods.values()), len(self._rungs), len(self.history.last))
 
-    def _save(self) -> None:
+    def _save(self, classes: Mapping[str, str] | None = None) -> None:
         if not self.state_file:
             return
         life = self.life
-        key = (life.pod_restarts, life.restart_fixed, life.blamed, dict(self.history.last),
+        key = (life.pod_restarts, life.restart_fixed, life.blamed, dict(self.history.last), dict(self.history.units),
                {n: (r.attempts, r.next_at) for n, r in self._rungs.items() if r.attempts})
         if key == self._saved:
             return
         try:
             statefile.write(self.state_file, statefile.document(
-                self.settings.worker_id, life, self._rungs, self.history.last, mono=self.clock(), wall=time.time()))
+                self.settings.worker_id, life, self._rungs, self.history.last, mono=self.clock(), wall=time.time(),
+                counts=self.history.units, classes=classes))
         except OSError as exc:
             if self._saved != "failed":
                 log.warning("state file %s not written (%s): the memory of restarts will not outlive this process",
@@ -546,7 +557,12 @@ class Poller:
         return notes
 
     def _restart_limits(self) -> dict[str, int]:
-        return {n: d.restart_attempts for n, d in self._declared.items() if d.restart_attempts is not None}
+        """Declared restartAttempts, capped at one for failures a retry cannot fix (model.class_limits)."""
+        declared = {n: d.restart_attempts for n, d in self._declared.items() if d.restart_attempts is not None}
+        snapshot = self._snapshot
+        if snapshot is None:
+            return declared
+        return model.class_limits(declared, model.connector_classes(snapshot, self.settings), self.settings)
 
     def restart_failing(self) -> list[tuple[str, str]]:
         """One rung of restarts now: every connector failing on this worker in the last snapshot gets one restart
@@ -557,7 +573,7 @@ class Poller:
         out = []
         for name in model.failing_connectors(snapshot, self.settings):
             outcome = self.lane.send(snapshot.connectors[name])
-            self.history.sent(name, outcome, time.time())
+            self.history.sent(name, outcome, time.time(), model.failed_units(snapshot, name, self.settings))
             out.append((name, outcome))
         return out
 

@@ -31,7 +31,8 @@ KIND = "connect-health-state"
 VERSION = 1
 MAX_BYTES = 4 * 1024 * 1024  # bounded by the live connectors; a bigger file is not ours
 
-LastRestarts = Mapping[str, tuple[tuple[float, str, str], ...]]  # connector -> ((wall time, kind, what), ...)
+LastRestarts = Mapping[str, tuple[tuple[float, str, str, str], ...]]  # connector -> ((wall, kind, what, class), ...)
+Counts = Mapping[tuple[str, str, str, str, str], int]  # (connector, task, kind, class, outcome) -> restarts
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,13 @@ class Memory:
     rungs: Mapping[str, Rung] = field(default_factory=dict)
     last_restarts: LastRestarts = field(default_factory=dict)
     killed_for: tuple[str, ...] = ()  # blamed when the previous process ended: a pod restart spent on each
+    restart_counts: Counts = field(default_factory=dict)  # connect_health_restarts_total, across restarts
+    classes: Mapping[str, str] = field(default_factory=dict)  # failure class of the blamed connectors
 
 
 def document(worker: str | None, life: Lifecycle, rungs: Mapping[str, Rung], last: LastRestarts, *,
-             mono: float, wall: float) -> dict[str, Any]:
+             mono: float, wall: float, counts: Counts | None = None,
+             classes: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The file's content for the current state (``mono``/``wall``: the same instant on both clocks)."""
     def w(t: float) -> float:
         return round(wall - (mono - t), 3)
@@ -58,8 +62,9 @@ def document(worker: str | None, life: Lifecycle, rungs: Mapping[str, Rung], las
         "blamed": list(life.blamed),
         "ladder": {n: {"attempts": r.attempts, "next_at": w(r.next_at)} for n, r in sorted(rungs.items())
                    if r.attempts},
-        "last_restarts": {n: [[round(t, 3), kind, what] for t, kind, what in entries]
-                          for n, entries in sorted(last.items())},
+        "last_restarts": {n: [[round(e[0], 3), *e[1:]] for e in entries] for n, entries in sorted(last.items())},
+        "restart_counts": [[*key, n] for key, n in sorted((counts or {}).items())],
+        "classes": {n: c for n, c in sorted((classes or {}).items()) if n in life.blamed},
     }
 
 
@@ -93,13 +98,23 @@ def memory(doc: Any, worker: str | None, *, mono: float, wall: float) -> Memory:
     for name, entry in table(doc.get("ladder"), "ladder").items():
         if isinstance(entry, dict) and isinstance(entry.get("attempts"), int) and entry["attempts"] > 0:
             rungs[str(name)] = Rung(attempts=entry["attempts"], next_at=m(entry.get("next_at", wall)))
-    last: dict[str, tuple[tuple[float, str, str], ...]] = {}
+    last: dict[str, tuple[tuple[float, str, str, str], ...]] = {}
     for name, entries in table(doc.get("last_restarts"), "last_restarts").items():
-        if isinstance(entries, list):
-            last[str(name)] = tuple((float(e[0]), str(e[1]), str(e[2])) for e in entries
-                                    if isinstance(e, list) and len(e) == 3 and isinstance(e[0], (int, float)))
+        if isinstance(entries, list):  # entries of 3 items: written before the failure classes (no class: unknown)
+            last[str(name)] = tuple((float(e[0]), str(e[1]), str(e[2]), str(e[3]) if len(e) == 4 else "unknown")
+                                    for e in entries if isinstance(e, list) and len(e) in (3, 4)
+                                    and isinstance(e[0], (int, float)))
+    counts: dict[tuple[str, str, str, str, str], int] = {}
+    raw_counts = doc.get("restart_counts", [])
+    for item in raw_counts if isinstance(raw_counts, list) else ():
+        if (isinstance(item, list) and len(item) == 6 and all(isinstance(x, str) for x in item[:5])
+                and isinstance(item[5], int) and not isinstance(item[5], bool) and item[5] > 0):
+            counts[(item[0], item[1], item[2], item[3], item[4])] = item[5]
+    raw_classes = doc.get("classes", {})
+    classes = {str(n): c for n, c in raw_classes.items() if isinstance(c, str)} if isinstance(raw_classes, dict) else {}
     return Memory(pod_restarts=pods, restart_fixed=frozenset(names(doc.get("restart_fixed", []), "restart_fixed")),
-                  rungs=rungs, last_restarts=last, killed_for=tuple(names(doc.get("blamed", []), "blamed")))
+                  rungs=rungs, last_restarts=last, killed_for=tuple(names(doc.get("blamed", []), "blamed")),
+                  restart_counts=counts, classes=classes)
 
 
 def read(path: str, worker: str | None, *, mono: float, wall: float) -> Memory:

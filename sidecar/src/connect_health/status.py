@@ -142,6 +142,9 @@ def status_document(view: View, settings: HealthSettings, query: Query | None = 
             "restart_limit": obs.restart_limits.get(name, settings.restart_attempts),
             "failed_past_ladder": name in report.failed_connectors, "tasks": [],
         }
+        if name in report.classes:  # failures.py: what its FAILED units' traces say; whether only a person fixes it
+            entry["class"] = report.classes[name]
+            entry["needs_action"] = name in report.needs_action
         if conn_view is not None:
             entry["type"] = conn_view.type
             if conn_view.tasks_elsewhere:
@@ -151,6 +154,8 @@ def status_document(view: View, settings: HealthSettings, query: Query | None = 
                 "state": row.state, "worker_id": row.worker_id, "on_this_worker": row.local,
                 "verdict": row.verdict, "reason": redact(row.reason), "trace": trace_line(row.trace, settings.traces),
             }
+            if row.cls is not None:
+                item["class"], item["hint"] = row.cls, redact(row.hint or "")
             if row.task is None:
                 entry["connector"] = item
             else:
@@ -214,10 +219,11 @@ def stall_detection(obs: model.Observation, settings: HealthSettings) -> dict[st
 def last_restarts(view: View) -> list[dict[str, Any]]:
     """The newest restarts (over REST, or of the pod) of every connector, newest first; they outlive the ladder's
     reset and, with --state-file, the sidecar's own restarts."""
-    entries = [(at, name, kind, what) for name, items in view.last_restarts.items() for at, kind, what in items]
+    entries = [(e[0], name, e[1], e[2], e[3] if len(e) > 3 else "") for name, items in view.last_restarts.items()
+               for e in items]
     entries.sort(key=lambda e: (-e[0], e[1]))
     return [{"connector": name, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)), "kind": kind,
-             "what": what} for at, name, kind, what in entries[:LAST_SHOWN]]
+             "what": what, "class": cls} for at, name, kind, what, cls in entries[:LAST_SHOWN]]
 
 
 def table(view: View, settings: HealthSettings) -> str:
@@ -227,6 +233,8 @@ def table(view: View, settings: HealthSettings) -> str:
     for r in view.report.rows:
         reason = redact(r.reason)
         trace = trace_line(r.trace, settings.traces)
+        if r.cls is not None and r.verdict in ("failed", "restarting"):
+            reason += f" | class {r.cls}: {redact(r.hint or '')}"
         if trace and r.verdict in ("failed", "restarting"):
             reason += f" | {trace}"
         rows.append((r.connector, "-" if r.task is None else str(r.task), r.state,

@@ -93,3 +93,46 @@ def test_notes_name_the_apply_job_as_it_is_really_named_for_long_release_names(h
     text = one(objects, "ConfigMap")["data"]["notes"]
     assert f"Applied by the hook Job {job} after" in text
     assert f"logs job/{job}\n" in text
+
+
+CONNECTOR = {"c": {"config": {"connector.class": "org.example.Sink"}}}
+MINIMAL = [CHART / "ci" / "01-minimal-values.yaml"]
+
+
+def test_notes_say_when_the_apply_job_runs(helm: str, notes_chart: Path) -> None:
+    """Issue 20: the Job is a post-install/upgrade/rollback hook and Argo CD's PostSync; drift is only reported."""
+    text = notes(helm, notes_chart, {"connectors": CONNECTOR}, files=MINIMAL)
+    assert "after each install, upgrade and rollback (Argo CD: after each sync)" in text
+    assert "drift is reported on /status, not corrected (connectorsReconcile.enabled)" in text
+    assert "reconcile" not in text.replace("connectorsReconcile", "")
+
+
+def test_notes_with_drift_correction_beside_the_job(helm: str, notes_chart: Path) -> None:
+    text = notes(helm, notes_chart, {"connectors": CONNECTOR, "connectorsReconcile": {"enabled": True}}, files=MINIMAL)
+    assert "Applied by the hook Job rel-kafka-connect-connectors-apply after each install" in text
+    assert "Drift corrected by the sidecar holding the Lease rel-kafka-connect-reconcile" in text
+    assert "not corrected" not in text
+
+
+def test_notes_in_no_hooks_mode(helm: str, notes_chart: Path) -> None:
+    """connectorsApply.enabled false + connectorsReconcile: no Job; the Lease holder applies the declarations."""
+    text = notes(helm, notes_chart, {"connectors": CONNECTOR, "connectorsApply": {"enabled": False},
+                                     "connectorsReconcile": {"enabled": True}}, files=MINIMAL)
+    assert "job/" not in text and "hook Job" not in text
+    assert "No hook: the sidecar holding the Lease rel-kafka-connect-reconcile applies them" in text
+    assert "kubectl --namespace team-a get lease rel-kafka-connect-reconcile" in text
+
+
+def test_notes_when_nothing_applies_the_connectors(helm: str, notes_chart: Path) -> None:
+    text = notes(helm, notes_chart, {"connectors": CONNECTOR, "connectorsApply": {"enabled": False}}, files=MINIMAL)
+    assert "job/" not in text
+    assert "Not applied by the chart (connectorsApply and connectorsReconcile are off)" in text
+
+
+def test_notes_with_autoscaling_name_the_hpa_not_replica_count(helm: str, notes_chart: Path) -> None:
+    """With autoscaling the Deployment renders no replicas: NOTES must not claim replicaCount workers."""
+    values = {"replicaCount": 7, "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 5},
+              "resources": {"requests": {"cpu": "1"}}, "healthcheck": {"resources": {"requests": {"cpu": "50m"}}}}
+    text = notes(helm, notes_chart, values, files=MINIMAL)
+    assert "(2-5 workers, autoscaled by the HPA rel-kafka-connect" in text
+    assert "7 worker" not in text

@@ -66,7 +66,7 @@ public class LifeTool {
             }
         } else {
             try (Admin admin = Admin.create(Map.<String, Object>of("bootstrap.servers", a[0]))) {
-                for (var g : admin.listConsumerGroups().all().get()) System.out.println(g.groupId());
+                for (var g : admin.listConsumerGroups().all().get()) System.out.println("group " + g.groupId());
             }
         }
     }
@@ -89,7 +89,8 @@ def produce(broker: Any, tmp: Path, topic: str, prefix: str, count: int) -> list
 
 
 def consumer_groups(broker: Any, tmp: Path) -> set[str]:
-    return set(kafka_tool(broker, tmp, "groups"))
+    """The consumer groups the broker knows (its lines, not the admin client's log on the same stdout)."""
+    return {line.removeprefix("group ") for line in kafka_tool(broker, tmp, "groups") if line.startswith("group ")}
 
 
 # ---- the release's Connect, through whichever worker answers

@@ -13,6 +13,8 @@ from typing import Any
 
 import launcher
 import pytest
+from connect_health import versions
+from kafka_admin import consumer_groups, produce
 from launcher.faultproxy import FaultProxy
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -225,3 +227,45 @@ def test_drift_made_by_hand_shows_in_status_and_metrics(apply: Any, worker: laun
         assert sink["policy"] == "best-effort"
     finally:
         sc.stop()
+
+
+def test_a_sink_declared_stopped_on_a_full_topic_consumes_nothing(apply: Any, worker: launcher.Worker,
+                                                                   stack: launcher.Stack, kafka_version: str,
+                                                                   prefix: str, workdir: Path) -> None:
+    """Issue 20: a sink declared `stopped` is created STOPPED (KIP-980, Kafka 3.7+): on a topic already holding 100
+    records it consumes none, and its consumer group (`connect-<name>`, SinkUtils) is never created. A sink declared
+    running beside it on the same topic (the control) consumes the 100 records and its group shows in the listing.
+    On older workers the documented window: created, then stopped."""
+    topic, name, out = f"{prefix}-full", f"{prefix}-stopped", workdir / "stopped.txt"
+    control, control_out = f"{prefix}-control", workdir / "control.txt"
+    produce(kafka_version, stack.broker.bootstrap, topic, 100)
+    declared = {name: {"config": {"connector.class": SINK, "tasks.max": 1, "topics": topic, "file": str(out)},
+                       "state": "stopped"},
+                control: {"config": {"connector.class": SINK, "tasks.max": 1, "topics": topic,
+                                     "file": str(control_out)}}}
+    result = apply(declared)
+    assert result.returncode == 0, result.stdout + result.stderr
+    print(result.stdout)
+    launcher.wait_until(lambda: (worker.connector_status(name) or {}).get("connector", {}).get("state")
+                        == "STOPPED", 30, f"{name} to be STOPPED")
+    kafka = versions.kafka_version(kafka_version)
+    assert kafka is not None
+    if kafka < (3, 7):
+        assert f"created {name}" in result.stdout and f"stopped {name}" in result.stdout
+        assert f"create {name}: Kafka {kafka_version} cannot create a connector stopped (initial_state, Kafka 3.7+)" \
+               in result.stdout, result.stdout
+        return
+    assert f"created {name} STOPPED (initial_state)" in result.stdout, result.stdout
+    worker.wait_for_request("POST", r"/connectors/?")
+    assert f"{name}/" not in " ".join(writes(worker, prefix))  # no PUT .../config or .../stop: never anything else
+    status = worker.connector_status(name)
+    assert status is not None and status["tasks"] == [], status
+    launcher.wait_until(lambda: control_out.exists() and control_out.read_text().count("\n") == 100, 60,
+                        "the control sink to write the topic's 100 records")
+    groups = consumer_groups(kafka_version, stack.broker.bootstrap)
+    print(f"consumer groups on the broker: {sorted(groups)}; {out} exists: {out.exists()}")
+    assert f"connect-{control}" in groups, groups
+    assert f"connect-{name}" not in groups, groups
+    assert not out.exists() or out.read_text() == "", "a sink created STOPPED wrote records"
+    second = apply(declared)
+    assert second.returncode == 0 and "0 write(s)" in second.stdout, second.stdout

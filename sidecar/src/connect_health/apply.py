@@ -28,8 +28,9 @@ from urllib.parse import quote
 from . import versions
 from .client import ConnectClient, ConnectError, Reply
 from .declared import DESIRED_STATES, Declared, config_differs
+from .kubeapi import RecordError, RequestsRecord
 from .redact import redact
-from .snapshot import ParseError, Snapshot, parse_expanded
+from .snapshot import ConnectorView, ParseError, Snapshot, parse_expanded
 
 Print = Callable[[str], None]
 PAST = {"pause": "paused", "resume": "resumed", "stop": "stopped"}
@@ -58,13 +59,15 @@ class Retrier:
         self.clock = clock
         self.lost = False  # whether an attempt of the last call got no answer (a write it sent may have been done)
 
-    def call(self, what: str, send: Callable[[], Reply]) -> Reply:
+    def call(self, what: str, send: Callable[[], Reply],
+             not_yet: Callable[[Reply], bool] = lambda reply: reply.retry_later) -> Reply:
+        """``not_yet`` says which answers to send again (default: ``Reply.retry_later``)."""
         backoff = 0.5
         self.lost = False
         while True:
             try:
                 reply = send()
-                if not reply.retry_later:
+                if not not_yet(reply):
                     return reply
                 reason = f"{reply.status}: {reply.error_message()}"
             except ConnectError as exc:
@@ -209,7 +212,7 @@ def _holds(check: Callable[[], str | None]) -> str | None:
 
 
 def _write(retrier: Retrier, what: str, send: Callable[[], Reply], held: Callable[[], str | None],
-           out: Print) -> Reply | None:
+           out: Print, not_yet: Callable[[Reply], bool] = lambda reply: reply.retry_later) -> Reply | None:
     """Send one write, retried by ``retrier``, and judge it by the worker's end state: None when it is done, else
     the answer that refused it.
 
@@ -219,7 +222,7 @@ def _write(retrier: Retrier, what: str, send: Callable[[], Reply], held: Callabl
     answered by the deadline, ``held()`` reads the worker again: the write is done when the worker holds what was
     declared. Otherwise the answer stands (a refusal) or the last ConnectError is raised."""
     try:
-        reply = retrier.call(what, send)
+        reply = retrier.call(what, send, not_yet)
     except ConnectError as exc:
         reason = _holds(held)
         if reason is None:
@@ -248,9 +251,38 @@ def _lacks(client: ConnectClient, name: str, reply: Reply) -> bool:
         return False
 
 
+@dataclass
+class Applier:
+    """What applying declarations needs besides them: the worker, how its "not now" answers are retried, where each
+    line goes, the worker's version (``GET /``; None: unknown), where done offsets requests are recorded (None: no
+    ConfigMap configured, an offsets action is refused), and the result so far (writes, refusals)."""
+
+    client: ConnectClient
+    retrier: Retrier = NO_RETRY
+    out: Print = print
+    dry_run: bool = False
+    version: str | None = None
+    requests: RequestsRecord | None = None
+    result: Result = field(default_factory=Result)
+
+    @property
+    def kafka(self) -> tuple[int, int] | None:
+        return versions.kafka_version(self.version) if self.version is not None else None
+
+    def older_than(self, need: tuple[int, int]) -> bool:
+        """Whether the worker is known to run a Kafka older than ``need`` (unknown: not known to be older)."""
+        return self.kafka is not None and self.kafka < need
+
+    def refuse(self, line: str) -> None:
+        self.result.refused.append(line)
+
+
 def apply(client: ConnectClient, declared: dict[str, Declared], *, prune: bool = False,
           prune_selector: re.Pattern[str] | None = None, dry_run: bool = False, out: Print = print,
-          retrier: Retrier = NO_RETRY) -> Result:
+          retrier: Retrier = NO_RETRY, requests: RequestsRecord | None = None) -> Result:
+    """Make the worker hold exactly ``declared``: every connector that would be written is validated first (one
+    invalid connector: nothing is applied), then each is applied by :func:`apply_connector`, then undeclared ones are
+    pruned (``prune``)."""
     result = Result()
     call = retrier.call
     reply = call("GET /connectors", client.connectors_expanded)
@@ -263,16 +295,12 @@ def apply(client: ConnectClient, declared: dict[str, Declared], *, prune: bool =
         result.refused.append(f"unexpected answer from GET /connectors: {exc}")
         return result
 
-    to_write = [n for n in sorted(declared)
-                if config_differs(declared[n], (snapshot.connectors[n].config
-                                                if n in snapshot.connectors else None))]
+    to_write = [n for n in sorted(declared) if _differs(declared[n], snapshot.connectors.get(n))]
     if to_write:
         wait_for_plugins(client, {declared[n].connector_class for n in to_write}, retrier, out)
     errors: list[str] = []
     for name in to_write:
-        decl = declared[name]
-        errors += validation_errors(name, decl, call(f"validate {name}", partial(
-            client.validate, decl.connector_class, {**decl.config, "name": name})))
+        errors += _validate(client, declared[name], retrier)
     if errors:
         for line in errors:
             out(f"invalid: {line}")
@@ -280,52 +308,9 @@ def apply(client: ConnectClient, declared: dict[str, Declared], *, prune: bool =
         out(f"nothing applied: {len(errors)} validation error(s)")
         return result
 
-    version = worker_version(client)
-    kafka = versions.kafka_version(version) if version is not None else None
+    applier = Applier(client, retrier, out, dry_run, worker_version(client), requests, result)
     for name in sorted(declared):
-        decl = declared[name]
-        have = snapshot.connectors.get(name)
-        state = have.state if have else None
-        if name in to_write:
-            verb = "update" if have else "create"
-            if dry_run:
-                out(f"would {verb} {name}")
-            else:
-                result.writes += 1
-                refusal = _write(retrier, f"{verb} {name}", partial(client.put_config, name, decl.config),
-                                 partial(_config_held, client, name, decl), out)
-                if refusal is not None:
-                    _check(refusal, f"{verb} {name}", result)
-                    continue
-                out(f"{verb}d {name}")
-                state = state or "RUNNING"
-        else:
-            out(f"unchanged {name}")
-        target = DESIRED_STATES[decl.state]
-        action = _state_action(state, target)
-        if action == "stop" and version is not None and kafka is not None and kafka < (3, 5):
-            stays = " (it stays paused)" if state == "PAUSED" else ""
-            out(f"stop {name}: {versions.describe(version)} has no STOPPED state (Kafka 3.5+): pausing it "
-                f"instead{stays}")
-            action, target = (None, "PAUSED") if state == "PAUSED" else ("pause", "PAUSED")
-        if action is None:
-            continue
-        if dry_run:
-            out(f"would {action} {name}")
-            continue
-        result.writes += 1
-        refusal = _write(retrier, f"{action} {name}", partial(client.set_state, name, action),
-                         partial(_state_held, client, name, target), out)
-        if refusal is not None and action == "stop" and _lacks(client, name, refusal):
-            out(f"stop {name}: the worker has no PUT {_path(name)}/stop (answered {refusal.status}): pausing it "
-                "instead")
-            action = "pause"
-            refusal = _write(retrier, f"pause {name}", partial(client.set_state, name, "pause"),
-                             partial(_state_held, client, name, "PAUSED"), out)
-        if refusal is None:
-            out(f"{PAST[action]} {name}")
-        else:
-            _check(refusal, f"{action} {name}", result)
+        apply_connector(applier, declared[name], snapshot.connectors.get(name), validate=False)
 
     if prune:
         for name in sorted(set(snapshot.connectors) - set(declared)):
@@ -347,6 +332,257 @@ def apply(client: ConnectClient, declared: dict[str, Declared], *, prune: bool =
     return result
 
 
+def _differs(decl: Declared, have: ConnectorView | None) -> bool:
+    return config_differs(decl, have.config if have else None)
+
+
+def _validate(client: ConnectClient, decl: Declared, retrier: Retrier) -> list[str]:
+    return validation_errors(decl.name, decl, retrier.call(f"validate {decl.name}", partial(
+        client.validate, decl.connector_class, {**decl.config, "name": decl.name})))
+
+
+def apply_connector(applier: Applier, decl: Declared, have: ConnectorView | None, *, validate: bool = True) -> bool:
+    """Make the worker hold ONE connector's declaration: its config (written only when it differs from ``have``,
+    what the worker holds of it, None when it has no such connector; validated first unless ``validate`` is False),
+    its declared state, then its offsets action if one is declared and not yet done. A new connector declared
+    paused or stopped is created in that state on Kafka 3.7+ (KIP-980); older workers create it running and then
+    pause or stop it (the window docs/connectors/states-and-offsets.md describes).
+
+    Every step says one line through ``applier.out``; writes and refusals are counted in ``applier.result``. Returns
+    False when something was refused. ``apply`` calls it for each declared connector; drift correction may call it
+    for the one connector that drifted."""
+    client, out, retrier, result, name = applier.client, applier.out, applier.retrier, applier.result, decl.name
+    refused_before = len(result.refused)
+    state = have.state if have else None
+    target = DESIRED_STATES[decl.state]
+    if _differs(decl, have):
+        if validate:
+            wait_for_plugins(client, {decl.connector_class}, retrier, out)
+            errors = _validate(client, decl, retrier)
+            if errors:
+                for line in errors:
+                    out(f"invalid: {line}")
+                result.refused += errors
+                return False
+        verb = "update" if have else "create"
+        in_state = have is None and target != "RUNNING"
+        if in_state and (applier.kafka is None or applier.older_than((3, 7))):
+            why = versions.describe(applier.version) if applier.version is not None else "a worker of unknown Kafka"
+            out(f"create {name}: {why} cannot create a connector {decl.state} (initial_state, Kafka 3.7+): it runs "
+                f"until it is {decl.state}")
+            in_state = False
+        if applier.dry_run:
+            out(f"would {verb} {name}" + (f" {target} (initial_state)" if in_state else ""))
+            state = target if in_state else state
+        elif in_state:
+            created = _create_in_state(applier, decl, target)
+            if created is None:
+                return False
+            state = created
+        else:
+            result.writes += 1
+            refusal = _write(retrier, f"{verb} {name}", partial(client.put_config, name, decl.config),
+                             partial(_config_held, client, name, decl), out)
+            if refusal is not None:
+                _check(refusal, f"{verb} {name}", result)
+                return False
+            out(f"{verb}d {name}")
+            state = state or "RUNNING"
+    else:
+        out(f"unchanged {name}")
+    state = _set_state(applier, name, state, target)
+    if decl.offsets is not None:
+        _offsets(applier, decl, state)
+    return len(result.refused) == refused_before
+
+
+def _create_in_state(applier: Applier, decl: Declared, target: str) -> str | None:
+    """``POST /connectors`` with ``initial_state`` (KIP-980): the connector never runs before it is paused or
+    stopped. Returns the state it is then in, None when refused. A 409 "already exists" (created since the worker was
+    read, or by an earlier attempt whose answer was lost) is no "not now": the worker is read again, and a connector
+    holding another config is updated as any existing connector."""
+    client, out, name = applier.client, applier.out, decl.name
+    applier.result.writes += 1
+    refusal = _write(applier.retrier, f"create {name}", partial(client.create, name, decl.config, target),
+                     partial(_config_held, client, name, decl), out, not_yet=_not_yet_created)
+    if refusal is None:
+        out(f"created {name} {target} (initial_state)")
+        return target
+    if not _exists(refusal):
+        _check(refusal, f"create {name}", applier.result)
+        return None
+    out(f"create {name}: {refusal.error_message()}: updating it instead")
+    applier.result.writes += 1
+    refusal = _write(applier.retrier, f"update {name}", partial(client.put_config, name, decl.config),
+                     partial(_config_held, client, name, decl), out)
+    if refusal is not None:
+        _check(refusal, f"update {name}", applier.result)
+        return None
+    out(f"updated {name}")
+    return _read_state(client, name) or "RUNNING"
+
+
+def _exists(reply: Reply) -> bool:
+    return reply.status == 409 and "already exists" in reply.error_message()
+
+
+def _not_yet_created(reply: Reply) -> bool:
+    return reply.retry_later and not _exists(reply)
+
+
+def _read_state(client: ConnectClient, name: str) -> str | None:
+    try:
+        reply = client.request("GET", f"{_path(name)}/status")
+    except ConnectError:
+        return None
+    body = reply.body if reply.status == 200 and isinstance(reply.body, dict) else {}
+    connector = body.get("connector")
+    state = connector.get("state") if isinstance(connector, dict) else None
+    return state if isinstance(state, str) else None
+
+
+def _set_state(applier: Applier, name: str, state: str | None, target: str) -> str | None:
+    """Move the connector from ``state`` to ``target`` (stop falls back to pause on workers without STOPPED);
+    returns the state it is in afterwards as far as apply knows."""
+    client, out, retrier, version = applier.client, applier.out, applier.retrier, applier.version
+    action = _state_action(state, target)
+    if action == "stop" and version is not None and applier.older_than((3, 5)):
+        stays = " (it stays paused)" if state == "PAUSED" else ""
+        out(f"stop {name}: {versions.describe(version)} has no STOPPED state (Kafka 3.5+): pausing it "
+            f"instead{stays}")
+        action, target = (None, "PAUSED") if state == "PAUSED" else ("pause", "PAUSED")
+    if action is None:
+        return state
+    if applier.dry_run:
+        out(f"would {action} {name}")
+        return state
+    applier.result.writes += 1
+    refusal = _write(retrier, f"{action} {name}", partial(client.set_state, name, action),
+                     partial(_state_held, client, name, target), out)
+    if refusal is not None and action == "stop" and _lacks(client, name, refusal):
+        out(f"stop {name}: the worker has no PUT {_path(name)}/stop (answered {refusal.status}): pausing it "
+            "instead")
+        action, target = "pause", "PAUSED"
+        refusal = _write(retrier, f"pause {name}", partial(client.set_state, name, "pause"),
+                         partial(_state_held, client, name, "PAUSED"), out)
+    if refusal is None:
+        out(f"{PAST[action]} {name}")
+        return target
+    _check(refusal, f"{action} {name}", applier.result)
+    return state
+
+
+# --- offsets as code (KIP-875): stop, reset or alter, resume to the declared state, record the request ----------
+
+RESUME = {"RUNNING": "resume", "PAUSED": "pause"}  # from STOPPED back to the declared state (stopped stays)
+
+
+def _offsets(applier: Applier, decl: Declared, state: str | None) -> None:
+    """Run the connector's declared offsets action unless its request is among those already done (the ConfigMap
+    record), then record it. Refused, with one line and nothing done, on Kafka < 3.6 or without a record."""
+    action = decl.offsets
+    assert action is not None
+    name, out = decl.name, applier.out
+    what = f"offsets {name} (request {action.request!r})"
+    if applier.older_than((3, 6)):
+        assert applier.version is not None
+        applier.refuse(f"{what}: {versions.describe(applier.version)} cannot {action.action} a connector's offsets "
+                       "(KIP-875, Kafka 3.6+)")
+        return
+    if applier.requests is None:
+        applier.refuse(f"{what}: no ConfigMap to record it in (--requests-configmap): not done, as it could "
+                       "not be recorded")
+        return
+    try:
+        done = applier.requests.done(name)
+    except RecordError as exc:
+        applier.refuse(f"{what}: not done: {exc}")
+        return
+    if action.request in done:
+        out(f"{what}: done already")
+        return
+    if applier.dry_run:
+        out(f"would {action.action} the offsets of {name} ({what})")
+        return
+    if state is None:
+        applier.refuse(f"{what}: not done: the connector's state is unknown")
+        return
+    if _offsets_action(applier, decl, state, what):
+        try:
+            applier.requests.record(name, action.request)
+        except RecordError as exc:
+            applier.refuse(f"{what}: done but NOT recorded ({exc}): the next apply does it again unless the "
+                           "request is removed")
+        else:
+            out(f"{what}: recorded in {applier.requests.where}")
+    _set_state(applier, name, "STOPPED", DESIRED_STATES[decl.state])
+
+
+def _offsets_action(applier: Applier, decl: Declared, state: str, what: str) -> bool:
+    """Stop the connector, wait until it is STOPPED with no task left, then reset or alter its offsets. True when
+    the worker says they were changed. The caller resumes the connector to its declared state either way."""
+    client, out, retrier, name = applier.client, applier.out, applier.retrier, decl.name
+    action = decl.offsets
+    assert action is not None
+    if state != "STOPPED":
+        applier.result.writes += 1
+        refusal = _write(retrier, f"stop {name}", partial(client.set_state, name, "stop"),
+                         partial(_state_held, client, name, "STOPPED"), out)
+        if refusal is not None:
+            _check(refusal, f"{what}: stop {name}", applier.result)
+            return False
+        out(f"stopped {name} (for its offsets)")
+    if not _wait_stopped(applier, name):
+        applier.refuse(f"{what}: {name} still had tasks when --wait ran out; its offsets were not changed")
+        return False
+    applier.result.writes += 1
+    if action.action == "reset":
+        send = partial(client.reset_offsets, name)
+    else:
+        send = partial(client.alter_offsets, name, [dict(item) for item in action.offsets])
+    try:
+        reply = retrier.call(f"{action.action} offsets of {name}", send, _offsets_not_yet)
+    except ConnectError as exc:
+        applier.refuse(f"{what}: no answer ({exc}); the offsets may or may not have changed")
+        return False
+    if not reply.ok:
+        _check(reply, f"{what}: {action.action} offsets of {name}", applier.result)
+        return False
+    message = reply.body.get("message") if isinstance(reply.body, dict) else None
+    out(f"{action.action} offsets of {name}: {message or reply.status}")
+    return True
+
+
+# Connect's answers to an offsets call that mean "not yet" rather than "no" (ConnectorsResource / DistributedHerder /
+# Worker, Kafka 3.6+): the connector's STOPPED target state not yet seen by the leader (400), a sink's consumer group
+# still holding members of the tasks being shut down (500, "can be safely retried").
+OFFSETS_NOT_YET = ("Connectors must be in the STOPPED state", "this operation can be safely retried")
+
+
+def _offsets_not_yet(reply: Reply) -> bool:
+    if reply.retry_later:
+        return True
+    message = reply.body.get("message") if isinstance(reply.body, dict) else None
+    return reply.status in (400, 500) and isinstance(message, str) and any(m in message for m in OFFSETS_NOT_YET)
+
+
+def _wait_stopped(applier: Applier, name: str) -> bool:
+    """Wait (until the retrier's deadline) until the connector is STOPPED with no task: its tasks shut down."""
+    retrier = applier.retrier
+    while True:
+        try:
+            reply = applier.client.request("GET", f"{_path(name)}/status")
+        except ConnectError:
+            reply = Reply(0, None)
+        body = reply.body if reply.status == 200 and isinstance(reply.body, dict) else {}
+        connector = body.get("connector")
+        if isinstance(connector, dict) and connector.get("state") == "STOPPED" and body.get("tasks") == []:
+            return True
+        if retrier.clock() >= retrier.deadline:
+            return False
+        retrier.sleep(min(1.0, max(0.1, retrier.deadline - retrier.clock())))
+
+
 def _state_action(actual: str | None, target: str) -> str | None:
     if actual is None or actual == target:
         return None
@@ -361,7 +597,8 @@ def _state_action(actual: str | None, target: str) -> str | None:
 
 def run(client: ConnectClient, declared: dict[str, Declared], *, wait: float, prune: bool,
         prune_selector: re.Pattern[str] | None, dry_run: bool, out: Print = print,
-        sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> int:
+        sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+        requests: RequestsRecord | None = None) -> int:
     """``wait`` bounds the whole run: waiting for the worker, for the plugins, and the retries of 409s."""
     retrier = Retrier(clock() + wait, out, sleep, clock)
     not_ready = wait_ready(client, wait, out, sleep, clock)
@@ -370,7 +607,7 @@ def run(client: ConnectClient, declared: dict[str, Declared], *, wait: float, pr
         return 1
     try:
         result = apply(client, declared, prune=prune, prune_selector=prune_selector, dry_run=dry_run, out=out,
-                       retrier=retrier)
+                       retrier=retrier, requests=requests)
     except ConnectError as exc:
         out(f"error: {exc}")
         return 1

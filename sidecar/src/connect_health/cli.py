@@ -191,14 +191,21 @@ def check(settings: config.CheckSettings) -> int:
 
 def apply_command(settings: config.ApplySettings) -> int:
     from . import apply as apply_mod
+    from .kubeapi import RequestsRecord
 
     declared = load_declared(settings.connectors_file)
     setup_logging(settings.log_format)
+    record = None
+    if settings.requests_configmap:
+        try:
+            record = RequestsRecord.from_environment(settings.requests_configmap)
+        except ValueError as exc:
+            _usage_exit(str(exc))
     client = ConnectClient(settings.connect)
     try:
         return apply_mod.run(client, declared, wait=settings.wait, prune=settings.prune,
                              prune_selector=settings.prune_selector, dry_run=settings.dry_run,
-                             out=lambda line: print(redact(line), flush=True))
+                             out=lambda line: print(redact(line), flush=True), requests=record)
     finally:
         client.close()
 

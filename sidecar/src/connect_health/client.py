@@ -260,6 +260,20 @@ class ConnectClient:
     def put_config(self, name: str, config: dict[str, str]) -> Reply:
         return self.request("PUT", f"/connectors/{_segment(name)}/config", body=config)
 
+    def create(self, name: str, config: dict[str, str], initial_state: str) -> Reply:
+        """``POST /connectors`` with ``initial_state`` (RUNNING, PAUSED or STOPPED; KIP-980, Kafka 3.7+): 201, or
+        409 when a connector of that name exists already."""
+        return self.request("POST", "/connectors", body={"name": name, "config": config,
+                                                          "initial_state": initial_state})
+
+    def reset_offsets(self, name: str) -> Reply:
+        """``DELETE /connectors/{name}/offsets`` (KIP-875, Kafka 3.6+): 200 with a message; 400 unless STOPPED."""
+        return self.request("DELETE", f"/connectors/{_segment(name)}/offsets")
+
+    def alter_offsets(self, name: str, offsets: list[dict[str, Any]]) -> Reply:
+        """``PATCH /connectors/{name}/offsets`` ``{"offsets": [{"partition", "offset"}, ...]}`` (KIP-875, 3.6+)."""
+        return self.request("PATCH", f"/connectors/{_segment(name)}/offsets", body={"offsets": offsets})
+
     def validate(self, connector_class: str, config: dict[str, str]) -> Reply:
         return self.request("PUT", f"/connector-plugins/{_segment(connector_class)}/config/validate", body=config)
 

@@ -117,6 +117,7 @@ class ApplySettings:
     wait: float = default("--wait")
     dry_run: bool = False
     log_format: str = default("--log-format")
+    requests_configmap: str | None = None
 
 
 Settings = ServeSettings | CheckSettings | ApplySettings
@@ -279,7 +280,7 @@ def apply_settings(ns: argparse.Namespace) -> ApplySettings:
         raise UsageError("--prune-selector: only meaningful with --prune")
     return ApplySettings(connect=connect_settings(v), connectors_file=v["connectors_file"], prune=v["prune"],
                          prune_selector=v["prune_selector"], wait=v["wait"], dry_run=v["dry_run"],
-                         log_format=v["log_format"])
+                         log_format=v["log_format"], requests_configmap=v["requests_configmap"])
 
 
 def settings_for(ns: argparse.Namespace) -> Settings:

@@ -7,9 +7,13 @@ The file is a JSON or YAML map keyed by connector name::
       state: running        # running | paused | stopped   (default running)
       policy: critical      # critical | best-effort       (default critical)
       restartAttempts: 0    # optional: this connector's restart ladder (default: --restart-attempts)
+      offsets:              # optional: a one-shot offsets action (KIP-875, Kafka 3.6+), see OffsetsAction
+        request: "2026-12-06"   # done once per distinct value (recorded by `apply`); change it to ask again
+        action: reset           # reset | set (set takes offsets: [{partition: {...}, offset: {...}}, ...])
 
 ``FIELDS`` is the one place the rules of state, policy and restartAttempts are written (restartAttempts takes
-the bounds of ``--restart-attempts``); the chart's schema for ``connectors`` is checked against it.
+the bounds of ``--restart-attempts``); the chart's schema for ``connectors`` is checked against it. ``offsets`` is
+an object of its own (``parse_offsets``; its schema: ``offsets_schema``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .kubeapi import CONFIGMAP_KEY
 from .options import RESTART_ATTEMPTS, Choice, Invalid, Number
 from .snapshot import Snapshot
 
@@ -48,8 +53,24 @@ FIELDS = {
 }
 
 
+OFFSETS_ACTIONS = ("reset", "set")
+MAX_REQUEST = 253  # characters of an offsets request (KEEP of them per connector fit a ConfigMap value easily)
+
+
 class DeclarationError(Exception):
     """The connectors file is unreadable or malformed; the message names the connector and key."""
+
+
+@dataclass(frozen=True)
+class OffsetsAction:
+    """A one-shot offsets action (KIP-875): ``reset`` (``DELETE /connectors/{name}/offsets``) or ``set``
+    (``PATCH /connectors/{name}/offsets`` with ``{"offsets": offsets}``, items ``{"partition": {...}, "offset":
+    {...} | null}`` as Connect takes them: a sink's ``{"kafka_topic", "kafka_partition"}`` / ``{"kafka_offset"}``, a
+    source's own shapes). Done once per distinct ``request``: ``apply`` records the requests it did."""
+
+    request: str
+    action: str
+    offsets: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,6 +80,7 @@ class Declared:
     state: str = "running"
     policy: str = "critical"
     restart_attempts: int | None = None  # overrides --restart-attempts for this connector
+    offsets: OffsetsAction | None = None
 
     @property
     def connector_class(self) -> str:
@@ -90,10 +112,10 @@ def parse(data: Any, source: str = "connectors file") -> dict[str, Declared]:
             raise DeclarationError(f"{source}: connector names must be non-empty strings, got {name!r}")
         if not isinstance(entry, dict):
             raise DeclarationError(f"{where}: expected a map with config/state/policy")
-        unknown = set(entry) - {"config", *FIELDS}
+        unknown = set(entry) - {"config", *FIELDS, "offsets"}
         if unknown:
             raise DeclarationError(f"{where}: unknown key {sorted(unknown)[0]!r} "
-                                   f"(allowed: config, {', '.join(FIELDS)})")
+                                   f"(allowed: config, {', '.join(FIELDS)}, offsets)")
         config = entry.get("config")
         if not isinstance(config, dict):
             raise DeclarationError(f"{where}: config must be a map")
@@ -104,9 +126,62 @@ def parse(data: Any, source: str = "connectors file") -> dict[str, Declared]:
             raise DeclarationError(f"{where}: config.name {norm['name']!r} differs from the connector's key")
         norm.pop("name", None)
         fields = {key: field_value(entry, key, where) for key in FIELDS}
+        offsets = parse_offsets(entry["offsets"], name, f"{where}: offsets") if "offsets" in entry else None
         out[name] = Declared(name=name, config=norm, state=fields["state"], policy=fields["policy"],
-                             restart_attempts=fields["restartAttempts"])
+                             restart_attempts=fields["restartAttempts"], offsets=offsets)
     return out
+
+
+def parse_offsets(value: Any, connector: str, where: str) -> OffsetsAction:
+    """A declared ``offsets`` object, checked; DeclarationError names the first thing wrong, in one line."""
+    if not isinstance(value, dict):
+        raise DeclarationError(f"{where}: expected a map with request and action, got {type(value).__name__}")
+    unknown = sorted(set(value) - {"request", "action", "offsets"})
+    if unknown:
+        raise DeclarationError(f"{where}: unknown key {unknown[0]!r} (allowed: request, action, offsets)")
+    request = value.get("request")
+    if not isinstance(request, str) or not request.strip():
+        raise DeclarationError(f"{where}: request: expected a non-empty string (change it to ask for the action "
+                               f"again), got {request!r}")
+    if len(request) > MAX_REQUEST:
+        raise DeclarationError(f"{where}: request: at most {MAX_REQUEST} characters, got {len(request)}")
+    action = value.get("action")
+    if action not in OFFSETS_ACTIONS:
+        raise DeclarationError(f"{where}: action: expected one of {', '.join(OFFSETS_ACTIONS)}, got {action!r}")
+    if not CONFIGMAP_KEY.fullmatch(connector):
+        raise DeclarationError(f"{where}: the connector's name is where its done requests are recorded (a "
+                               "ConfigMap key: letters, digits, '-', '_', '.', at most 253): rename the connector "
+                               "or set its offsets by hand")
+    items = value.get("offsets")
+    if action == "reset":
+        if items is not None:
+            raise DeclarationError(f"{where}: offsets: only with action set (reset clears them all)")
+        return OffsetsAction(request, action)
+    if not isinstance(items, list) or not items:
+        raise DeclarationError(f"{where}: offsets: action set needs a non-empty list of "
+                               "{partition: {...}, offset: {...}} items")
+    for i, item in enumerate(items):
+        at = f"{where}: offsets[{i}]"
+        if not isinstance(item, dict) or set(item) != {"partition", "offset"}:
+            keys = sorted(item) if isinstance(item, dict) else type(item).__name__
+            raise DeclarationError(f"{at}: expected exactly the keys partition and offset, got {keys}")
+        if not isinstance(item["partition"], dict) or not item["partition"]:
+            raise DeclarationError(f"{at}: partition: expected a non-empty map, got {item['partition']!r}")
+        if item["offset"] is not None and not isinstance(item["offset"], dict):
+            raise DeclarationError(f"{at}: offset: expected a map (or null to clear it), got {item['offset']!r}")
+    return OffsetsAction(request, action, tuple(items))
+
+
+def offsets_schema() -> dict[str, Any]:
+    """The JSON schema of a declared connector's ``offsets`` (the chart's ``connectors.*.offsets``)."""
+    item = {"type": "object", "additionalProperties": False, "required": ["partition", "offset"],
+            "properties": {"partition": {"type": "object", "minProperties": 1},
+                           "offset": {"type": ["object", "null"]}}}
+    return {"type": "object", "additionalProperties": False, "required": ["request", "action"],
+            "description": "A one-shot offsets action (KIP-875, Kafka 3.6+), done once per distinct request",
+            "properties": {"request": {"type": "string", "minLength": 1, "maxLength": MAX_REQUEST, "pattern": r"\S"},
+                           "action": {"type": "string", "enum": list(OFFSETS_ACTIONS)},
+                           "offsets": {"type": "array", "minItems": 1, "items": item}}}
 
 
 def field_value(entry: Mapping[str, Any], key: str, where: str) -> Any:

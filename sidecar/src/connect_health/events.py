@@ -29,6 +29,8 @@ from typing import Any
 
 import requests
 
+from . import kubeapi
+from .kubeapi import SERVICE_ACCOUNT
 from .poller import View
 from .redact import redact
 
@@ -36,7 +38,6 @@ log = logging.getLogger("connect_health.events")
 
 Emit = Callable[[str, str, str], None]  # (type: Normal|Warning, reason, message)
 
-SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 COMPONENT = "connect-health"
 MAX_MESSAGE = 1024  # Kubernetes truncates event messages; ours stay short and whole
 
@@ -118,23 +119,16 @@ class KubeEvents:
                          account_dir: str = SERVICE_ACCOUNT) -> KubeEvents:
         """In a pod: the API server from KUBERNETES_SERVICE_HOST/PORT, the pod from POD_NAME/POD_NAMESPACE/POD_UID
         (the namespace file of the service account when POD_NAMESPACE is unset). ValueError names what is missing."""
-        host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT", "443")
-        if not host:
-            raise ValueError("--kubernetes-events needs KUBERNETES_SERVICE_HOST (it runs in a pod)")
+        flag = "--kubernetes-events"
+        url = kubeapi.api_url(env, flag)
         name = env.get("POD_NAME")
         if not name:
-            raise ValueError("--kubernetes-events needs POD_NAME (the chart sets it from the downward API)")
-        namespace = env.get("POD_NAMESPACE") or _read(os.path.join(account_dir, "namespace"))
+            raise ValueError(f"{flag} needs POD_NAME (the chart sets it from the downward API)")
+        namespace = kubeapi.namespace(env, account_dir, "POD_NAMESPACE")
         if not namespace:
-            raise ValueError("--kubernetes-events needs POD_NAMESPACE or the service account's namespace file")
-        token = os.path.join(account_dir, "token")
-        if not os.path.exists(token):
-            raise ValueError(f"--kubernetes-events needs the service-account token ({token} is missing: "
-                             "automountServiceAccountToken is off?)")
-        ca = os.path.join(account_dir, "ca.crt")
-        hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        return cls(f"https://{hostport}", PodRef(name, namespace, env.get("POD_UID", "")), token,
-                   ca if os.path.exists(ca) else None)
+            raise ValueError(f"{flag} needs POD_NAMESPACE or the service account's namespace file")
+        token, ca = kubeapi.credentials(account_dir, flag)
+        return cls(url, PodRef(name, namespace, env.get("POD_UID", "")), token, ca)
 
     def event(self, type_: str, reason: str, message: str) -> dict[str, Any]:
         """The core/v1 Event object for one emit."""
@@ -186,7 +180,7 @@ class KubeEvents:
     def _post(self, body: dict[str, Any]) -> None:
         url = f"{self.api_url}/api/v1/namespaces/{self.pod.namespace}/events"
         try:
-            token = _read(self.token_file)
+            token = kubeapi.read_text(self.token_file)
             resp = self.session.post(url, json=body, timeout=self.timeout, verify=self.ca_file or True,
                                      headers={"Authorization": f"Bearer {token}"})
         except (OSError, requests.RequestException) as e:
@@ -201,10 +195,3 @@ class KubeEvents:
         log.warning("event %s refused by the API server: %d %s%s", body["reason"], resp.status_code,
                     redact(resp.text)[:200], hint)
 
-
-def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return ""

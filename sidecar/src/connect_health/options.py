@@ -521,6 +521,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("--wait", seconds(), "seconds to wait for the worker to be ready", 300.0, ("apply",), APPLY,
            chart="connectorsApply.wait"),
     Option("--dry-run", Switch(), "validate and print the plan, change nothing", False, ("apply",), APPLY),
+    Option("--requests-configmap", Text(), "ConfigMap (in CONNECT_HEALTH_NAMESPACE, else the pod's namespace) where "
+           "the offsets requests done per connector are recorded, through the Kubernetes API with the pod's "
+           "service-account token; unset: a declared offsets action is refused", None, ("apply",), APPLY,
+           chart_note="`<fullname>-connector-requests`, rendered by the chart"),
 )
 
 BY_FLAG = {o.flag: o for o in OPTIONS}

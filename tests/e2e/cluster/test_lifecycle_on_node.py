@@ -155,9 +155,17 @@ def new_writes(before: dict[str, Counter[str]], after: dict[str, Counter[str]]) 
 
 def pod_file(kube: Kube, pod: Any, path: str) -> list[str] | None:
     """The lines of a file in the pod's Connect container (None when it does not exist)."""
-    out: str = stream(kube.core.connect_get_namespaced_pod_exec, pod.metadata.name, kube.ns, container="connect",
-                      command=["sh", "-c", f'if [ -e {path} ]; then cat {path}; else echo "{MISSING}"; fi'],
-                      stderr=False, stdin=False, stdout=True, tty=False)
+    ws = stream(kube.core.connect_get_namespaced_pod_exec, pod.metadata.name, kube.ns, container="connect",
+                command=["sh", "-c", f'if [ -e {path} ]; then cat {path}; else echo "{MISSING}"; fi'],
+                stderr=False, stdin=False, stdout=True, tty=False, _preload_content=False)
+    try:
+        ws.run_forever(timeout=30)
+        out = str(ws.read_stdout(timeout=1) or "")
+    finally:
+        # Its TLS socket closed here: once the API server has ended the exec, websocket-client's close() returns
+        # without closing it (not connected any more), and the leak is a ResourceWarning, an error under pytest.
+        ws.close()
+        ws.sock.shutdown()
     return None if out.strip() == MISSING else out.splitlines()
 
 

@@ -84,11 +84,11 @@ def test_sidecar_reads_the_declarations(render: Render) -> None:
     assert all(m["name"] != "connectors" for m in container(d, "connect")["volumeMounts"])
 
 
-def test_apply_job_is_a_post_install_and_post_upgrade_hook(render: Render) -> None:
+def test_apply_job_is_a_post_install_upgrade_and_rollback_hook(render: Render) -> None:
     job = one(render({**BOOT, "connectors": CONNECTORS}), "Job")
     meta = job["metadata"]
     assert meta["name"] == "rel-kafka-connect-connectors-apply"
-    assert meta["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    assert meta["annotations"]["helm.sh/hook"] == "post-install,post-upgrade,post-rollback"
     assert set(meta["annotations"]["helm.sh/hook-delete-policy"].split(",")) == {
         "before-hook-creation",
         "hook-succeeded",
@@ -104,7 +104,7 @@ def test_apply_job_is_a_post_install_and_post_upgrade_hook(render: Render) -> No
         "connect-health",
         "apply",
         "--connect-url",
-        "http://rel-kafka-connect:8083",
+        "http://rel-kafka-connect-apply:8083",
         "--wait",
         "180",
     ]
@@ -138,7 +138,7 @@ def test_apply_options_from_values(render: Render) -> None:
         "Job",
     )
     command = container(job, "apply")["command"]
-    assert command[command.index("--connect-url") + 1] == "http://rel-kafka-connect:9083"
+    assert command[command.index("--connect-url") + 1] == "http://rel-kafka-connect-apply:9083"
     assert command[command.index("--wait") + 1] == "120"
     assert command[-3:] == ["--prune", "--prune-selector", "^lines-"]
     assert job["spec"]["activeDeadlineSeconds"] == 300 and job["spec"]["backoffLimit"] == 1

@@ -434,7 +434,7 @@ def test_jmx_exporter_agent_from_an_init_image(render: Render) -> None:
     assert env_of(connect)["KAFKA_OPTS"] == \
         "-javaagent:/opt/jmx-exporter/jmx_prometheus_javaagent.jar=9404:/etc/kafka-connect/jmx-exporter.yaml"
     assert {"name": "jmx-metrics", "containerPort": 9404, "protocol": "TCP"} in connect["ports"]
-    service = one(objects, "Service")
+    service = one(objects, "Service", "rel-kafka-connect")
     assert {"name": "jmx-metrics", "port": 9404, "targetPort": "jmx-metrics", "protocol": "TCP"} in \
         service["spec"]["ports"]
     endpoints = one(objects, "ServiceMonitor")["spec"]["endpoints"]

@@ -80,7 +80,9 @@ def test_selectors_never_select_the_other_release(objects: list[Obj]) -> None:
     assert len(selecting) >= 6
     for obj, selector in selecting:
         chosen = [name for name, labels in pods.items() if all(labels.get(k) == v for k, v in selector.items())]
-        assert chosen == [obj["metadata"]["name"]], f"{obj['kind']}/{obj['metadata']['name']} selects {chosen}"
+        # the apply Job's Service (<fullname>-apply) selects its own release's workers
+        own = obj["metadata"]["name"].removesuffix("-apply") if obj["kind"] == "Service" else obj["metadata"]["name"]
+        assert chosen == [own], f"{obj['kind']}/{obj['metadata']['name']} selects {chosen}"
 
 
 def test_connect_clusters_are_independent(objects: list[Obj]) -> None:
@@ -98,11 +100,11 @@ def test_connect_clusters_are_independent(objects: list[Obj]) -> None:
     }
     assert group_ids == set(ALIASES)
     assert len(topics) == 6
-    # Each cluster's apply Job talks to its own Service, with its own declarations.
+    # Each cluster's apply Job talks to its own apply Service, with its own declarations.
     for job in by_kind(objects, "Job"):
         alias = job["metadata"]["name"].removeprefix("platform-").removesuffix("-connectors-apply")
         command = pod_spec(job)["containers"][0]["command"]
-        assert command[command.index("--connect-url") + 1] == f"http://platform-{alias}:8083"
+        assert command[command.index("--connect-url") + 1] == f"http://platform-{alias}-apply:8083"
         volume = next(v for v in pod_spec(job)["volumes"] if v["name"] == "connectors")
         assert volume["configMap"]["name"] == f"platform-{alias}-connectors"
 

@@ -81,7 +81,13 @@ def from_schema(node: dict[str, Any]) -> st.SearchStrategy[Any]:
             return st.text(CHARS, min_size=low, max_size=high)
         return st.from_regex(node["pattern"], fullmatch=True, alphabet=CHARS).filter(lambda t: low <= len(t) <= high)
     if kind == "array":
-        return st.lists(from_schema(node.get("items", {"type": "string"})), max_size=node.get("maxItems", 3))
+        return st.lists(from_schema(node.get("items", {"type": "string"})), min_size=node.get("minItems", 0),
+                        max_size=node.get("maxItems", 3))
+    if kind == "object" and "minProperties" in node and not node.keys() & {"properties", "patternProperties"}:
+        # a free-form map that must not be empty (an offsets item's partition)
+        scalar = st.one_of(st.text(CHARS, max_size=10), st.integers(0, 100), st.booleans())
+        return st.dictionaries(st.text(CHARS, min_size=1, max_size=10), scalar, min_size=node["minProperties"],
+                               max_size=max(3, node["minProperties"]))
     if kind == "object":
         props = node.get("properties", {})
         required = set(node.get("required", []))

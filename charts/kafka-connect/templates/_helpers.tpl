@@ -354,9 +354,48 @@ image, so the reference is `repository@digest` (a tag beside it would be ignored
 {{- printf "http://127.0.0.1:%d" (int .Values.restPort) }}
 {{- end }}
 
-{{/* URL of Connect's REST API through the Service (the apply Job's --connect-url). */}}
-{{- define "kafka-connect.serviceConnectUrl" -}}
-{{- printf "http://%s:%d" (include "kafka-connect.fullname" .) (int .Values.restPort) }}
+{{/*
+Name of the Service the apply Job calls (contract: <fullname>-apply): the workers' selector and REST port, with
+publishNotReadyAddresses, so the Job reaches workers that a failing critical connector made unready.
+*/}}
+{{- define "kafka-connect.applyServiceName" -}}
+{{- include "kafka-connect.suffixedName" (dict "context" . "suffix" "apply") }}
+{{- end }}
+
+{{/* URL of Connect's REST API through the apply Service (the apply Job's --connect-url). */}}
+{{- define "kafka-connect.applyConnectUrl" -}}
+{{- printf "http://%s:%d" (include "kafka-connect.applyServiceName" .) (int .Values.restPort) }}
+{{- end }}
+
+{{/* Whether the apply hook Job (and its Service) are rendered. */}}
+{{- define "kafka-connect.applyEnabled" -}}
+{{- if and (include "kafka-connect.connectorsEnabled" .) .Values.connectorsApply.enabled }}true{{ end }}
+{{- end }}
+
+{{/* Whether the sidecars correct drift (connectorsReconcile.enabled, with the sidecar and declarations to apply). */}}
+{{- define "kafka-connect.reconcileEnabled" -}}
+{{- if and .Values.connectorsReconcile.enabled .Values.healthcheck.enabled (include "kafka-connect.connectorsEnabled" .) }}true{{ end }}
+{{- end }}
+
+{{/* Whether some declared connector carries an offsets action. */}}
+{{- define "kafka-connect.offsetsDeclared" -}}
+{{- range $name, $connector := .Values.connectors }}{{ if hasKey $connector "offsets" }}true{{ end }}{{ end }}
+{{- end }}
+
+{{/*
+Name of the ConfigMap recording the offsets requests already done (contract: <fullname>-connector-requests), and
+whether it exists: some connector declares offsets, or the sidecars reconcile (they apply offsets actions too).
+*/}}
+{{- define "kafka-connect.requestsConfigName" -}}
+{{- include "kafka-connect.suffixedName" (dict "context" . "suffix" "connector-requests") }}
+{{- end }}
+{{- define "kafka-connect.requestsEnabled" -}}
+{{- if and (include "kafka-connect.connectorsEnabled" .) (or (include "kafka-connect.offsetsDeclared" .) (include "kafka-connect.reconcileEnabled" .)) }}true{{ end }}
+{{- end }}
+
+{{/* Name of the Lease the reconciling sidecars elect their one writer with (contract: <fullname>-reconcile). */}}
+{{- define "kafka-connect.reconcileLeaseName" -}}
+{{- include "kafka-connect.suffixedName" (dict "context" . "suffix" "reconcile") }}
 {{- end }}
 
 {{/*
@@ -457,8 +496,11 @@ connector.client.config.override.allowlist: "connectorClientOverrides (the chart
 {{- if and $pdb.enabled (not (kindIs "invalid" $pdb.minAvailable)) (not (kindIs "invalid" $pdb.maxUnavailable)) }}
 {{- fail "podDisruptionBudget: set minAvailable or maxUnavailable, not both (set the other to null)" }}
 {{- end }}
-{{- if and $pdb.enabled (gt (int .Values.replicaCount) 0) }}
-{{- $replicas := int .Values.replicaCount }}
+{{- $as := .Values.autoscaling }}
+{{- /* With the HPA the fewest workers is autoscaling.minReplicas, where the PDB must still allow an eviction. */}}
+{{- $replicasFrom := ternary "autoscaling.minReplicas" "replicaCount" (not (not $as.enabled)) }}
+{{- if and $pdb.enabled (gt (int (ternary $as.minReplicas .Values.replicaCount (not (not $as.enabled)))) 0) }}
+{{- $replicas := int (ternary $as.minReplicas .Values.replicaCount (not (not $as.enabled))) }}
 {{- if not (kindIs "invalid" $pdb.minAvailable) }}
 {{- $min := 0 }}
 {{- if kindIs "string" $pdb.minAvailable }}
@@ -468,7 +510,7 @@ connector.client.config.override.allowlist: "connectorClientOverrides (the chart
 {{- $min = int $pdb.minAvailable }}
 {{- end }}
 {{- if ge $min $replicas }}
-{{- fail (printf "podDisruptionBudget.minAvailable %v with replicaCount %d never allows an eviction (node drains block): keep it below replicaCount, or set maxUnavailable" $pdb.minAvailable $replicas) }}
+{{- fail (printf "podDisruptionBudget.minAvailable %v with %s %d never allows an eviction (node drains block): keep it below %s, or set maxUnavailable" $pdb.minAvailable $replicasFrom $replicas $replicasFrom) }}
 {{- end }}
 {{- else if not (kindIs "invalid" $pdb.maxUnavailable) }}
 {{- if eq (int (trimSuffix "%" (toString $pdb.maxUnavailable))) 0 }}
@@ -476,7 +518,38 @@ connector.client.config.override.allowlist: "connectorClientOverrides (the chart
 {{- end }}
 {{- end }}
 {{- end }}
+{{- if $as.enabled }}
+{{- if gt (int $as.minReplicas) (int $as.maxReplicas) }}
+{{- fail (printf "autoscaling.minReplicas %v is above autoscaling.maxReplicas %v" $as.minReplicas $as.maxReplicas) }}
+{{- end }}
+{{- if and (kindIs "invalid" $as.targetCPUUtilizationPercentage) (kindIs "invalid" $as.targetMemoryUtilizationPercentage) }}
+{{- fail "autoscaling.enabled needs a target: set autoscaling.targetCPUUtilizationPercentage or autoscaling.targetMemoryUtilizationPercentage" }}
+{{- end }}
+{{- end }}
 {{- $kafkaVersion := include "kafka-connect.kafkaVersion" . }}
+{{- range $name, $connector := .Values.connectors }}
+{{- with get $connector "offsets" }}
+{{- $where := printf "connectors.%s.offsets" $name }}
+{{- if and (eq .action "set") (empty (get . "offsets")) }}
+{{- fail (printf "%s: action set needs offsets, a list of {partition: {...}, offset: {...}} (KIP-875's body); use action reset to start over" $where) }}
+{{- end }}
+{{- if and (eq .action "reset") (hasKey . "offsets") }}
+{{- fail (printf "%s: action reset takes no offsets (it resets them all); use action set to give them" $where) }}
+{{- end }}
+{{- if and $kafkaVersion (semverCompare "<3.6.0-0" $kafkaVersion) }}
+{{- fail (printf "%s: Kafka %s has no offsets API (KIP-875, Kafka >= 3.6); remove it or use a newer image (kafkaVersion says which Kafka the image holds)" $where $kafkaVersion) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and .Values.connectorsReconcile.enabled (not .Values.healthcheck.enabled) }}
+{{- fail "connectorsReconcile.enabled needs healthcheck.enabled: the sidecars correct the drift" }}
+{{- end }}
+{{- if and .Values.connectorsReconcile.enabled (not (include "kafka-connect.connectorsEnabled" .)) }}
+{{- fail "connectorsReconcile.enabled with no connectors declared (and no connectorsApply.prune): nothing to reconcile; declare connectors or turn it off" }}
+{{- end }}
+{{- if and (include "kafka-connect.requestsEnabled" .) (not .Values.serviceAccount.create) (not .Values.serviceAccount.name) }}
+{{- fail "declared offsets and connectorsReconcile need a Role on the connector-requests ConfigMap (and the reconcile Lease); with serviceAccount.create false it would be bound to the namespace's default ServiceAccount (every pod using it could write them): set serviceAccount.name to the workers' ServiceAccount, or serviceAccount.create: true" }}
+{{- end }}
 {{- if and $kafkaVersion (semverCompare "<3.5.0-0" $kafkaVersion) }}
 {{- fail (printf "Kafka %s is older than 3.5: the chart sets rest.advertised.host.name=${env:POD_IP}, which needs KIP-887's EnvVarConfigProvider (Kafka >= 3.5, Confluent Platform >= 7.5); use a newer image (kafkaVersion says which Kafka the image holds)" $kafkaVersion) }}
 {{- end }}
@@ -554,6 +627,9 @@ connector.client.config.override.allowlist: "connectorClientOverrides (the chart
 {{- $entry := dict "config" $config "state" (get $connector "state" | default "running") "policy" (get $connector "policy" | default "critical") }}
 {{- if hasKey $connector "restartAttempts" }}
 {{- $_ := set $entry "restartAttempts" (int $connector.restartAttempts) }}
+{{- end }}
+{{- with get $connector "offsets" }}
+{{- $_ := set $entry "offsets" . }}
 {{- end }}
 {{- $_ := set $out $name $entry }}
 {{- end }}

@@ -94,13 +94,24 @@ when basic auth is on. The worker pod's sidecar and the apply Job mount the same
 {{- end }}
 {{- end }}
 
-{{/* The volumes behind kafka-connect.sidecar.volumeMounts (and, with rbac.events, the sidecar container's token:
-the pod mounts none, automountServiceAccountToken stays off for Connect). */}}
-{{- define "kafka-connect.sidecar.volumes" -}}
-- name: health-tmp
-  emptyDir:
-    sizeLimit: 64Mi
-{{- if .Values.rbac.events }}
+{{/*
+Whether the sidecar container calls the Kubernetes API: Events (rbac.events), the Lease and the requests ConfigMap
+(connectorsReconcile). It then gets a token of its own (kafka-connect.apiTokenVolume); the pod mounts none,
+automountServiceAccountToken stays off for Connect.
+*/}}
+{{- define "kafka-connect.sidecar.needsToken" -}}
+{{- if or .Values.rbac.events (include "kafka-connect.reconcileEnabled" .) }}true{{ end }}
+{{- end }}
+
+{{/* The service-account token mounted into one container only (the sidecar, or the apply Job's container). */}}
+{{- define "kafka-connect.apiTokenMount" -}}
+- name: events-token
+  mountPath: /var/run/secrets/kubernetes.io/serviceaccount
+  readOnly: true
+{{- end }}
+
+{{/* The volume behind kafka-connect.apiTokenMount: a bound token, the cluster CA and the namespace. */}}
+{{- define "kafka-connect.apiTokenVolume" -}}
 - name: events-token
   projected:
     defaultMode: 292
@@ -119,6 +130,12 @@ the pod mounts none, automountServiceAccountToken stays off for Connect). */}}
               fieldRef:
                 fieldPath: metadata.namespace
 {{- end }}
+
+{{/* The volumes behind kafka-connect.sidecar.volumeMounts. */}}
+{{- define "kafka-connect.sidecar.volumes" -}}
+- name: health-tmp
+  emptyDir:
+    sizeLimit: 64Mi
 {{- if include "kafka-connect.connectorsEnabled" . }}
 {{- $count := include "kafka-connect.connectorsShardCount" . | int }}
 - name: connectors
@@ -184,6 +201,19 @@ auth with the mounted password file), the log format, and the declared connector
 {{- end }}
 {{- end }}
 
+{{/*
+Where the writers of the offsets requests record (the apply Job; the sidecar when reconciling): the ConfigMap's name
+and the namespace, from the downward API.
+*/}}
+{{- define "kafka-connect.sidecar.requestsEnv" -}}
+- name: CONNECT_HEALTH_REQUESTS_CONFIGMAP
+  value: {{ include "kafka-connect.requestsConfigName" . | quote }}
+- name: CONNECT_HEALTH_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+{{- end }}
+
 {{/* The sidecar container of the worker pods (a list item), serving the probes the Connect container calls. */}}
 {{- define "kafka-connect.sidecar.container" -}}
 {{- $hc := .Values.healthcheck -}}
@@ -216,6 +246,18 @@ auth with the mounted password file), the log format, and the declared connector
     # rbac.events: Events on this pod (connect_health.events), named by the downward API.
     - name: CONNECT_HEALTH_KUBERNETES_EVENTS
       value: "true"
+    {{- end }}
+    {{- if include "kafka-connect.reconcileEnabled" . }}
+    # connectorsReconcile: correct drift, one writer at a time (the holder of the Lease, named by POD_NAME).
+    - name: CONNECT_HEALTH_RECONCILE
+      value: "1"
+    - name: CONNECT_HEALTH_RECONCILE_LEASE
+      value: {{ include "kafka-connect.reconcileLeaseName" . | quote }}
+    - name: CONNECT_HEALTH_RECONCILE_LEASE_DURATION
+      value: {{ include "kafka-connect.scalar" .Values.connectorsReconcile.leaseDurationSeconds | quote }}
+    {{- include "kafka-connect.sidecar.requestsEnv" . | nindent 4 }}
+    {{- end }}
+    {{- if include "kafka-connect.sidecar.needsToken" . }}
     {{- range $name, $field := dict "POD_NAME" "metadata.name" "POD_NAMESPACE" "metadata.namespace" "POD_UID" "metadata.uid" }}
     - name: {{ $name }}
       valueFrom:
@@ -269,9 +311,7 @@ auth with the mounted password file), the log format, and the declared connector
   {{- end }}
   volumeMounts:
     {{- include "kafka-connect.sidecar.volumeMounts" . | nindent 4 }}
-    {{- if .Values.rbac.events }}
-    - name: events-token
-      mountPath: /var/run/secrets/kubernetes.io/serviceaccount
-      readOnly: true
+    {{- if include "kafka-connect.sidecar.needsToken" . }}
+    {{- include "kafka-connect.apiTokenMount" . | nindent 4 }}
     {{- end }}
 {{- end }}

@@ -87,6 +87,22 @@ a volume, a heap that fits the memory limit. Included once, from templates/check
 {{- end }}
 {{- $_ := set $volumes $vol.name true }}
 {{- end }}
+{{- /* An HPA's Utilization target needs a request of that resource in every container (the HPA cannot compute a
+utilisation otherwise and does nothing). */}}
+{{- $as := $v.autoscaling }}
+{{- if $as.enabled }}
+{{- range $resource, $value := dict "cpu" "targetCPUUtilizationPercentage" "memory" "targetMemoryUtilizationPercentage" }}
+{{- if not (kindIs "invalid" (get $as $value)) }}
+{{- range $c := $pod.containers }}
+{{- $requests := dict }}
+{{- with $c.resources }}{{ with .requests }}{{ $requests = . }}{{ end }}{{ end }}
+{{- if not (hasKey $requests $resource) }}
+{{- fail (printf "autoscaling.%s: container %s of the worker pod has no %s request, so the HPA cannot compute a utilisation: set resources.requests.%s (healthcheck.resources for connect-health, extraContainers for yours)" $value $c.name $resource $resource) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- $ports := dict }}
 {{- $portNames := dict }}
 {{- range $c := $all }}

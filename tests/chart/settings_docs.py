@@ -24,7 +24,9 @@ README = ROOT / "README.md"
 SIDECAR_ENV_FILE = ROOT / "charts" / "kafka-connect" / "files" / "sidecar-env.json"
 # Settings of `serve` the chart sets without a healthcheck value of their own: the value that sets them instead.
 CHART_SET = {"--connect-url": "restPort (the chart points the sidecar at its worker)",
-             "--kubernetes-events": "rbac.events", "--connectors-file": "connectors"}
+             "--kubernetes-events": "rbac.events", "--connectors-file": "connectors",
+             "--reconcile": "connectorsReconcile.enabled", "--reconcile-lease": "connectorsReconcile.enabled",
+             "--reconcile-lease-duration": "connectorsReconcile.leaseDurationSeconds"}
 BEGIN = "<!-- sidecar flags: generated from connect_health.options by tests/chart/settings_docs.py -->"
 END = "<!-- end of sidecar flags -->"
 

@@ -89,6 +89,16 @@ def connector_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def prefix(connector_name: str, worker: launcher.Worker) -> Iterator[str]:
+    """A name prefix for this test's connectors; all of them are deleted at teardown."""
+    yield connector_name[:40]
+    status, names = worker.request("GET", "/connectors")
+    for name in names if status == 200 else []:
+        if name.startswith(connector_name[:40]):
+            worker.delete_connector(name)
+
+
+@pytest.fixture
 def stack_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., launcher.Stack]]:
     """make(version=KAFKA_VERSION, **Stack kwargs) -> a started Stack of your own; all stopped at teardown."""
     made: list[launcher.Stack] = []

@@ -63,3 +63,11 @@ class Sampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(15)
+
+
+def writes(worker: launcher.Worker, prefix: str) -> list[str]:
+    """PUT/POST/DELETE requests the worker logged for this test's connectors (validation is not a write)."""
+    out = []
+    for method in ("PUT", "POST", "DELETE"):
+        out += worker.requests_matching(method, rf"/connectors/{prefix}[^/]*(/(config|pause|resume|stop|restart.*))?")
+    return out

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,28 +16,11 @@ import pytest
 from connect_health import versions
 from kafka_admin import consumer_groups, produce
 from launcher.faultproxy import FaultProxy
+from probing import writes
 from prometheus_client.parser import text_string_to_metric_families
 
 SOURCE = "org.apache.kafka.connect.file.FileStreamSourceConnector"
 SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"
-
-
-def writes(worker: launcher.Worker, prefix: str) -> list[str]:
-    """PUT/POST/DELETE requests the worker logged for this test's connectors (validation is not a write)."""
-    out = []
-    for method in ("PUT", "POST", "DELETE"):
-        out += worker.requests_matching(method, rf"/connectors/{prefix}[^/]*(/(config|pause|resume|stop|restart.*))?")
-    return out
-
-
-@pytest.fixture
-def prefix(connector_name: str, worker: launcher.Worker) -> Iterator[str]:
-    """A name prefix for this test's connectors; all of them are deleted at teardown."""
-    yield connector_name[:40]
-    status, names = worker.request("GET", "/connectors")
-    for name in names if status == 200 else []:
-        if name.startswith(connector_name[:40]):
-            worker.delete_connector(name)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, Response, jsonify, render_template, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from . import reconcile
 from .client import ConnectClient
 from .config import HealthSettings, ServeSettings, UsageError
 from .events import EventObserver, KubeEvents, log_event
@@ -24,6 +25,7 @@ from .memory import tune_malloc
 from .metrics import Metrics
 from .model import Verdict
 from .poller import Poller, View
+from .reconcile import Reconciler
 from .status import Query, QueryError, status_document
 
 if TYPE_CHECKING:
@@ -39,13 +41,18 @@ class Sidecar:
     metrics: Metrics
     app: Flask
     poll_interval: float
+    reconciler: Reconciler | None = None  # serve --reconcile (reconcile.py)
 
     def start(self) -> None:
         """Start the polling thread (its first poll runs at once)."""
+        if self.reconciler is not None:
+            self.reconciler.start()
         self.poller.start(self.poll_interval)
 
     def stop(self) -> None:
         self.poller.stop()
+        if self.reconciler is not None:
+            self.reconciler.stop()
         self.client.close()
 
 
@@ -60,8 +67,12 @@ def build(settings: ServeSettings, *, clock: Callable[[], float] = time.monotoni
         emit = KubeEvents.from_environment() if settings.kubernetes_events else log_event
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    reconciler = reconcile.from_settings(settings, emit) if settings.reconcile else None
     poller = Poller(client, settings.health, connectors_file=settings.connectors_file, clock=clock,
-                    observers=(metrics.observe, EventObserver(emit)), state_file=settings.state_file)
+                    observers=(metrics.observe, EventObserver(emit), *([reconciler] if reconciler else [])),
+                    state_file=settings.state_file)
+    if reconciler is not None:
+        reconciler.attach(poller)
     token = None
     if settings.pages_token_file:
         from .config import read_secret
@@ -71,7 +82,8 @@ def build(settings: ServeSettings, *, clock: Callable[[], float] = time.monotoni
         except ValueError as exc:
             raise UsageError(f"--pages-token-file: {exc}") from None
     app = create_app(poller, settings.health, metrics, refresh_seconds=settings.refresh_seconds, pages_token=token)
-    return Sidecar(client=client, poller=poller, metrics=metrics, app=app, poll_interval=settings.poll_interval)
+    return Sidecar(client=client, poller=poller, metrics=metrics, app=app, poll_interval=settings.poll_interval,
+                   reconciler=reconciler)
 
 
 def create_app(poller: Poller, settings: HealthSettings, metrics: Metrics, *, refresh_seconds: float = 3.0,

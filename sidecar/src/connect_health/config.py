@@ -87,6 +87,10 @@ class ServeSettings:
     pages_token_file: str | None = None
     kubernetes_events: bool = False
     state_file: str | None = None
+    reconcile: bool = False
+    reconcile_lease: str | None = None
+    reconcile_lease_duration: float = default("--reconcile-lease-duration")
+    reconcile_after: float = default("--reconcile-after")
 
     @property
     def refresh_seconds(self) -> float:
@@ -259,12 +263,18 @@ def serve_settings(ns: argparse.Namespace) -> ServeSettings:
     connect = connect_settings(v)
     if v["probe_port"] is not None and v["probe_port"] == v["port"]:
         raise UsageError(f"--probe-port: must differ from --port ({v['port']})")
+    if v["reconcile"] and not v["connectors_file"]:
+        raise UsageError("--reconcile: needs --connectors-file (the declared connectors it restores)")
+    if v["reconcile_lease"] and not v["reconcile"]:
+        raise UsageError("--reconcile-lease: only meaningful with --reconcile")
     return ServeSettings(connect=connect, health=health_settings(v, connect), host=v["host"], port=v["port"],
                          probe_port=v["probe_port"],
                          poll_interval=v["poll_interval"], connectors_file=v["connectors_file"],
                          log_format=v["log_format"], server=v["server"],
                          pages_token_file=v["pages_token_file"], kubernetes_events=v["kubernetes_events"],
-                         state_file=v["state_file"])
+                         state_file=v["state_file"], reconcile=v["reconcile"],
+                         reconcile_lease=v["reconcile_lease"], reconcile_lease_duration=v["reconcile_lease_duration"],
+                         reconcile_after=v["reconcile_after"])
 
 
 def check_settings(ns: argparse.Namespace) -> CheckSettings:

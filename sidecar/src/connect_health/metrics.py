@@ -107,6 +107,17 @@ class ViewCollector(Collector):
             drift.add_metric([name, kind], 1.0)
         yield drift
 
+        if view.reconcile is not None:  # serve --reconcile (reconcile.py)
+            leader = GaugeMetricFamily(f"{PREFIX}_reconcile_leader", "1 while this pod may correct drift (it "
+                                       "holds the reconcile Lease, or runs without one)")
+            leader.add_metric([], 1.0 if view.reconcile.get("leader") else 0.0)
+            yield leader
+            corrections = CounterMetricFamily(f"{PREFIX}_reconcile_corrections", "Drift corrections that wrote "
+                                              "something, made from this pod", labels=["connector"])
+            for name, n in sorted(view.reconcile.get("corrections", {}).items()):
+                corrections.add_metric([name], float(n))
+            yield corrections
+
         calls = GaugeMetricFamily(f"{PREFIX}_rest_calls_last_poll", "REST calls made by the last poll")
         calls.add_metric([], float(view.rest_calls_last_poll))
         yield calls

@@ -423,6 +423,7 @@ SERVER = "server"
 CHECK = "check"
 APPLY = "apply"
 DECLARED = "declared connectors"
+RECONCILE = "drift correction"
 ALL = COMMANDS
 
 OPTIONS: tuple[Option, ...] = (
@@ -509,6 +510,21 @@ OPTIONS: tuple[Option, ...] = (
     Option("--kubernetes-events", Switch(), "also post each restart sent and each /livez change as an Event on this "
            "pod, with its service-account token (needs POD_NAME and create on events); off: log lines only", False,
            ("serve",), SERVER, chart_note="`rbac.events` (with the Role allowing it)"),
+    # --- drift correction (reconcile.py, lease.py) --------------------------------------------------------------
+    Option("--reconcile", Switch(), "re-apply a declared connector (from --connectors-file) that drifted: config "
+           "changed, deleted, paused or resumed by hand; only while the worker answers, and by one pod at a time "
+           "(--reconcile-lease)", False, ("serve",), RECONCILE, chart_note="`connectorsReconcile.enabled`"),
+    Option("--reconcile-lease", Text(metavar="NAME"), "name of the Kubernetes Lease (coordination.k8s.io/v1) in "
+           "this pod's namespace whose holder alone corrects drift (needs get, update on it and create on leases, "
+           "and POD_NAME); unset: this sidecar corrects alone (one worker only)", None, ("serve",), RECONCILE,
+           chart_note="`<fullname>-reconcile` with `connectorsReconcile.enabled`"),
+    Option("--reconcile-lease-duration", seconds(minimum=3), "seconds a Lease holder that stops renewing keeps "
+           "it before another pod takes over (it renews every third of that and stops writing after two thirds)",
+           15.0, ("serve",), RECONCILE, chart_note="`connectorsReconcile.leaseDurationSeconds`"),
+    Option("--reconcile-after", seconds(), "seconds a drift must last (and be seen by two polls at least) before "
+           "it is corrected: longer than the kubelet takes to update a mounted ConfigMap (about a minute), so a "
+           "new revision written by the apply Job is never reverted from a pod's older file", 90.0, ("serve",),
+           RECONCILE),
     # --- check ------------------------------------------------------------------------------------------------
     Option("--restart", Switch(), "send one rung of the restart ladder to every connector failing on this worker",
            False, ("check",), CHECK),

@@ -22,8 +22,9 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import declared as declared_mod
 from . import ladder, lifecycle, model, statefile
@@ -60,6 +61,7 @@ class View:
     last_restarts: dict[str, tuple[tuple[float, str, str], ...]] = field(default_factory=dict)  # (wall, kind, what)
     incarnation: int = 0  # new Connect incarnations seen since the sidecar started (lifecycle.py)
     incarnation_reason: str | None = None
+    reconcile: Mapping[str, Any] | None = None  # drift correction's state (reconcile.py); None: off
 
 
 class _Failure(Exception):
@@ -112,6 +114,7 @@ class Poller:
         self._rungs: dict[str, ladder.Rung] = {}
         self.history = RestartHistory()  # restarts sent and seen, per connector (history.py)
         self.lane = RestartLane(client, settings, clock)  # unthreaded until start()
+        self.reconcile_status: Callable[[], Mapping[str, Any]] | None = None  # set by reconcile.Reconciler.attach
         self._polls = 0
         self._poll_started: float | None = None
         self.state_file = state_file
@@ -300,6 +303,10 @@ class Poller:
             snapshot = parse_expanded(reply.body, worker_id=worker_id, keep=keep)
         return self._with_configs(snapshot, now)
 
+    def refresh_configs(self) -> None:
+        """Fetch the configs at the next poll (after a correction wrote one: reconcile.py)."""
+        self._configs_at = None
+
     def _with_configs(self, snapshot: Snapshot, now: float) -> Snapshot:
         """Remember the declared connectors' configs from an answer with them; lend them to answers without."""
         if snapshot.with_configs:
@@ -422,7 +429,8 @@ class Poller:
                     stale=(not reachable or sidecar_error is not None or bool(notes)) and self._snapshot is not None,
                     configs_age=None if self._configs_at is None else max(0.0, now - self._configs_at),
                     last_restarts=dict(self.history.last), incarnation=self.life.incarnation,
-                    incarnation_reason=self.life.incarnation_reason)
+                    incarnation_reason=self.life.incarnation_reason,
+                    reconcile=self.reconcile_status() if self.reconcile_status else None)
         self.view = view
         for observe in self.observers:
             observe(view)

@@ -184,6 +184,7 @@ def status_document(view: View, settings: HealthSettings, query: Query | None = 
         "drift": [{"connector": n, "kind": k, "detail": d} for n, k, d in view.drift],
         "last_restarts": last_restarts(view),
         "configs_age_seconds": round(view.configs_age, 1) if view.configs_age is not None else None,
+        "reconcile": dict(view.reconcile) if view.reconcile is not None else {"enabled": False},
         "settings": {
             "grace": settings.grace, "restart_attempts": settings.restart_attempts,
             "restart_backoff": settings.restart_backoff, "unresponsive_after": settings.unresponsive_after,

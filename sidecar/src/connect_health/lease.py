@@ -1,0 +1,210 @@
+"""One writer at a time: a Kubernetes Lease (coordination.k8s.io/v1) whose holder alone corrects drift.
+
+Every pod's sidecar sees the same drift (the declared connectors are judged cluster-wide), so without one writer N
+pods would each re-apply the same connector. The election is client-go's leaderelection, small:
+
+- ``decide`` (pure) reads the Lease as last fetched and says what to do: ``create`` it (none yet), ``renew`` it
+  (we hold it), ``acquire`` it (free, or its holder has not renewed it for ``leaseDurationSeconds`` as timed by OUR
+  clock since we last saw it change: no clock of two machines is ever compared), or ``follow``.
+- every write carries the ``resourceVersion`` read (optimistic concurrency): of two pods acquiring at once the API
+  server lets one through and answers the other 409, which then follows.
+- ``settle`` (pure) takes the write's outcome: after a successful create/renew/acquire sent at ``t`` we lead until
+  ``t + 2/3 x duration`` (client-go's renew deadline), so a holder that cannot renew (API server away, the pod
+  frozen) stops writing a third of the duration before any other pod may take the Lease over.
+- ``Elector`` runs the two on its own thread every third of the duration; ``LeaseApi`` is the HTTP part (GET, POST,
+  PUT on one Lease with the pod's service-account token, events.KubeApi).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import requests
+
+from .events import KubeApi
+from .redact import redact
+
+log = logging.getLogger("connect_health.lease")
+
+RENEW_DEADLINE = 2 / 3  # of the lease duration: how long a holder goes on writing after its last successful renew
+RETRY = 1 / 3  # of the lease duration: how often the Lease is read and renewed
+
+
+@dataclass(frozen=True)
+class Record:
+    """What matters of a Lease object."""
+
+    holder: str | None
+    version: str  # metadata.resourceVersion, sent back with every write
+    renew_time: str | None = None
+    duration: float | None = None  # spec.leaseDurationSeconds
+    transitions: int = 0
+    acquire_time: str | None = None
+
+
+@dataclass(frozen=True)
+class Election:
+    """This pod's view of the election: the Lease as last seen changing, when (our monotonic clock), and until when
+    we may write (0: we do not lead)."""
+
+    seen: tuple[str | None, str | None, str] | None = None  # (holder, renewTime, resourceVersion)
+    seen_at: float = 0.0
+    leader_until: float = 0.0
+
+    def leads(self, now: float) -> bool:
+        return now < self.leader_until
+
+
+def decide(state: Election, record: Record | None, me: str, now: float, duration: float) -> tuple[Election, str]:
+    """The next step: ``create`` | ``renew`` | ``acquire`` | ``follow`` (with the Election updated for what was
+    seen). A Lease of another holder is taken over only once it has stayed unchanged for its whole duration."""
+    if record is None:
+        return replace(state, seen=None, seen_at=now), "create"
+    key = (record.holder, record.renew_time, record.version)
+    state = replace(state, seen=key, seen_at=state.seen_at if key == state.seen else now)
+    if record.holder == me:
+        return state, "renew"
+    if not record.holder:
+        return state, "acquire"  # released by its holder
+    if now - state.seen_at >= (record.duration or duration):
+        return state, "acquire"
+    return replace(state, leader_until=0.0), "follow"
+
+
+def settle(state: Election, action: str, outcome: str, sent_at: float, duration: float) -> Election:
+    """The Election after a write's ``outcome`` (``ok`` | ``conflict`` | ``error``): ok leads until the renew
+    deadline counted from when the write was SENT; a conflict (another pod wrote first) leads no more; an error (no
+    answer) changes nothing: the lead lapses by itself at its deadline."""
+    if action == "follow":
+        return state
+    if outcome == "ok":
+        return replace(state, leader_until=sent_at + duration * RENEW_DEADLINE)
+    if outcome == "conflict":
+        return replace(state, leader_until=0.0)
+    return state
+
+
+def micro_time(at: datetime.datetime) -> str:
+    """A Kubernetes MicroTime."""
+    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class LeaseError(Exception):
+    """The API server could not be asked, or refused in a way that is no conflict (one line, redacted)."""
+
+
+class LeaseApi:
+    """GET, POST and PUT of one Lease (``name`` in the API's namespace)."""
+
+    def __init__(self, api: KubeApi, name: str) -> None:
+        self.api = api
+        self.name = name
+        self.collection = f"/apis/coordination.k8s.io/v1/namespaces/{api.namespace}/leases"
+
+    def get(self) -> Record | None:
+        body = self._call("GET", f"{self.collection}/{self.name}", None, (200, 404))
+        if body is None:
+            return None
+        spec = body.get("spec") or {}
+        meta = body.get("metadata") or {}
+        return Record(holder=spec.get("holderIdentity"), version=str(meta.get("resourceVersion", "")),
+                      renew_time=spec.get("renewTime"), duration=spec.get("leaseDurationSeconds"),
+                      transitions=int(spec.get("leaseTransitions") or 0), acquire_time=spec.get("acquireTime"))
+
+    def write(self, action: str, record: Record | None, me: str, duration: float, now: datetime.datetime) -> str:
+        """Create, renew or acquire the Lease for ``me``: ``ok``, or ``conflict`` when another writer was first."""
+        stamp = micro_time(now)
+        spec: dict[str, Any] = {"holderIdentity": me, "leaseDurationSeconds": int(duration), "renewTime": stamp}
+        if action == "renew" and record is not None:
+            spec.update(acquireTime=record.acquire_time or stamp, leaseTransitions=record.transitions)
+        else:
+            spec.update(acquireTime=stamp,
+                        leaseTransitions=(record.transitions + 1) if record is not None and record.holder else 0)
+        meta: dict[str, Any] = {"name": self.name, "namespace": self.api.namespace}
+        if record is not None:
+            meta["resourceVersion"] = record.version
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta, "spec": spec}
+        if action == "create":
+            done = self._call("POST", self.collection, body, (200, 201, 409))
+        else:
+            done = self._call("PUT", f"{self.collection}/{self.name}", body, (200, 201, 409))
+        return "ok" if done is not None else "conflict"
+
+    def _call(self, method: str, path: str, body: Any, expected: tuple[int, ...]) -> dict[str, Any] | None:
+        """The answer's body; None for a 404 or 409 (when expected); LeaseError otherwise."""
+        try:
+            resp = self.api.request(method, path, body)
+        except (OSError, requests.RequestException) as exc:
+            raise LeaseError(f"{method} lease {self.name}: {redact(str(exc))[:200]}") from None
+        if resp.status_code not in expected:
+            hint = " (the chart's reconcile Role grants it)" if resp.status_code == 403 else ""
+            raise LeaseError(f"{method} lease {self.name} answered {resp.status_code}: "
+                             f"{redact(resp.text)[:200]}{hint}")
+        if resp.status_code in (404, 409):
+            return None
+        try:
+            out = resp.json()
+        except ValueError:
+            raise LeaseError(f"{method} lease {self.name}: the answer is not JSON") from None
+        return out if isinstance(out, dict) else {}
+
+
+class Elector:
+    """Reads and writes the Lease every ``duration * RETRY`` seconds on its own thread; ``leads()`` says whether
+    this pod may write now. ``step`` is one round (tests drive it directly)."""
+
+    def __init__(self, api: LeaseApi, me: str, duration: float, *, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)) -> None:
+        self.api = api
+        self.me = me
+        self.duration = duration
+        self.clock = clock
+        self.wall = wall
+        self.state = Election()
+        self.error: str | None = None  # the last round's failure, for /status
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def leads(self) -> bool:
+        return self.state.leads(self.clock())
+
+    def step(self) -> None:
+        was = self.leads()
+        sent = self.clock()
+        action = "get"
+        try:
+            record = self.api.get()
+            state, action = decide(self.state, record, self.me, sent, self.duration)
+            outcome = "ok"
+            if action != "follow":
+                outcome = self.api.write(action, record, self.me, self.duration, self.wall())
+            self.state = settle(state, action, outcome, sent, self.duration)
+            self.error = None
+        except LeaseError as exc:
+            if self.error != str(exc):
+                log.warning("%s (while trying to %s it)", exc, action)
+            self.error = str(exc)
+        now = self.leads()
+        if now != was:
+            log.info("%s the lease %s: %s", "holding" if now else "no longer holding", self.api.name,
+                     "this pod corrects drift" if now else "another pod corrects drift, or none until it is held")
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            self.step()
+            self._stop.wait(self.duration * RETRY)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="connect-health-lease", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.api.api.timeout + 1)

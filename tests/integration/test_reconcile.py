@@ -22,11 +22,11 @@ from connect_health import poller as poller_mod
 from connect_health.client import ConnectClient
 from connect_health.config import ConnectSettings, HealthSettings
 from connect_health.events import KubeEvents, PodRef
-from connect_health.lease import Elector, LeaseApi
+from connect_health.lease import Elector
 from connect_health.poller import Poller
 from connect_health.reconcile import Reconciler, Rules
 from probing import wait_for, writes
-from sidecar.kubeapi import StandInKubeApi, stand_in_kube
+from sidecar.standin_kube import StandInKubeApi, stand_in_kube
 
 SOURCE = "org.apache.kafka.connect.file.FileStreamSourceConnector"
 SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"
@@ -60,7 +60,7 @@ def pods(connect: str, kube: StandInKubeApi, monkeypatch: pytest.MonkeyPatch) ->
     def start(name: str, connectors_file: Path) -> Pod:
         settings = ConnectSettings(url=connect, request_timeout=5.0)
         events = KubeEvents(kube.url, PodRef(name, kube.namespace), str(kube.token_file), None)
-        elector = Elector(LeaseApi(kube.api(), LEASE), name, 15.0)
+        elector = Elector(kube.lease_api(LEASE), name, 15.0)
         rec = Reconciler(ConnectClient(settings), str(connectors_file), events, Rules(after=0.0), elector=elector,
                          threaded=True)
         poller = Poller(ConnectClient(settings), HealthSettings(scope="cluster"),

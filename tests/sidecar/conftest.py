@@ -76,9 +76,9 @@ def make_sidecar(fake: FakeConnect, clock: FakeClock) -> Iterator[Callable[..., 
     built: list[Sidecar] = []
 
     def make(settings: HealthSettings | None = None, *, timeout: float = 2.0, connectors_file: str | None = None,
-             clock_fn: Callable[[], float] | None = None) -> Sidecar:
+             clock_fn: Callable[[], float] | None = None, **serve_settings: Any) -> Sidecar:
         serve = ServeSettings(connect=ConnectSettings(url=fake.url, request_timeout=timeout),
-                              health=settings or health(), connectors_file=connectors_file)
+                              health=settings or health(), connectors_file=connectors_file, **serve_settings)
         sidecar = build(serve, clock=clock_fn or clock)
         sidecar.app.config["TESTING"] = True
         built.append(sidecar)

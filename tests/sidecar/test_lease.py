@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from connect_health.lease import Election, Elector, LeaseApi, Record, decide, settle
+from connect_health.lease import Election, Elector, Record, decide, settle
 
-from .kubeapi import StandInKubeApi, stand_in_kube
+from .standin_kube import StandInKubeApi, stand_in_kube
 
 ME, OTHER = "pod-a", "pod-b"
 
@@ -87,10 +87,17 @@ class Clock:
 WALL = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 
+def pair(kube: StandInKubeApi, clock: Clock) -> tuple[Elector, Elector]:
+    """pod-a and pod-b electing over the Lease "rc" of the stand-in, on one hand-moved clock."""
+    def one(pod: str) -> Elector:
+        return Elector(kube.lease_api("rc"), pod, D, clock=clock, wall=lambda: WALL)
+
+    return one("pod-a"), one("pod-b")
+
+
 def test_two_electors_one_leader_and_a_takeover_after_the_holder_stops(kube: StandInKubeApi) -> None:
     clock = Clock()
-    a = Elector(LeaseApi(kube.api(), "rc"), "pod-a", D, clock=clock, wall=lambda: WALL)
-    b = Elector(LeaseApi(kube.api(), "rc"), "pod-b", D, clock=clock, wall=lambda: WALL)
+    a, b = pair(kube, clock)
     a.step()
     b.step()
     assert (a.leads(), b.leads()) == (True, False)
@@ -116,8 +123,7 @@ def test_two_electors_one_leader_and_a_takeover_after_the_holder_stops(kube: Sta
 
 def test_racing_acquirers_one_wins_by_resource_version(kube: StandInKubeApi) -> None:
     clock = Clock()
-    a = Elector(LeaseApi(kube.api(), "rc"), "pod-a", D, clock=clock, wall=lambda: WALL)
-    b = Elector(LeaseApi(kube.api(), "rc"), "pod-b", D, clock=clock, wall=lambda: WALL)
+    a, b = pair(kube, clock)
     record = b.api.get()
     assert record is None
     assert a.api.write("create", None, "pod-a", D, WALL) == "ok"
@@ -131,9 +137,21 @@ def test_racing_acquirers_one_wins_by_resource_version(kube: StandInKubeApi) -> 
 
 def test_a_refusing_api_server_is_one_line_and_no_lead(kube: StandInKubeApi, caplog: pytest.LogCaptureFixture) -> None:
     kube.refuse = 403
-    el = Elector(LeaseApi(kube.api(), "rc"), "pod-a", D, clock=Clock(), wall=lambda: WALL)
+    el = Elector(kube.lease_api("rc"), "pod-a", D, clock=Clock(), wall=lambda: WALL)
     el.step()
     el.step()
     assert not el.leads()
     assert el.error is not None and "403" in el.error and "Role" in el.error
     assert len([r for r in caplog.records if "lease rc" in r.getMessage()]) == 1  # once, not every round
+
+
+def test_a_stopping_holder_hands_the_lease_back_so_the_next_takes_over_at_once(kube: StandInKubeApi) -> None:
+    clock = Clock()
+    a, b = pair(kube, clock)
+    a.step()
+    b.step()
+    a.stop()  # SIGTERM: the pod goes away
+    assert not a.leads() and kube.leases["rc"]["spec"]["holderIdentity"] == ""
+    clock.now += 5  # b's next round, long before the 15 s a silent holder would cost
+    b.step()
+    assert b.leads()

@@ -5,12 +5,24 @@ real Poller polls of the fake Connect worker of these unit tests (fakeconnect.py
 from __future__ import annotations
 
 import dataclasses
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
-from connect_health import model
-from connect_health.config import HealthSettings
+from connect_health import config, model
+from connect_health.app import Sidecar
+from connect_health.client import ConnectClient
+from connect_health.config import ConnectSettings, HealthSettings
 from connect_health.poller import View
-from connect_health.reconcile import NOT_LEADER, Rules, Track, gate, plan, record, wait_for
+from connect_health.reconcile import NOT_LEADER, Reconciler, Rules, Track, gate, plan, record, wait_for
+
+from .conftest import WORKER, MakePoller
+from .fakeconnect import Answer, FakeClock, FakeConnect
+from .test_cli import clean_env, free_port, run
+from .test_cli_bad_input import one_line_exit_2
 
 R = Rules(after=90.0)
 CFG = ("x", "config", "connector x config differs from the declaration (keys: file)")
@@ -120,3 +132,131 @@ def test_gate(case: str, obs: dict[str, object], stale: bool, leads: bool, why: 
     v = dataclasses.replace(view(**obs), stale=stale)
     got = gate(v, leads)
     assert (got if got is None else got[:len(why or "")]) == why, case
+
+
+# --- the Reconciler over real polls of the fake worker -------------------------------------------------------------
+
+SOURCE = "org.apache.kafka.connect.file.FileStreamSourceConnector"
+DECLARED = {"connector.class": SOURCE, "tasks.max": "1", "file": "/data/in.txt", "topic": "lines"}
+
+
+def paused_source() -> dict[str, Any]:
+    """The expanded list of a worker holding file-source PAUSED (declared running)."""
+    return {"file-source": {
+        "info": {"name": "file-source", "config": {**DECLARED, "name": "file-source"},
+                 "tasks": [{"connector": "file-source", "task": 0}], "type": "source"},
+        "status": {"name": "file-source", "connector": {"state": "PAUSED", "worker_id": WORKER},
+                   "tasks": [{"id": 0, "state": "PAUSED", "worker_id": WORKER}], "type": "source"}}}
+
+
+@pytest.fixture
+def declared_file(tmp_path: Path) -> Path:
+    path = tmp_path / "connectors.json"
+    path.write_text(json.dumps({"file-source": {"config": DECLARED}}))
+    return path
+
+
+def test_a_connector_someone_keeps_pausing_is_resumed_ever_less_often_and_status_says_so(
+        fake: FakeConnect, make_poller: MakePoller, clock: FakeClock, declared_file: Path) -> None:
+    """Something pauses file-source again after each correction (the fake worker answers it PAUSED whatever is sent):
+    the corrections back off (after + 60 s, 120 s, 240 s), each one an Event, and /status names the fight."""
+    fake.healthy(paused_source())
+    fake.route("PUT", "/connectors/file-source/resume", Answer(202, None))
+    said: list[tuple[str, str, str]] = []
+    client = ConnectClient(ConnectSettings(url=fake.url, request_timeout=2.0))
+    rec = Reconciler(client, str(declared_file), lambda *e: said.append(e), Rules(after=0.0), clock=clock)
+    poller = make_poller(connectors_file=str(declared_file), observers=(rec,))
+    rec.attach(poller)
+    try:
+        for _ in range(20):  # 400 s, a poll every 20 s
+            poller.poll_once()
+            clock.advance(20)
+    finally:
+        client.close()
+    resumes = fake.requests("PUT", "/connectors/file-source/resume")
+    # at 20 s, then 40 s later (no wait: the status lag of 15 s only), 80 s later (+60), 140 s later (+120)
+    assert len(resumes) == 4, [round(r.at, 1) for r in resumes]
+    assert [e[:2] for e in said] == [("Normal", "ConnectorReconciled")] * 4
+    assert "connector file-source is PAUSED, declared running" in said[0][2] and "resumed file-source" in said[0][2]
+    status = poller.poll_once().reconcile
+    assert status is not None
+    assert status["enabled"] and status["leader"] and status["lease"] is None and status["corrections"] == {
+        "file-source": 4}
+    (entry,) = status["connectors"]
+    assert entry["fought"] and entry["fights"] == 3 and entry["correct_after_seconds"] == 240.0
+
+
+def test_never_while_the_worker_does_not_answer(fake: FakeConnect, make_poller: MakePoller, clock: FakeClock,
+                                                declared_file: Path) -> None:
+    fake.healthy(paused_source())
+    fake.route("PUT", "/connectors/file-source/resume", Answer(202, None))
+    client = ConnectClient(ConnectSettings(url=fake.url, request_timeout=2.0))
+    rec = Reconciler(client, str(declared_file), lambda *e: None, Rules(after=0.0), clock=clock)
+    poller = make_poller(connectors_file=str(declared_file), observers=(rec,))
+    try:
+        poller.poll_once()  # drift seen once
+        fake.route("GET", "/health", Answer(500, {"status": "unhealthy", "message": "stuck"}))
+        fake.route("GET", "/", Answer(500, {"error_code": 500, "message": "down"}))
+        for _ in range(3):
+            clock.advance(20)
+            poller.poll_once()
+        assert rec.status()["waiting"] == "the worker does not answer"
+        assert fake.requests("PUT") == []
+        fake.healthy(paused_source())
+        clock.advance(20)
+        poller.poll_once()  # the second poll that sees it: corrected now
+    finally:
+        client.close()
+    assert len(fake.requests("PUT", "/connectors/file-source/resume")) == 1
+
+
+def test_serve_wires_it_and_status_and_metrics_show_it(make_sidecar: Callable[..., Sidecar],
+                                                       declared_file: Path) -> None:
+    off = make_sidecar()
+    assert off.reconciler is None
+    off.poller.poll_once()
+    client = off.app.test_client()
+    assert client.get("/status?format=json").get_json()["reconcile"] == {"enabled": False}
+    assert b"connect_health_reconcile_leader" not in client.get("/metrics").data
+
+    on = make_sidecar(connectors_file=str(declared_file), reconcile=True)
+    assert on.reconciler is not None and on.reconciler in on.poller.observers
+    on.poller.poll_once()
+    client = on.app.test_client()
+    doc = client.get("/status?format=json").get_json()["reconcile"]
+    assert doc["enabled"] is True and doc["leader"] is True and doc["after_seconds"] == 90.0
+    assert b"connect_health_reconcile_leader 1.0" in client.get("/metrics").data
+    assert b"Drift correction" in client.get("/status?format=html").data
+
+
+# --- the flags ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("args", "env", "names"), [
+    (["--reconcile"], {}, "--reconcile: needs --connectors-file"),
+    (["--reconcile-lease", "rc"], {}, "--reconcile-lease: only meaningful with --reconcile"),
+    (["--reconcile", "--reconcile-lease", "rc"], {}, "--reconcile-lease needs KUBERNETES_SERVICE_HOST"),
+    ([], {"CONNECT_HEALTH_RECONCILE": "1", "CONNECT_HEALTH_RECONCILE_LEASE": "rc"},
+     "--reconcile-lease needs KUBERNETES_SERVICE_HOST"),
+    (["--reconcile", "--reconcile-lease-duration", "1"], {}, "--reconcile-lease-duration: must be >= 3"),
+], ids=["no file", "lease alone", "lease outside a pod", "the env twins", "too short a lease"])
+def test_bad_reconcile_settings_are_one_line_and_exit_2(fake: FakeConnect, declared_file: Path, args: list[str],
+                                                         env: dict[str, str], names: str) -> None:
+    with_file = [] if args == ["--reconcile"] else ["--connectors-file", str(declared_file)]
+    result = run("serve", "--host", "127.0.0.1", "--port", str(free_port()), "--connect-url", fake.url, *with_file,
+                 *args, env=clean_env(**env))
+    # the Lease's environment is checked when serve builds the sidecar, after its first log line (open files)
+    errors = [line for line in result.stderr.splitlines() if " INFO " not in line]
+    one_line_exit_2(subprocess.CompletedProcess(result.args, result.returncode, result.stdout, "\n".join(errors)),
+                    names)
+    assert fake.requests("PUT") == [] and fake.requests("POST") == []
+
+
+def test_the_env_twins_set_it(declared_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in {"CONNECT_HEALTH_RECONCILE": "true", "CONNECT_HEALTH_RECONCILE_LEASE": "rel-reconcile",
+                       "CONNECT_HEALTH_RECONCILE_LEASE_DURATION": "20", "CONNECT_HEALTH_RECONCILE_AFTER": "5",
+                       "CONNECT_HEALTH_CONNECTORS_FILE": str(declared_file)}.items():
+        monkeypatch.setenv(key, value)
+    settings = config.parse(["serve"])
+    assert isinstance(settings, config.ServeSettings)
+    assert (settings.reconcile, settings.reconcile_lease, settings.reconcile_lease_duration,
+            settings.reconcile_after) == (True, "rel-reconcile", 20.0, 5.0)

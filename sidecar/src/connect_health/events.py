@@ -24,11 +24,12 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import requests
 
+from . import kubeapi
 from .kubeapi import SERVICE_ACCOUNT
 from .poller import View
 from .redact import redact
@@ -105,7 +106,7 @@ class KubeEvents:
         self.ca_file = ca_file
         self.timeout = timeout
         self.session = session or requests.Session()
-        self.api = KubeApi(self.api_url, pod.namespace, token_file, ca_file, timeout, self.session)
+        self.session.trust_env = False  # the API server is reached directly, never through an http(s)_proxy
         self.clock = clock
         self.sent = 0
         self.failed = 0
@@ -118,9 +119,16 @@ class KubeEvents:
                          account_dir: str = SERVICE_ACCOUNT) -> KubeEvents:
         """In a pod: the API server from KUBERNETES_SERVICE_HOST/PORT, the pod from POD_NAME/POD_NAMESPACE/POD_UID
         (the namespace file of the service account when POD_NAMESPACE is unset). ValueError names what is missing."""
-        api = KubeApi.from_environment("--kubernetes-events", env, account_dir, need=("POD_NAME",))
-        return cls(api.url, PodRef(env["POD_NAME"], api.namespace, env.get("POD_UID", "")), api.token_file,
-                   api.ca_file)
+        flag = "--kubernetes-events"
+        url = kubeapi.api_url(env, flag)
+        name = env.get("POD_NAME")
+        if not name:
+            raise ValueError(f"{flag} needs POD_NAME (the chart sets it from the downward API)")
+        namespace = kubeapi.namespace(env, account_dir, "POD_NAMESPACE")
+        if not namespace:
+            raise ValueError(f"{flag} needs POD_NAMESPACE or the service account's namespace file")
+        token, ca = kubeapi.credentials(account_dir, flag)
+        return cls(url, PodRef(name, namespace, env.get("POD_UID", "")), token, ca)
 
     def event(self, type_: str, reason: str, message: str) -> dict[str, Any]:
         """The core/v1 Event object for one emit."""
@@ -170,8 +178,11 @@ class KubeEvents:
                 self._queue.task_done()
 
     def _post(self, body: dict[str, Any]) -> None:
+        url = f"{self.api_url}/api/v1/namespaces/{self.pod.namespace}/events"
         try:
-            resp = self.api.request("POST", f"/api/v1/namespaces/{self.pod.namespace}/events", body)
+            token = kubeapi.read_text(self.token_file)
+            resp = self.session.post(url, json=body, timeout=self.timeout, verify=self.ca_file or True,
+                                     headers={"Authorization": f"Bearer {token}"})
         except (OSError, requests.RequestException) as e:
             self.failed += 1
             log.warning("event %s not sent to the API server: %s", body["reason"], redact(str(e))[:200])
@@ -184,54 +195,3 @@ class KubeEvents:
         log.warning("event %s refused by the API server: %d %s%s", body["reason"], resp.status_code,
                     redact(resp.text)[:200], hint)
 
-
-@dataclass(frozen=True)
-class KubeApi:
-    """The API server as this pod reaches it: its URL, the pod's namespace, the service-account token (re-read for
-    each request: projected tokens rotate) and the CA to check TLS against. Events and the reconcile Lease use it."""
-
-    url: str
-    namespace: str
-    token_file: str
-    ca_file: str | None
-    timeout: float = 5.0
-    session: requests.Session = field(default_factory=requests.Session, repr=False)
-
-    def __post_init__(self) -> None:
-        self.session.trust_env = False  # the API server is reached directly, never through an http(s)_proxy
-
-    @classmethod
-    def from_environment(cls, flag: str, env: Mapping[str, str] = os.environ, account_dir: str = SERVICE_ACCOUNT,
-                         need: tuple[str, ...] = ()) -> KubeApi:
-        """In a pod: KUBERNETES_SERVICE_HOST/PORT, POD_NAMESPACE (else the service account's namespace file), the
-        token, and the variables in ``need``. ValueError names ``flag`` and what is missing."""
-        host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT", "443")
-        if not host:
-            raise ValueError(f"{flag} needs KUBERNETES_SERVICE_HOST (it runs in a pod)")
-        for name in need:
-            if not env.get(name):
-                raise ValueError(f"{flag} needs {name} (the chart sets it from the downward API)")
-        namespace = env.get("POD_NAMESPACE") or _read(os.path.join(account_dir, "namespace"))
-        if not namespace:
-            raise ValueError(f"{flag} needs POD_NAMESPACE or the service account's namespace file")
-        token = os.path.join(account_dir, "token")
-        if not os.path.exists(token):
-            raise ValueError(f"{flag} needs the service-account token ({token} is missing: "
-                             "automountServiceAccountToken is off?)")
-        ca = os.path.join(account_dir, "ca.crt")
-        hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        return cls(f"https://{hostport}", namespace, token, ca if os.path.exists(ca) else None)
-
-    def request(self, method: str, path: str, body: Any = None) -> requests.Response:
-        """One call with the pod's token; raises OSError or requests.RequestException when it gets no answer."""
-        return self.session.request(method, self.url.rstrip("/") + path, json=body, timeout=self.timeout,
-                                    verify=self.ca_file or True,
-                                    headers={"Authorization": f"Bearer {_read(self.token_file)}"})
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return ""

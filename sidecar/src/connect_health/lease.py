@@ -12,7 +12,7 @@ pods would each re-apply the same connector. The election is client-go's leadere
   ``t + 2/3 x duration`` (client-go's renew deadline), so a holder that cannot renew (API server away, the pod
   frozen) stops writing a third of the duration before any other pod may take the Lease over.
 - ``Elector`` runs the two on its own thread every third of the duration; ``LeaseApi`` is the HTTP part (GET, POST,
-  PUT on one Lease with the pod's service-account token, events.KubeApi).
+  PUT on one Lease with the pod's service-account token, kubeapi.ApiServer).
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
-from .events import KubeApi
+from .kubeapi import ApiServer, read_text
 from .redact import redact
 
 log = logging.getLogger("connect_health.lease")
@@ -100,15 +101,20 @@ class LeaseError(Exception):
 
 
 class LeaseApi:
-    """GET, POST and PUT of one Lease (``name`` in the API's namespace)."""
+    """GET, POST and PUT of one Lease, ``name`` in ``namespace``."""
 
-    def __init__(self, api: KubeApi, name: str) -> None:
+    def __init__(self, api: ApiServer, namespace: str, name: str, *, timeout: float = 5.0,
+                 session: requests.Session | None = None) -> None:
         self.api = api
+        self.namespace = namespace
         self.name = name
-        self.collection = f"/apis/coordination.k8s.io/v1/namespaces/{api.namespace}/leases"
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self.session.trust_env = False  # the API server is reached directly, never through an http(s)_proxy
+        self.collection = f"/apis/coordination.k8s.io/v1/namespaces/{quote(namespace, safe='')}/leases"
 
     def get(self) -> Record | None:
-        body = self._call("GET", f"{self.collection}/{self.name}", None, (200, 404))
+        body = self._call("GET", f"{self.collection}/{quote(self.name, safe='')}", None, (200, 404))
         if body is None:
             return None
         spec = body.get("spec") or {}
@@ -118,28 +124,32 @@ class LeaseApi:
                       transitions=int(spec.get("leaseTransitions") or 0), acquire_time=spec.get("acquireTime"))
 
     def write(self, action: str, record: Record | None, me: str, duration: float, now: datetime.datetime) -> str:
-        """Create, renew or acquire the Lease for ``me``: ``ok``, or ``conflict`` when another writer was first."""
+        """Create, renew, acquire or ``release`` (hand back: no holder) the Lease for ``me``: ``ok``, or
+        ``conflict`` when another writer was first."""
         stamp = micro_time(now)
-        spec: dict[str, Any] = {"holderIdentity": me, "leaseDurationSeconds": int(duration), "renewTime": stamp}
-        if action == "renew" and record is not None:
+        spec: dict[str, Any] = {"holderIdentity": "" if action == "release" else me,
+                                "leaseDurationSeconds": int(duration), "renewTime": stamp}
+        if action in ("renew", "release") and record is not None:
             spec.update(acquireTime=record.acquire_time or stamp, leaseTransitions=record.transitions)
         else:
             spec.update(acquireTime=stamp,
                         leaseTransitions=(record.transitions + 1) if record is not None and record.holder else 0)
-        meta: dict[str, Any] = {"name": self.name, "namespace": self.api.namespace}
+        meta: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
         if record is not None:
             meta["resourceVersion"] = record.version
         body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta, "spec": spec}
         if action == "create":
             done = self._call("POST", self.collection, body, (200, 201, 409))
         else:
-            done = self._call("PUT", f"{self.collection}/{self.name}", body, (200, 201, 409))
+            done = self._call("PUT", f"{self.collection}/{quote(self.name, safe='')}", body, (200, 201, 409))
         return "ok" if done is not None else "conflict"
 
     def _call(self, method: str, path: str, body: Any, expected: tuple[int, ...]) -> dict[str, Any] | None:
         """The answer's body; None for a 404 or 409 (when expected); LeaseError otherwise."""
         try:
-            resp = self.api.request(method, path, body)
+            resp = self.session.request(method, self.api.url.rstrip("/") + path, json=body, timeout=self.timeout,
+                                        verify=self.api.ca_file or True,
+                                        headers={"Authorization": f"Bearer {read_text(self.api.token_file)}"})
         except (OSError, requests.RequestException) as exc:
             raise LeaseError(f"{method} lease {self.name}: {redact(str(exc))[:200]}") from None
         if resp.status_code not in expected:
@@ -205,6 +215,18 @@ class Elector:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop renewing; a holder hands the Lease back (no holder), so another pod takes over at its next round
+        instead of a whole duration later (client-go's ReleaseOnCancel)."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=self.api.api.timeout + 1)
+            self._thread.join(timeout=self.api.timeout + 1)
+        if not self.leads():
+            return
+        self.state = Election()
+        try:
+            record = self.api.get()
+            if record is not None and record.holder == self.me:
+                self.api.write("release", record, self.me, self.duration, self.wall())
+                log.info("released the lease %s", self.api.name)
+        except LeaseError as exc:
+            log.warning("%s (while releasing it: another pod takes over when it expires)", exc)

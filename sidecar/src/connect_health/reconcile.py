@@ -36,9 +36,10 @@ from typing import Any
 
 from . import apply as apply_mod
 from . import declared as declared_mod
+from . import kubeapi
 from .client import ConnectClient, ConnectError
 from .config import ServeSettings, UsageError
-from .events import Emit, KubeApi
+from .events import Emit
 from .lease import Elector, LeaseApi
 from .poller import Poller, View
 from .redact import redact
@@ -156,12 +157,13 @@ class Outcome:
 def correct(client: ConnectClient, name: str, declared: Mapping[str, declared_mod.Declared], budget: float,
             clock: Callable[[], float] = time.monotonic) -> Outcome:
     """Apply one declared connector (``apply.apply``: write its config if it differs, set its declared state),
-    retrying "not now" answers for ``budget`` seconds. Never raises."""
+    retrying "not now" answers for ``budget`` seconds. Never raises. Its offsets action, a one-shot request, is the
+    apply Job's: drift correction restores configs and states only."""
     if name not in declared:
         return Outcome(name, False, ())
     lines: list[str] = []
     try:
-        result = apply_mod.apply(client, {name: declared[name]}, out=lines.append,
+        result = apply_mod.apply(client, {name: replace(declared[name], offsets=None)}, out=lines.append,
                                  retrier=apply_mod.Retrier(clock() + budget, lines.append, clock=clock))
     except ConnectError as exc:
         return Outcome(name, False, (), redact(str(exc))[:300])
@@ -201,13 +203,18 @@ class Reconciler:
         return self.elector is None or self.elector.leads()
 
     def __call__(self, view: View) -> None:
-        now = self.clock()
-        blocked = gate(view, self.leads())
-        with self._lock:
-            self.blocked = blocked
-            self._tracks, todo = plan(self._tracks, view.drift, now, self.rules, blocked=blocked,
-                                      busy=frozenset(self._busy))
-            self._busy.update(todo)
+        """Plan at a new View (in the polling thread: quick, and never raising into the poll)."""
+        try:
+            now = self.clock()
+            blocked = gate(view, self.leads())
+            with self._lock:
+                self.blocked = blocked
+                self._tracks, todo = plan(self._tracks, view.drift, now, self.rules, blocked=blocked,
+                                          busy=frozenset(self._busy))
+                self._busy.update(todo)
+        except Exception:  # a bug: logged; the poll and its View are not the reconciler's to spoil
+            log.exception("drift correction's plan failed")
+            return
         for name in todo:
             if self._queue is not None:
                 self._queue.put(name)
@@ -298,18 +305,24 @@ class Reconciler:
         self.client.close()
 
 
-def from_settings(settings: ServeSettings, emit: Emit, env: Mapping[str, str] = os.environ) -> Reconciler:
+def from_settings(settings: ServeSettings, emit: Emit, env: Mapping[str, str] = os.environ,
+                  account_dir: str = kubeapi.SERVICE_ACCOUNT) -> Reconciler:
     """The Reconciler of ``serve --reconcile`` (threaded, its own ConnectClient); with ``--reconcile-lease`` it
     writes only while this pod holds that Lease. UsageError names what a pod lacks for the Lease."""
     assert settings.connectors_file is not None  # config.serve_settings refuses --reconcile without it
     elector = None
     if settings.reconcile_lease:
+        flag = "--reconcile-lease"
         try:
-            api = KubeApi.from_environment("--reconcile-lease", env)
+            api = kubeapi.ApiServer.from_environment(env, account_dir, flag)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        me = env.get("POD_NAME") or socket.gethostname()
-        elector = Elector(LeaseApi(api, settings.reconcile_lease), me, settings.reconcile_lease_duration)
+        namespace = kubeapi.namespace(env, account_dir, "CONNECT_HEALTH_NAMESPACE", "POD_NAMESPACE")
+        if not namespace:
+            raise UsageError(f"{flag} needs CONNECT_HEALTH_NAMESPACE, POD_NAMESPACE or the service account's "
+                             "namespace file")
+        me = env.get("POD_NAME") or socket.gethostname()  # the pod's name (the hostname of a pod is its name)
+        elector = Elector(LeaseApi(api, namespace, settings.reconcile_lease), me, settings.reconcile_lease_duration)
     else:
         log.warning("--reconcile without --reconcile-lease: this sidecar corrects drift alone (right for one "
                     "worker; with several, give them a Lease so that one writes at a time)")

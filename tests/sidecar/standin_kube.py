@@ -17,7 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from connect_health.events import KubeApi
+from connect_health.kubeapi import ApiServer
+from connect_health.lease import LeaseApi
 
 LEASE = re.compile(r"^/apis/coordination\.k8s\.io/v1/namespaces/([^/]+)/leases(?:/([^/?]+))?$")
 EVENTS = re.compile(r"^/api/v1/namespaces/([^/]+)/events$")
@@ -62,8 +63,9 @@ class StandInKubeApi:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def api(self) -> KubeApi:
-        return KubeApi(self.url, self.namespace, str(self.token_file), None, timeout=2.0)
+    def lease_api(self, name: str) -> LeaseApi:
+        """A client of the Lease ``name`` on this stand-in."""
+        return LeaseApi(ApiServer(self.url, str(self.token_file), None), self.namespace, name, timeout=2.0)
 
     def writers(self) -> list[str | None]:
         """The holderIdentity of every Lease write, in order."""

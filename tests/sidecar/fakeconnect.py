@@ -131,7 +131,7 @@ class FakeConnect:
                     pass  # the client gave up (timeout): nothing to answer to
                 self.close_connection = True
 
-            do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve  # noqa: N815
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True

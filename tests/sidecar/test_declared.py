@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from connect_health.declared import DeclarationError, Declared, config_value, drift, load, parse
+from connect_health.declared import DeclarationError, Declared, config_value, drift, load, offsets_schema, parse
 from connect_health.snapshot import parse_expanded
 
 from .fakeconnect import fixture
@@ -275,3 +275,61 @@ def test_load_a_directory_names_the_bad_shard(tmp_path: Path) -> None:
 def test_load_an_empty_directory_declares_nothing(tmp_path: Path) -> None:
     (tmp_path / "decl").mkdir()
     assert load(str(tmp_path / "decl")) == {}
+
+
+# --- offsets as code (issue 20): the declared one-shot action -------------------------------------------------------
+
+SINK_ITEM = {"partition": {"kafka_topic": "t", "kafka_partition": 0}, "offset": {"kafka_offset": 5}}
+OFFSETS_CASES = [
+    ({"request": "r1", "action": "reset"}, None),
+    ({"request": "2026-12-06 replay", "action": "set", "offsets": [SINK_ITEM]}, None),
+    ({"request": "r", "action": "set", "offsets": [{"partition": {"filename": "/x"}, "offset": None}]}, None),
+    ("reset", "offsets: expected a map with request and action, got str"),
+    ({"action": "reset"}, "offsets: request: expected a non-empty string (change it to ask for the action again), "
+                          "got None"),
+    ({"request": "  ", "action": "reset"}, "offsets: request: expected a non-empty string"),
+    ({"request": 3, "action": "reset"}, "offsets: request: expected a non-empty string"),
+    ({"request": "x" * 254, "action": "reset"}, "offsets: request: at most 253 characters, got 254"),
+    ({"request": "r", "action": "rewind"}, "offsets: action: expected one of reset, set, got 'rewind'"),
+    ({"request": "r", "action": "reset", "offsets": [SINK_ITEM]}, "offsets: offsets: only with action set"),
+    ({"request": "r", "action": "set"}, "offsets: offsets: action set needs a non-empty list"),
+    ({"request": "r", "action": "set", "offsets": []}, "offsets: offsets: action set needs a non-empty list"),
+    ({"request": "r", "action": "set", "offsets": [{"partition": {"a": 1}}]},
+     "offsets: offsets[0]: expected exactly the keys partition and offset, got ['partition']"),
+    ({"request": "r", "action": "set", "offsets": [{"partition": {}, "offset": {}}]},
+     "offsets: offsets[0]: partition: expected a non-empty map, got {}"),
+    ({"request": "r", "action": "set", "offsets": [{"partition": {"a": 1}, "offset": 5}]},
+     "offsets: offsets[0]: offset: expected a map (or null to clear it), got 5"),
+    ({"request": "r", "action": "reset", "when": "now"}, "offsets: unknown key 'when' (allowed: request, action, "
+                                                         "offsets)"),
+]
+
+
+@pytest.mark.parametrize(("offsets", "error"), OFFSETS_CASES)
+def test_offsets_are_checked_with_one_line_per_error(offsets: Any, error: str | None) -> None:
+    data = {"sink": {"config": {"connector.class": "FileStreamSink"}, "offsets": offsets}}
+    if error is None:
+        action = parse(data)["sink"].offsets
+        assert action is not None and action.request == offsets["request"] and action.action == offsets["action"]
+        assert list(action.offsets) == offsets.get("offsets", [])
+        return
+    with pytest.raises(DeclarationError) as err:
+        parse(data)
+    assert str(err.value).startswith(f"connectors file: connector 'sink': {error}"), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("offsets", "error"), OFFSETS_CASES)
+def test_the_offsets_schema_agrees_with_the_parser(offsets: Any, error: str | None) -> None:
+    """The chart's `connectors.*.offsets` schema (declared.offsets_schema) accepts exactly what parse accepts."""
+    import jsonschema  # type: ignore[import-untyped]
+
+    valid = jsonschema.Draft7Validator(offsets_schema()).is_valid(offsets)
+    assert valid == (error is None), (offsets, error)
+
+
+def test_offsets_need_a_connector_name_that_can_key_the_record() -> None:
+    with pytest.raises(DeclarationError, match="the connector's name is where its done requests are recorded"):
+        parse({"my sink": {"config": {"connector.class": "FileStreamSink"},
+                           "offsets": {"request": "r", "action": "reset"}}})
+    assert parse({"my sink": {"config": {"connector.class": "FileStreamSink"}}})["my sink"].offsets is None

@@ -181,7 +181,9 @@ def offsets_schema() -> dict[str, Any]:
             "description": "A one-shot offsets action (KIP-875, Kafka 3.6+), done once per distinct request",
             "properties": {"request": {"type": "string", "minLength": 1, "maxLength": MAX_REQUEST, "pattern": r"\S"},
                            "action": {"type": "string", "enum": list(OFFSETS_ACTIONS)},
-                           "offsets": {"type": "array", "minItems": 1, "items": item}}}
+                           "offsets": {"type": "array", "minItems": 1, "items": item}},
+            "if": {"properties": {"action": {"const": "set"}}},
+            "then": {"required": ["offsets"]}, "else": {"not": {"required": ["offsets"]}}}
 
 
 def field_value(entry: Mapping[str, Any], key: str, where: str) -> Any:

@@ -1,4 +1,5 @@
-"""JSON schemas of the two prometheus-operator kinds the chart renders, for strict validation in the tests.
+"""JSON schemas of the two prometheus-operator kinds the chart renders, and of the GitOps kinds of examples/gitops/
+(GITOPS_SCHEMAS, from crds/*.json, described at their definition), for strict validation in the tests.
 
 kubernetes-validate only knows built-in kinds. These are transcribed from prometheus-operator's CRDs
 (example/prometheus-operator-crd/monitoring.coreos.com_{prometheusrules,servicemonitors}.yaml, operator 0.8x),
@@ -9,7 +10,9 @@ parts the chart renders (selector, namespaceSelector, port, path, interval, scra
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from pathlib import Path
+from typing import Any, cast
 
 _DURATION = {
     "type": "string",
@@ -221,3 +224,34 @@ CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITOR,
     ("monitoring.coreos.com/v1", "PrometheusRule"): PROMETHEUS_RULE,
 }
+
+# The GitOps kinds of examples/gitops/ (Argo CD Application, Flux HelmRelease, OCIRepository, HelmRepository): the
+# `spec` schemas of their CRDs' storage versions, vendored in crds/*.json, each naming its source file and commit in
+# `$comment`. Reduced, not transcribed: descriptions dropped, the properties the examples use kept whole, every other
+# property reduced to its type; objects made strict (unknown fields are errors: a typo such as `valuesObjects` or
+# `remediaton` fails). Validated with metadata like the chart's objects', plus `finalizers`.
+CRD_DIR = Path(__file__).parent / "crds"
+_META_PROPERTIES = cast(dict[str, Any], _OBJECT_META["properties"])
+_GITOPS_META = {**_OBJECT_META, "properties": {**_META_PROPERTIES,
+                                               "finalizers": {"type": "array", "items": {"type": "string"}}}}
+
+
+def _gitops_schema(path: Path) -> tuple[tuple[str, str], dict[str, Any]]:
+    doc = json.loads(path.read_text())
+    schema = {
+        "$comment": doc["$comment"],
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": doc["apiVersion"]},
+            "kind": {"const": doc["kind"]},
+            "metadata": _GITOPS_META,
+            "spec": doc["spec"],
+        },
+    }
+    return (doc["apiVersion"], doc["kind"]), schema
+
+
+GITOPS_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = dict(
+    _gitops_schema(p) for p in sorted(CRD_DIR.glob("*.json")))

@@ -135,7 +135,9 @@ def test_no_offsets_key_when_none_declared(render: Render) -> None:
 
 def test_requests_configmap_is_empty_and_kept(render: Render) -> None:
     cm = one(render(with_offsets(RESET)), "ConfigMap", REQUESTS)
-    assert cm["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert cm["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"  # Argo CD: Delete=false
+    # kept by Argo CD too when a later revision no longer renders it (no offsets declared, reconcile off)
+    assert cm["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == "Prune=false"
     assert not cm.get("data"), "rendered empty: the writers own its data, an upgrade must not wipe it"
     assert cm["metadata"]["namespace"] == NAMESPACE
 
@@ -191,6 +193,14 @@ def test_malformed_offsets_are_refused_by_the_schema(render: Render, offsets: di
     with pytest.raises(HelmError) as err:
         render(with_offsets(offsets))
     assert "schema" in err.value.stderr and "lines-sink" in err.value.stderr, err.value.stderr
+
+
+def test_offsets_without_the_apply_job_are_refused(render: Render) -> None:
+    """The sidecars' drift correction never runs an offsets action (a one-shot request is the Job's): declared with
+    the Job off it would silently never happen."""
+    with pytest.raises(HelmError) as err:
+        render(with_offsets(RESET, connectorsApply={"enabled": False}, connectorsReconcile={"enabled": True}))
+    assert "connectorsApply.enabled" in error_line(err.value.stderr, "connectors.lines-sink.offsets")
 
 
 @pytest.mark.parametrize("version", ["3.5.2", "3.5.0"])

@@ -536,6 +536,9 @@ connector.client.config.override.allowlist: "connectorClientOverrides (the chart
 {{- if and (eq .action "reset") (hasKey . "offsets") }}
 {{- fail (printf "%s: action reset takes no offsets (it resets them all); use action set to give them" $where) }}
 {{- end }}
+{{- if not $.Values.connectorsApply.enabled }}
+{{- fail (printf "%s: offsets actions are applied by the apply Job (the sidecars' drift correction restores configs and states only), and connectorsApply.enabled is false: turn the Job on for the action, or remove it" $where) }}
+{{- end }}
 {{- if and $kafkaVersion (semverCompare "<3.6.0-0" $kafkaVersion) }}
 {{- fail (printf "%s: Kafka %s has no offsets API (KIP-875, Kafka >= 3.6); remove it or use a newer image (kafkaVersion says which Kafka the image holds)" $where $kafkaVersion) }}
 {{- end }}

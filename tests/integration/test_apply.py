@@ -406,3 +406,16 @@ def test_offsets_reset_then_set_of_a_sink_once_per_request(connect: str, worker:
     launcher.wait_until(lambda: len(lines()) == 45, 60, "the sink to write records 15 to 19 again")
     assert lines()[40:] == [f"record {i}" for i in range(15, 20)]
     assert json.loads(standin.data[name]) == ["replay-1", "replay-2"]
+
+    # Deleted by hand and declared again with a new reset: re-created STOPPED (Kafka 3.7+), so it never resumes from
+    # the offsets its consumer group kept, then reset and resumed: the whole topic once more.
+    worker.wait_connector_state(name)
+    worker.delete_connector(name)
+    sink["offsets"] = {"request": "replay-3", "action": "reset"}
+    code, text = apply_with_record(connect, {name: sink}, requests)
+    assert code == 0, text
+    kafka = versions.kafka_version(kafka_version)
+    created = f"created {name} STOPPED (initial_state)" if kafka and kafka >= (3, 7) else f"created {name}"
+    assert created in text.splitlines() and f"reset offsets of {name}: " in text and f"resumed {name}" in text, text
+    launcher.wait_until(lambda: len(lines()) == 65, 60, "the re-created sink to write the topic once more")
+    assert lines()[45:] == [f"record {i}" for i in range(20)]

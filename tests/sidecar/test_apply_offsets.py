@@ -71,8 +71,9 @@ def run_waiting(client: ConnectClient, declared: dict[str, Declared], **kwargs: 
 
 
 def connect_writes(fake: FakeConnect) -> list[tuple[str, str]]:
-    return [w for w in writes(fake) if not w[1].startswith("/api/")] + [
-        (s.method, s.path) for s in fake.requests("PATCH") if not s.path.startswith("/api/")]
+    """The writes sent to Connect (not to the API server's paths), in order; validation is not a write."""
+    return [(s.method, s.path) for s in fake.requests() if s.method in ("PUT", "POST", "PATCH", "DELETE")
+            and not s.path.startswith("/api/") and not s.path.endswith("/config/validate")]
 
 
 def test_refused_on_kafka_older_than_3_6_with_nothing_done(fake: FakeConnect, client: ConnectClient,
@@ -149,8 +150,11 @@ def test_set_sends_the_declared_offsets_and_resumes_to_paused(fake: FakeConnect,
     assert code == 0, lines
     (sent,) = fake.requests("PATCH", "/connectors/file-sink/offsets")
     assert sent.json() == {"offsets": list(items)}
+    # the action first, then the declared state: no pause before the stop
     assert [line for line in lines if line.startswith(("paused", "stopped"))] == [
-        "paused file-sink", "stopped file-sink (for its offsets)", "paused file-sink"]
+        "stopped file-sink (for its offsets)", "paused file-sink"]
+    assert connect_writes(fake) == [("PUT", "/connectors/file-sink/stop"), ("PATCH", "/connectors/file-sink/offsets"),
+                                    ("PUT", "/connectors/file-sink/pause")]
 
 
 def test_an_unreadable_record_means_nothing_is_done(fake: FakeConnect, client: ConnectClient,
@@ -251,7 +255,7 @@ def test_dry_run_says_what_it_would_do(fake: FakeConnect, client: ConnectClient,
     code, lines = run_apply(client, declared, requests=record, dry_run=True)
     assert code == 0, lines
     assert "would create new-sink STOPPED (initial_state)" in lines
-    assert "would reset the offsets of file-sink (offsets file-sink (request 'replay-1'))" in lines
+    assert "would reset the offsets of file-sink (request 'replay-1')" in lines
     assert connect_writes(fake) == [] and fake.requests("PATCH") == []
 
 
@@ -261,3 +265,24 @@ def test_requests_configmap_outside_a_pod_is_one_line_exit_2(tmp_path: Path) -> 
     env = {k: v for k, v in clean_env().items() if not k.startswith("KUBERNETES_")}
     result = run("apply", "--connectors-file", str(path), "--requests-configmap", "rel-connector-requests", env=env)
     one_line_exit_2(result, "--requests-configmap needs KUBERNETES_SERVICE_HOST (it runs in a pod)")
+
+
+def test_the_record_finds_its_api_server_and_namespace_as_events_do(tmp_path: Path) -> None:
+    """The chart's CONNECT_HEALTH_NAMESPACE first, then POD_NAMESPACE, then the service account's namespace file."""
+    with pytest.raises(ValueError, match="^--requests-configmap needs KUBERNETES_SERVICE_HOST"):
+        RequestsRecord.from_environment("cm", {}, str(tmp_path))
+    pod = {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "6443"}
+    with pytest.raises(ValueError, match="service-account token"):
+        RequestsRecord.from_environment("cm", pod, str(tmp_path))
+    (tmp_path / "token").write_text("t")
+    with pytest.raises(ValueError, match="needs CONNECT_HEALTH_NAMESPACE"):
+        RequestsRecord.from_environment("cm", pod, str(tmp_path))
+    (tmp_path / "namespace").write_text("from-file\n")
+    (tmp_path / "ca.crt").write_text("ca")
+    rec = RequestsRecord.from_environment("cm", pod, str(tmp_path))
+    assert (rec.api.url, rec.namespace, rec.api.ca_file) == ("https://[fd00::1]:6443", "from-file",
+                                                             str(tmp_path / "ca.crt"))
+    assert RequestsRecord.from_environment("cm", {**pod, "POD_NAMESPACE": "pod-ns"}, str(tmp_path)).namespace \
+        == "pod-ns"
+    assert RequestsRecord.from_environment("cm", {**pod, "POD_NAMESPACE": "pod-ns", "CONNECT_HEALTH_NAMESPACE": "ch"},
+                                           str(tmp_path)).where == "ConfigMap ch/cm"

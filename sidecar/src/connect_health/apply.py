@@ -14,6 +14,12 @@ its retry is refused (a DELETE retried after the first one deleted the connector
 worker is read again, and the write is a success when the worker holds what was declared. The Kafka version comes
 from the worker's ``GET /`` (``versions.py``: Confluent Platform's ``7.4.0-ccs`` is Kafka 3.4); a call the worker
 lacks (``PUT .../stop`` before Kafka 3.5) falls back to pause, with one line, and never fails the run.
+
+Issue 20: a new connector declared paused or stopped is created in that state (``POST /connectors`` with
+``initial_state``, Kafka 3.7+); a declared offsets action (KIP-875, Kafka 3.6+) runs once per request string: stop,
+wait until no task is left, reset or alter, record the request in the ConfigMap (``kubeapi.RequestsRecord``), then
+the declared state. ``apply_connector`` does all of this for ONE connector (what drift correction calls); ``apply``
+validates every connector it would write first, then calls it for each. docs/connectors/states-and-offsets.md.
 """
 
 from __future__ import annotations
@@ -344,9 +350,10 @@ def _validate(client: ConnectClient, decl: Declared, retrier: Retrier) -> list[s
 def apply_connector(applier: Applier, decl: Declared, have: ConnectorView | None, *, validate: bool = True) -> bool:
     """Make the worker hold ONE connector's declaration: its config (written only when it differs from ``have``,
     what the worker holds of it, None when it has no such connector; validated first unless ``validate`` is False),
-    its declared state, then its offsets action if one is declared and not yet done. A new connector declared
-    paused or stopped is created in that state on Kafka 3.7+ (KIP-980); older workers create it running and then
-    pause or stop it (the window docs/connectors/states-and-offsets.md describes).
+    its offsets action if one is declared and not yet done, then its declared state. A new connector declared
+    paused or stopped (or with an offsets action: created STOPPED, so that it never runs on the offsets it is about to
+    lose) is created in that state on Kafka 3.7+ (KIP-980); older workers create it running and then pause or stop it
+    (the window docs/connectors/states-and-offsets.md describes).
 
     Every step says one line through ``applier.out``; writes and refusals are counted in ``applier.result``. Returns
     False when something was refused. ``apply`` calls it for each declared connector; drift correction may call it
@@ -365,17 +372,18 @@ def apply_connector(applier: Applier, decl: Declared, have: ConnectorView | None
                 result.refused += errors
                 return False
         verb = "update" if have else "create"
-        in_state = have is None and target != "RUNNING"
+        initial = "STOPPED" if decl.offsets is not None else target
+        in_state = have is None and initial != "RUNNING"
         if in_state and (applier.kafka is None or applier.older_than((3, 7))):
             why = versions.describe(applier.version) if applier.version is not None else "a worker of unknown Kafka"
-            out(f"create {name}: {why} cannot create a connector {decl.state} (initial_state, Kafka 3.7+): it runs "
-                f"until it is {decl.state}")
+            out(f"create {name}: {why} cannot create a connector {initial.lower()} (initial_state, Kafka 3.7+): it "
+                f"runs until it is {initial.lower()}")
             in_state = False
         if applier.dry_run:
-            out(f"would {verb} {name}" + (f" {target} (initial_state)" if in_state else ""))
-            state = target if in_state else state
+            out(f"would {verb} {name}" + (f" {initial} (initial_state)" if in_state else ""))
+            state = initial if in_state else state
         elif in_state:
-            created = _create_in_state(applier, decl, target)
+            created = _create_in_state(applier, decl, initial)
             if created is None:
                 return False
             state = created
@@ -390,9 +398,9 @@ def apply_connector(applier: Applier, decl: Declared, have: ConnectorView | None
             state = state or "RUNNING"
     else:
         out(f"unchanged {name}")
-    state = _set_state(applier, name, state, target)
     if decl.offsets is not None:
-        _offsets(applier, decl, state)
+        state = _offsets(applier, decl, state)
+    _set_state(applier, name, state, target)
     return len(result.refused) == refused_before
 
 
@@ -477,9 +485,11 @@ def _set_state(applier: Applier, name: str, state: str | None, target: str) -> s
 RESUME = {"RUNNING": "resume", "PAUSED": "pause"}  # from STOPPED back to the declared state (stopped stays)
 
 
-def _offsets(applier: Applier, decl: Declared, state: str | None) -> None:
+def _offsets(applier: Applier, decl: Declared, state: str | None) -> str | None:
     """Run the connector's declared offsets action unless its request is among those already done (the ConfigMap
-    record), then record it. Refused, with one line and nothing done, on Kafka < 3.6 or without a record."""
+    record), then record it. Refused, with one line and nothing done, on Kafka < 3.6 or without a record. Returns
+    the connector's state afterwards (STOPPED once it was stopped for the action): the caller then sets the declared
+    state."""
     action = decl.offsets
     assert action is not None
     name, out = decl.name, applier.out
@@ -488,26 +498,27 @@ def _offsets(applier: Applier, decl: Declared, state: str | None) -> None:
         assert applier.version is not None
         applier.refuse(f"{what}: {versions.describe(applier.version)} cannot {action.action} a connector's offsets "
                        "(KIP-875, Kafka 3.6+)")
-        return
+        return state
     if applier.requests is None:
         applier.refuse(f"{what}: no ConfigMap to record it in (--requests-configmap): not done, as it could "
                        "not be recorded")
-        return
+        return state
     try:
         done = applier.requests.done(name)
     except RecordError as exc:
         applier.refuse(f"{what}: not done: {exc}")
-        return
+        return state
     if action.request in done:
         out(f"{what}: done already")
-        return
+        return state
     if applier.dry_run:
-        out(f"would {action.action} the offsets of {name} ({what})")
-        return
+        out(f"would {action.action} the offsets of {name} (request {action.request!r})")
+        return state
     if state is None:
         applier.refuse(f"{what}: not done: the connector's state is unknown")
-        return
-    if _offsets_action(applier, decl, state, what):
+        return state
+    stopped, changed = _offsets_action(applier, decl, state, what)
+    if changed:
         try:
             applier.requests.record(name, action.request)
         except RecordError as exc:
@@ -515,12 +526,13 @@ def _offsets(applier: Applier, decl: Declared, state: str | None) -> None:
                            "request is removed")
         else:
             out(f"{what}: recorded in {applier.requests.where}")
-    _set_state(applier, name, "STOPPED", DESIRED_STATES[decl.state])
+    return "STOPPED" if stopped else state
 
 
-def _offsets_action(applier: Applier, decl: Declared, state: str, what: str) -> bool:
-    """Stop the connector, wait until it is STOPPED with no task left, then reset or alter its offsets. True when
-    the worker says they were changed. The caller resumes the connector to its declared state either way."""
+def _offsets_action(applier: Applier, decl: Declared, state: str, what: str) -> tuple[bool, bool]:
+    """Stop the connector, wait until it is STOPPED with no task left, then reset or alter its offsets. Returns
+    (whether it is stopped, whether the worker says the offsets were changed); the caller then sets the declared
+    state either way."""
     client, out, retrier, name = applier.client, applier.out, applier.retrier, decl.name
     action = decl.offsets
     assert action is not None
@@ -530,11 +542,11 @@ def _offsets_action(applier: Applier, decl: Declared, state: str, what: str) -> 
                          partial(_state_held, client, name, "STOPPED"), out)
         if refusal is not None:
             _check(refusal, f"{what}: stop {name}", applier.result)
-            return False
+            return False, False
         out(f"stopped {name} (for its offsets)")
     if not _wait_stopped(applier, name):
         applier.refuse(f"{what}: {name} still had tasks when --wait ran out; its offsets were not changed")
-        return False
+        return True, False
     applier.result.writes += 1
     if action.action == "reset":
         send = partial(client.reset_offsets, name)
@@ -544,13 +556,13 @@ def _offsets_action(applier: Applier, decl: Declared, state: str, what: str) -> 
         reply = retrier.call(f"{action.action} offsets of {name}", send, _offsets_not_yet)
     except ConnectError as exc:
         applier.refuse(f"{what}: no answer ({exc}); the offsets may or may not have changed")
-        return False
+        return True, False
     if not reply.ok:
         _check(reply, f"{what}: {action.action} offsets of {name}", applier.result)
-        return False
+        return True, False
     message = reply.body.get("message") if isinstance(reply.body, dict) else None
     out(f"{action.action} offsets of {name}: {message or reply.status}")
-    return True
+    return True, True
 
 
 # Connect's answers to an offsets call that mean "not yet" rather than "no" (ConnectorsResource / DistributedHerder /

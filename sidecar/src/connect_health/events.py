@@ -105,8 +105,7 @@ class KubeEvents:
         self.token_file = token_file
         self.ca_file = ca_file
         self.timeout = timeout
-        self.session = session or requests.Session()
-        self.session.trust_env = False  # the API server is reached directly, never through an http(s)_proxy
+        self.session = kubeapi.direct(session)
         self.clock = clock
         self.sent = 0
         self.failed = 0

@@ -57,6 +57,13 @@ def namespace(env: Mapping[str, str], account_dir: str, *names: str) -> str:
     return read_text(os.path.join(account_dir, "namespace"))
 
 
+def direct(session: requests.Session | None = None) -> requests.Session:
+    """A session that reaches the API server directly, never through the environment's http(s)_proxy."""
+    session = session or requests.Session()
+    session.trust_env = False
+    return session
+
+
 def read_text(path: str) -> str:
     try:
         with open(path) as f:
@@ -92,8 +99,7 @@ class RequestsRecord:
         self.namespace = namespace
         self.name = name
         self.timeout = timeout
-        self.session = session or requests.Session()
-        self.session.trust_env = False  # the API server is reached directly, never through an http(s)_proxy
+        self.session = direct(session)
 
     @classmethod
     def from_environment(cls, name: str, env: Mapping[str, str] = os.environ,

@@ -11,6 +11,7 @@ by hand is seen at once, and --reconcile-after to 0 (a drift is corrected at the
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from connect_health.events import KubeEvents, PodRef
 from connect_health.lease import Elector
 from connect_health.poller import Poller
 from connect_health.reconcile import Reconciler, Rules
-from probing import wait_for, writes
+from probing import metric, wait_for, writes
 from sidecar.standin_kube import StandInKubeApi, stand_in_kube
 
 SOURCE = "org.apache.kafka.connect.file.FileStreamSourceConnector"
@@ -115,10 +116,13 @@ def test_a_config_changed_and_a_connector_deleted_by_hand_are_restored(
     changed = dict(configs[f"{prefix}-sink"], file=str(workdir / "by-hand.txt"))
     worker.put_connector(f"{prefix}-sink", changed)
     worker.delete_connector(f"{prefix}-src")
+    t0 = time.monotonic()
 
     wait_for(lambda: config_of(worker, f"{prefix}-sink") == configs[f"{prefix}-sink"]
              and config_of(worker, f"{prefix}-src") == configs[f"{prefix}-src"], 60,
              "the sidecar to restore the sink's config and the deleted source")
+    print(f"restored {time.monotonic() - t0:.1f}s after the hand changes (poll 0.5 s, configs every 1 s, "
+          "--reconcile-after 0)")
     worker.wait_connector_state(f"{prefix}-src")
     wait_for(lambda: len(kube.events) >= 2, 10, "two Events")
     reasons = {(e["reason"], e["involvedObject"]["name"]) for e in kube.events}
@@ -162,3 +166,22 @@ def test_with_two_sidecars_only_the_lease_holder_writes(
     assert b.status()["corrections"] == {} and b.status()["leader"] is False
     assert {e["involvedObject"]["name"] for e in kube.events} == {"pod-a"}
     assert set(kube.writers()) == {"pod-a"}, kube.log  # pod-b never wrote the Lease either (it was held)
+
+
+def test_serve_reconcile_alone_restores_a_deleted_connector(sidecar: Callable[..., launcher.Sidecar],
+                                                            worker: launcher.Worker, workdir: Path,
+                                                            prefix: str) -> None:
+    """`connect-health serve --reconcile` as a process, without a Lease (one worker): the wiring of serve itself."""
+    path, configs = declare(prefix, workdir, worker)
+    sc = sidecar("--connectors-file", str(path), "--reconcile", "--reconcile-after", "0")
+    wait_for(lambda: sc.get("/status")[1]["polls"] >= 3, 30, "three polls")
+    assert sc.get("/status")[1]["reconcile"]["leader"] is True
+    worker.delete_connector(f"{prefix}-src")
+    wait_for(lambda: config_of(worker, f"{prefix}-src") == configs[f"{prefix}-src"], 60,
+             "the sidecar to create the deleted source again")
+    wait_for(lambda: metric(sc, "connect_health_reconcile_corrections_total", connector=f"{prefix}-src") == 1, 20,
+             "the correction counted in /metrics")
+    log = sc.log.read_text()
+    lines = [line for line in log.splitlines() if "reconciled connector" in line]
+    print(*lines, sep="\n")
+    assert len(lines) == 1 and f"created {prefix}-src" in lines[0], lines

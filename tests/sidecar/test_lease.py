@@ -42,12 +42,24 @@ DECIDE = [
     ("its own (shorter) duration counts, not ours", SEEN_AT_0, rec(OTHER, duration=5), 5.0, "acquire", 0.0),
     ("a new resourceVersion alone is a change too", SEEN_AT_0, rec(OTHER, "9"), 30.0, "follow", 30.0),
 ]
+# the same, for a pod whose worker cannot be corrected (starting, or not answering for a lease duration)
+UNABLE = [
+    ("unable, no Lease yet: never create it", Election(), None, 5.0, "follow", 5.0),
+    ("unable, we hold it: hand it back", Election(), rec(ME), 5.0, "release", 5.0),
+    ("unable, released: never take it", Election(), rec(None), 5.0, "follow", 5.0),
+    ("unable, another holder's expired: never take it", SEEN_AT_0, rec(OTHER), 15.0, "follow", 0.0),
+]
 
 
-@pytest.mark.parametrize(("case", "state", "record", "now", "action", "seen_at"), DECIDE, ids=[c[0] for c in DECIDE])
-def test_decide(case: str, state: Election, record: Record | None, now: float, action: str, seen_at: float) -> None:
-    after, got = decide(state, record, ME, now, D)
+@pytest.mark.parametrize(("case", "state", "record", "now", "action", "seen_at", "eligible"),
+                         [(*c, True) for c in DECIDE] + [(*c, False) for c in UNABLE],
+                         ids=[c[0] for c in DECIDE + UNABLE])
+def test_decide(case: str, state: Election, record: Record | None, now: float, action: str, seen_at: float,
+                eligible: bool) -> None:
+    after, got = decide(state, record, ME, now, D, eligible)
     assert (got, after.seen_at) == (action, seen_at), case
+    if not eligible:
+        assert not after.leads(now)
 
 
 # (case, action, outcome, leader_until before, leader_until after) with the write sent at 100
@@ -58,6 +70,7 @@ SETTLE = [
     ("another pod wrote first (409): lead no more", "renew", "conflict", 105.0, 0.0),
     ("no answer: the lead lapses by itself", "renew", "error", 105.0, 105.0),
     ("following changes nothing", "follow", "ok", 0.0, 0.0),
+    ("handed back: lead no more", "release", "ok", 105.0, 0.0),
 ]
 
 
@@ -155,3 +168,14 @@ def test_a_stopping_holder_hands_the_lease_back_so_the_next_takes_over_at_once(k
     clock.now += 5  # b's next round, long before the 15 s a silent holder would cost
     b.step()
     assert b.leads()
+
+
+def test_a_lease_with_odd_fields_is_read_as_far_as_it_makes_sense(kube: StandInKubeApi) -> None:
+    """Someone edited the Lease by hand: wrong types are read as absent, never a crash of the election."""
+    kube.leases["rc"] = {"metadata": {"name": "rc", "resourceVersion": "7"},
+                         "spec": {"holderIdentity": 5, "leaseDurationSeconds": "x", "leaseTransitions": True}}
+    record = kube.lease_api("rc").get()
+    assert record == Record(holder=None, version="7")
+    el = Elector(kube.lease_api("rc"), "pod-a", D, clock=Clock(), wall=lambda: WALL)
+    el.step()  # no holder: taken
+    assert el.leads() and kube.leases["rc"]["spec"]["holderIdentity"] == "pod-a"

@@ -16,11 +16,13 @@ from connect_health import config, model
 from connect_health.app import Sidecar
 from connect_health.client import ConnectClient
 from connect_health.config import ConnectSettings, HealthSettings
+from connect_health.lease import Elector
 from connect_health.poller import View
 from connect_health.reconcile import NOT_LEADER, Reconciler, Rules, Track, gate, plan, record, wait_for
 
 from .conftest import WORKER, MakePoller
 from .fakeconnect import Answer, FakeClock, FakeConnect
+from .standin_kube import stand_in_kube
 from .test_cli import clean_env, free_port, run
 from .test_cli_bad_input import one_line_exit_2
 
@@ -45,8 +47,8 @@ PLAN = [
     ("fought once, waited after + 60 s: due", {"x": seen(0.0, fights=1, corrected_at=-200.0)}, [CFG], 150.0, None,
      (), ["x"]),
     ("fought 3 times: after + 240 s", {"x": seen(0.0, fights=3, corrected_at=-900.0)}, [CFG], 329.0, None, (), []),
-    ("corrected moments ago (status lag): not again yet", {"x": seen(0.0, corrected_at=85.0)}, [CFG], 95.0, None,
-     (), []),
+    ("tried moments ago (status lag): not again yet", {"x": seen(0.0, tried_at=85.0)}, [CFG], 95.0, None, (), []),
+    ("tried a while ago: due", {"x": seen(0.0, tried_at=75.0)}, [CFG], 95.0, None, (), ["x"]),
 ]
 
 
@@ -105,6 +107,7 @@ def test_record(case: str, track: Track, now: float, wrote: bool, error: str | N
     after = record(track, now, R, wrote=wrote, error=error)
     assert (after.fights, after.corrections) == (fights, corrections), case
     assert after.polls <= 1  # the drift must be seen again from the start
+    assert after.tried_at == now
 
 
 def test_the_fight_backoff_doubles_up_to_an_hour() -> None:
@@ -260,3 +263,69 @@ def test_the_env_twins_set_it(declared_file: Path, monkeypatch: pytest.MonkeyPat
     assert isinstance(settings, config.ServeSettings)
     assert (settings.reconcile, settings.reconcile_lease, settings.reconcile_lease_duration,
             settings.reconcile_after) == (True, "rel-reconcile", 20.0, 5.0)
+
+
+def test_a_drift_that_needs_no_write_is_tried_again_only_after_the_wait() -> None:
+    """Nothing to write (a connector declared stopped stays paused on a worker without STOPPED): one attempt per
+    --reconcile-after, not one every other poll."""
+    track = record(seen(0.0, polls=2), 90.0, R, wrote=False, error=None)
+    tracks = {"x": track}
+    for now in (95.0, 120.0, 179.0):
+        tracks, due = plan(tracks, [CFG], now, R, blocked=None)
+        assert due == [], now
+    assert plan(tracks, [CFG], 180.0, R, blocked=None)[1] == ["x"]
+
+
+def test_a_pod_whose_worker_stops_answering_hands_the_lease_over(fake: FakeConnect, make_poller: MakePoller,
+                                                               clock: FakeClock, declared_file: Path,
+                                                               tmp_path: Path) -> None:
+    """One failed poll keeps the Lease (a blip); a worker not answering for a whole lease duration gives it back, so
+    that a pod whose worker answers corrects instead; and a pod starting never takes it."""
+    client = ConnectClient(ConnectSettings(url=fake.url, request_timeout=2.0))
+    with stand_in_kube(tmp_path) as kube:
+        elector = Elector(kube.lease_api("rc"), "pod-a", 15.0, clock=clock)
+        rec = Reconciler(client, str(declared_file), lambda *e: None, Rules(after=0.0), elector=elector, clock=clock)
+        poller = make_poller(connectors_file=str(declared_file), observers=(rec,))
+        try:
+            elector.step()
+            assert kube.leases == {}  # no poll yet: this pod knows nothing of its worker
+            poller.poll_once()
+            elector.step()
+            assert elector.leads()
+            fake.route("GET", "/health", Answer(500, {"status": "unhealthy", "message": "stuck"}))
+            fake.route("GET", "/", Answer(500, {"error_code": 500, "message": "down"}))
+            clock.advance(5)
+            poller.poll_once()
+            elector.step()
+            assert elector.leads()  # a blip
+            clock.advance(14)
+            poller.poll_once()
+            elector.step()
+            assert elector.leads()
+            clock.advance(1)  # not answering for 15 s
+            poller.poll_once()
+            elector.step()
+            assert not elector.leads() and kube.leases["rc"]["spec"]["holderIdentity"] == ""
+        finally:
+            client.close()
+
+
+def test_never_from_a_file_that_no_longer_parses(fake: FakeConnect, make_poller: MakePoller, clock: FakeClock,
+                                                 declared_file: Path) -> None:
+    """A broken ConfigMap: the poller keeps judging by the last good declarations, the correction writes nothing
+    and /status says why."""
+    fake.healthy(paused_source())
+    fake.route("PUT", "/connectors/file-source/resume", Answer(202, None))
+    client = ConnectClient(ConnectSettings(url=fake.url, request_timeout=2.0))
+    rec = Reconciler(client, str(declared_file), lambda *e: None, Rules(after=0.0), clock=clock)
+    poller = make_poller(connectors_file=str(declared_file), observers=(rec,))
+    try:
+        poller.poll_once()
+        declared_file.write_text('{"file-source": {"config": ')
+        clock.advance(20)
+        poller.poll_once()
+    finally:
+        client.close()
+    assert fake.requests("PUT") == []
+    (entry,) = rec.status()["connectors"]
+    assert "the connectors file cannot be read" in entry["error"] and "not valid JSON" in entry["error"]

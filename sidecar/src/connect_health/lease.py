@@ -62,13 +62,18 @@ class Election:
         return now < self.leader_until
 
 
-def decide(state: Election, record: Record | None, me: str, now: float, duration: float) -> tuple[Election, str]:
-    """The next step: ``create`` | ``renew`` | ``acquire`` | ``follow`` (with the Election updated for what was
-    seen). A Lease of another holder is taken over only once it has stayed unchanged for its whole duration."""
+def decide(state: Election, record: Record | None, me: str, now: float, duration: float,
+           eligible: bool = True) -> tuple[Election, str]:
+    """The next step: ``create`` | ``renew`` | ``acquire`` | ``release`` | ``follow`` (with the Election updated for
+    what was seen). A Lease of another holder is taken over only once it has stayed unchanged for its whole duration.
+    A pod that is not ``eligible`` (its worker starting or not answering: it could not correct anything) never takes
+    the Lease and hands it back if it holds it, so that a pod whose worker answers takes over."""
     if record is None:
-        return replace(state, seen=None, seen_at=now), "create"
+        return replace(state, seen=None, seen_at=now), "create" if eligible else "follow"
     key = (record.holder, record.renew_time, record.version)
     state = replace(state, seen=key, seen_at=state.seen_at if key == state.seen else now)
+    if not eligible:
+        return replace(state, leader_until=0.0), "release" if record.holder == me else "follow"
     if record.holder == me:
         return state, "renew"
     if not record.holder:
@@ -84,6 +89,8 @@ def settle(state: Election, action: str, outcome: str, sent_at: float, duration:
     answer) changes nothing: the lead lapses by itself at its deadline."""
     if action == "follow":
         return state
+    if action == "release":
+        return replace(state, leader_until=0.0)
     if outcome == "ok":
         return replace(state, leader_until=sent_at + duration * RENEW_DEADLINE)
     if outcome == "conflict":
@@ -117,11 +124,12 @@ class LeaseApi:
         body = self._call("GET", f"{self.collection}/{quote(self.name, safe='')}", None, (200, 404))
         if body is None:
             return None
-        spec = body.get("spec") or {}
-        meta = body.get("metadata") or {}
-        return Record(holder=spec.get("holderIdentity"), version=str(meta.get("resourceVersion", "")),
-                      renew_time=spec.get("renewTime"), duration=spec.get("leaseDurationSeconds"),
-                      transitions=int(spec.get("leaseTransitions") or 0), acquire_time=spec.get("acquireTime"))
+        spec: dict[str, Any] = body["spec"] if isinstance(body.get("spec"), dict) else {}
+        meta: dict[str, Any] = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
+        duration, transitions = _number(spec.get("leaseDurationSeconds")), _number(spec.get("leaseTransitions"))
+        return Record(holder=_text(spec.get("holderIdentity")), version=str(meta.get("resourceVersion", "")),
+                      renew_time=_text(spec.get("renewTime")), duration=duration if duration else None,
+                      transitions=int(transitions or 0), acquire_time=_text(spec.get("acquireTime")))
 
     def write(self, action: str, record: Record | None, me: str, duration: float, now: datetime.datetime) -> str:
         """Create, renew, acquire or ``release`` (hand back: no holder) the Lease for ``me``: ``ok``, or
@@ -170,8 +178,10 @@ class Elector:
     this pod may write now. ``step`` is one round (tests drive it directly)."""
 
     def __init__(self, api: LeaseApi, me: str, duration: float, *, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)) -> None:
+                 wall: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
+                 eligible: Callable[[], bool] = lambda: True) -> None:
         self.api = api
+        self.eligible = eligible  # whether this pod could correct now (reconcile.Reconciler says)
         self.me = me
         self.duration = duration
         self.clock = clock
@@ -179,7 +189,12 @@ class Elector:
         self.state = Election()
         self.error: str | None = None  # the last round's failure, for /status
         self._stop = threading.Event()
+        self._nudged = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def nudge(self) -> None:
+        """Run the next round now (this pod just became eligible, or stopped being so)."""
+        self._nudged.set()
 
     def leads(self) -> bool:
         return self.state.leads(self.clock())
@@ -190,7 +205,7 @@ class Elector:
         action = "get"
         try:
             record = self.api.get()
-            state, action = decide(self.state, record, self.me, sent, self.duration)
+            state, action = decide(self.state, record, self.me, sent, self.duration, self.eligible())
             outcome = "ok"
             if action != "follow":
                 outcome = self.api.write(action, record, self.me, self.duration, self.wall())
@@ -207,8 +222,12 @@ class Elector:
 
     def run(self) -> None:
         while not self._stop.is_set():
-            self.step()
-            self._stop.wait(self.duration * RETRY)
+            try:
+                self.step()
+            except Exception:  # a bug: logged, and the next round tries again (the lead lapses meanwhile)
+                log.exception("lease round failed unexpectedly")
+            self._nudged.wait(self.duration * RETRY)
+            self._nudged.clear()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="connect-health-lease", daemon=True)
@@ -218,6 +237,7 @@ class Elector:
         """Stop renewing; a holder hands the Lease back (no holder), so another pod takes over at its next round
         instead of a whole duration later (client-go's ReleaseOnCancel)."""
         self._stop.set()
+        self._nudged.set()
         if self._thread is not None:
             self._thread.join(timeout=self.api.timeout + 1)
         if not self.leads():
@@ -230,3 +250,11 @@ class Elector:
                 log.info("released the lease %s", self.api.name)
         except LeaseError as exc:
             log.warning("%s (while releasing it: another pod takes over when it expires)", exc)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else None

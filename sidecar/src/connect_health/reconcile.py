@@ -72,6 +72,7 @@ class Track:
     polls: int = 0  # polls in a row that saw it
     details: tuple[str, ...] = ()  # what differs (declared.drift's details), as last seen
     corrected_at: float | None = None
+    tried_at: float | None = None  # the last correction attempted, whatever came of it
     corrections: int = 0  # corrections that wrote something, in all
     fights: int = 0  # corrections (or refusals) in a row, each within fight_window of the one before
     error: str | None = None  # why the last correction was refused
@@ -128,21 +129,24 @@ def plan(tracks: Mapping[str, Track], drift: Iterable[tuple[str, str, str]], now
         return out, []
     due = [n for n, t in out.items() if t.since is not None and t.polls >= 2 and n not in busy
            and now - t.since >= wait_for(t, rules)
-           and (t.corrected_at is None or now - t.corrected_at >= rules.recheck)]
+           and (t.tried_at is None or now - t.tried_at >= rules.recheck)]
     due.sort(key=lambda n: (out[n].since or 0.0, n))
     room = max(0, rules.per_poll - len(busy))
     return out, due[:room]
 
 
 def record(track: Track, now: float, rules: Rules, *, wrote: bool, error: str | None) -> Track:
-    """A correction's outcome: ``wrote`` (it restored something), nothing to write (already as declared), or
-    ``error`` (refused). The drift must then be seen again from the start."""
+    """A correction's outcome: ``wrote`` (it restored something), nothing to write, or ``error`` (refused). A drift
+    still there must then be seen again from the start: a refusal backs off like a fight; nothing to write (the drift
+    was seen on configs older than the worker's, or cannot be corrected: a connector declared stopped on a worker
+    without STOPPED stays paused) waits ``after`` again, so an uncorrectable drift costs one attempt per ``after``."""
     fought = track.corrected_at is not None and now - track.corrected_at <= rules.fight_window
+    tried = replace(track, tried_at=now)
     if error is not None:
-        return replace(track, since=now, polls=1, corrected_at=now, fights=track.fights + 1, error=error)
+        return replace(tried, since=now, polls=1, fights=track.fights + 1, error=error)
     if not wrote:
-        return replace(track, since=None, polls=0, error=None)
-    return replace(track, since=None, polls=0, details=(), corrected_at=now, corrections=track.corrections + 1,
+        return replace(tried, since=now, polls=1, error=None)
+    return replace(tried, since=None, polls=0, details=(), corrected_at=now, corrections=track.corrections + 1,
                    fights=track.fights + 1 if fought else 0, error=None)
 
 
@@ -188,6 +192,12 @@ class Reconciler:
         self.budget = 3 * client.settings.request_timeout
         self.poller: Poller | None = None
         self.blocked: str | None = "no poll yet"
+        # Whether this pod may hold the Lease: its worker answers and has started (one bad poll, a rebalance, is no
+        # reason to hand the Lease over: only a worker unable for a whole lease duration is).
+        self.able = False
+        self._unable_since: float | None = None
+        if elector is not None:
+            elector.eligible = lambda: self.able
         self._tracks: dict[str, Track] = {}
         self._busy: set[str] = set()
         self._lock = threading.Lock()
@@ -207,6 +217,7 @@ class Reconciler:
         try:
             now = self.clock()
             blocked = gate(view, self.leads())
+            self._note_able(view, now)
             with self._lock:
                 self.blocked = blocked
                 self._tracks, todo = plan(self._tracks, view.drift, now, self.rules, blocked=blocked,
@@ -221,6 +232,19 @@ class Reconciler:
             else:
                 self._run_one(name)
 
+    def _note_able(self, view: View, now: float) -> None:
+        obs = view.observation
+        was = self.able
+        if obs.reachable and obs.started and not obs.sidecar_error:
+            self.able, self._unable_since = True, None
+        else:
+            if self._unable_since is None:
+                self._unable_since = now
+            patience = self.elector.duration if self.elector is not None else 0.0
+            self.able = self.able and now - self._unable_since < patience
+        if self.able != was and self.elector is not None:
+            self.elector.nudge()  # take the Lease (or hand it back) now, not at the next round
+
     def _run_one(self, name: str) -> None:
         try:
             if not self.leads():  # the lease lapsed since the poll that planned it
@@ -228,9 +252,8 @@ class Reconciler:
             else:
                 try:
                     declared = declared_mod.load(self.connectors_file)
-                except declared_mod.DeclarationError as exc:
-                    declared, error = {}, str(exc)
-                    outcome = Outcome(name, False, (), f"the connectors file cannot be read: {error}"[:300])
+                except declared_mod.DeclarationError as exc:  # never correct from a file that does not parse
+                    outcome = Outcome(name, False, (), f"the connectors file cannot be read: {exc}"[:300])
                 else:
                     outcome = correct(self.client, name, declared, self.budget, self.clock)
             self._finish(outcome)
@@ -257,7 +280,7 @@ class Reconciler:
         if outcome.error is not None:
             log.warning("correction of connector %s refused: %s (next try after %.0fs of drift)", name,
                         outcome.error, wait_for(new, self.rules))
-        elif new.fights:
+        elif outcome.wrote and new.fights:
             log.warning("connector %s drifted again %d time(s) in a row within %.0fs of its correction: something "
                         "fights the declaration; next correction after %.0fs of drift", name, new.fights,
                         self.rules.fight_window, wait_for(new, self.rules))

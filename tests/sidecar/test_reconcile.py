@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,9 @@ from connect_health import config, model
 from connect_health.app import Sidecar
 from connect_health.client import ConnectClient
 from connect_health.config import ConnectSettings, HealthSettings
+from connect_health.events import Emit
 from connect_health.lease import Elector
-from connect_health.poller import View
+from connect_health.poller import Poller, View
 from connect_health.reconcile import NOT_LEADER, Reconciler, Rules, Track, gate, plan, record, wait_for
 
 from .conftest import WORKER, MakePoller
@@ -159,23 +160,40 @@ def declared_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_a_connector_someone_keeps_pausing_is_resumed_ever_less_often_and_status_says_so(
-        fake: FakeConnect, make_poller: MakePoller, clock: FakeClock, declared_file: Path) -> None:
-    """Something pauses file-source again after each correction (the fake worker answers it PAUSED whatever is sent):
-    the corrections back off (after + 60 s, 120 s, 240 s), each one an Event, and /status names the fight."""
+Reconciling = Callable[..., tuple[Reconciler, Poller]]
+
+
+@pytest.fixture
+def reconciling(fake: FakeConnect, make_poller: MakePoller, clock: FakeClock,
+                declared_file: Path) -> Iterator[Reconciling]:
+    """make(emit=ignore, elector=None) -> an unthreaded Reconciler (--reconcile-after 0) observing a Poller of the
+    fake worker holding file-source PAUSED (declared running), which answers a resume with 202."""
     fake.healthy(paused_source())
     fake.route("PUT", "/connectors/file-source/resume", Answer(202, None))
-    said: list[tuple[str, str, str]] = []
-    client = ConnectClient(ConnectSettings(url=fake.url, request_timeout=2.0))
-    rec = Reconciler(client, str(declared_file), lambda *e: said.append(e), Rules(after=0.0), clock=clock)
-    poller = make_poller(connectors_file=str(declared_file), observers=(rec,))
-    rec.attach(poller)
-    try:
-        for _ in range(20):  # 400 s, a poll every 20 s
-            poller.poll_once()
-            clock.advance(20)
-    finally:
+    clients: list[ConnectClient] = []
+
+    def make(emit: Emit = lambda *e: None, elector: Elector | None = None) -> tuple[Reconciler, Poller]:
+        client = ConnectClient(ConnectSettings(url=fake.url, request_timeout=2.0))
+        clients.append(client)
+        rec = Reconciler(client, str(declared_file), emit, Rules(after=0.0), elector=elector, clock=clock)
+        poller = make_poller(connectors_file=str(declared_file), observers=(rec,))
+        rec.attach(poller)
+        return rec, poller
+
+    yield make
+    for client in clients:
         client.close()
+
+
+def test_a_connector_someone_keeps_pausing_is_resumed_ever_less_often_and_status_says_so(
+        fake: FakeConnect, reconciling: Reconciling, clock: FakeClock) -> None:
+    """Something pauses file-source again after each correction (the fake worker answers it PAUSED whatever is sent):
+    the corrections back off (after + 60 s, 120 s, 240 s), each one an Event, and /status names the fight."""
+    said: list[tuple[str, str, str]] = []
+    _, poller = reconciling(lambda *e: said.append(e))
+    for _ in range(20):  # 400 s, a poll every 20 s
+        poller.poll_once()
+        clock.advance(20)
     resumes = fake.requests("PUT", "/connectors/file-source/resume")
     # at 20 s, then 40 s later (no wait: the status lag of 15 s only), 80 s later (+60), 140 s later (+120)
     assert len(resumes) == 4, [round(r.at, 1) for r in resumes]
@@ -189,27 +207,25 @@ def test_a_connector_someone_keeps_pausing_is_resumed_ever_less_often_and_status
     assert entry["fought"] and entry["fights"] == 3 and entry["correct_after_seconds"] == 240.0
 
 
-def test_never_while_the_worker_does_not_answer(fake: FakeConnect, make_poller: MakePoller, clock: FakeClock,
-                                                declared_file: Path) -> None:
-    fake.healthy(paused_source())
-    fake.route("PUT", "/connectors/file-source/resume", Answer(202, None))
-    client = ConnectClient(ConnectSettings(url=fake.url, request_timeout=2.0))
-    rec = Reconciler(client, str(declared_file), lambda *e: None, Rules(after=0.0), clock=clock)
-    poller = make_poller(connectors_file=str(declared_file), observers=(rec,))
-    try:
-        poller.poll_once()  # drift seen once
-        fake.route("GET", "/health", Answer(500, {"status": "unhealthy", "message": "stuck"}))
-        fake.route("GET", "/", Answer(500, {"error_code": 500, "message": "down"}))
-        for _ in range(3):
-            clock.advance(20)
-            poller.poll_once()
-        assert rec.status()["waiting"] == "the worker does not answer"
-        assert fake.requests("PUT") == []
-        fake.healthy(paused_source())
+def down(fake: FakeConnect) -> None:
+    """The worker stops answering (its REST API answers 500 to everything the poller asks)."""
+    fake.route("GET", "/health", Answer(500, {"status": "unhealthy", "message": "stuck"}))
+    fake.route("GET", "/", Answer(500, {"error_code": 500, "message": "down"}))
+
+
+def test_never_while_the_worker_does_not_answer(fake: FakeConnect, reconciling: Reconciling,
+                                                clock: FakeClock) -> None:
+    rec, poller = reconciling()
+    poller.poll_once()  # drift seen once
+    down(fake)
+    for _ in range(3):
         clock.advance(20)
-        poller.poll_once()  # the second poll that sees it: corrected now
-    finally:
-        client.close()
+        poller.poll_once()
+    assert rec.status()["waiting"] == "the worker does not answer"
+    assert fake.requests("PUT") == []
+    fake.healthy(paused_source())
+    clock.advance(20)
+    poller.poll_once()  # the second poll that sees it: corrected now
     assert len(fake.requests("PUT", "/connectors/file-source/resume")) == 1
 
 
@@ -276,56 +292,36 @@ def test_a_drift_that_needs_no_write_is_tried_again_only_after_the_wait() -> Non
     assert plan(tracks, [CFG], 180.0, R, blocked=None)[1] == ["x"]
 
 
-def test_a_pod_whose_worker_stops_answering_hands_the_lease_over(fake: FakeConnect, make_poller: MakePoller,
-                                                               clock: FakeClock, declared_file: Path,
-                                                               tmp_path: Path) -> None:
+def test_a_pod_whose_worker_stops_answering_hands_the_lease_over(fake: FakeConnect, reconciling: Reconciling,
+                                                               clock: FakeClock, tmp_path: Path) -> None:
     """One failed poll keeps the Lease (a blip); a worker not answering for a whole lease duration gives it back, so
     that a pod whose worker answers corrects instead; and a pod starting never takes it."""
-    client = ConnectClient(ConnectSettings(url=fake.url, request_timeout=2.0))
     with stand_in_kube(tmp_path) as kube:
         elector = Elector(kube.lease_api("rc"), "pod-a", 15.0, clock=clock)
-        rec = Reconciler(client, str(declared_file), lambda *e: None, Rules(after=0.0), elector=elector, clock=clock)
-        poller = make_poller(connectors_file=str(declared_file), observers=(rec,))
-        try:
-            elector.step()
-            assert kube.leases == {}  # no poll yet: this pod knows nothing of its worker
+        _, poller = reconciling(elector=elector)
+        elector.step()
+        assert kube.leases == {}  # no poll yet: this pod knows nothing of its worker
+        poller.poll_once()
+        elector.step()
+        assert elector.leads()
+        down(fake)
+        for seconds, leads in ((5, True), (14, True), (1, False)):  # a blip; then not answering for 15 s
+            clock.advance(seconds)
             poller.poll_once()
             elector.step()
-            assert elector.leads()
-            fake.route("GET", "/health", Answer(500, {"status": "unhealthy", "message": "stuck"}))
-            fake.route("GET", "/", Answer(500, {"error_code": 500, "message": "down"}))
-            clock.advance(5)
-            poller.poll_once()
-            elector.step()
-            assert elector.leads()  # a blip
-            clock.advance(14)
-            poller.poll_once()
-            elector.step()
-            assert elector.leads()
-            clock.advance(1)  # not answering for 15 s
-            poller.poll_once()
-            elector.step()
-            assert not elector.leads() and kube.leases["rc"]["spec"]["holderIdentity"] == ""
-        finally:
-            client.close()
+            assert elector.leads() is leads, seconds
+        assert kube.leases["rc"]["spec"]["holderIdentity"] == ""
 
 
-def test_never_from_a_file_that_no_longer_parses(fake: FakeConnect, make_poller: MakePoller, clock: FakeClock,
+def test_never_from_a_file_that_no_longer_parses(fake: FakeConnect, reconciling: Reconciling, clock: FakeClock,
                                                  declared_file: Path) -> None:
     """A broken ConfigMap: the poller keeps judging by the last good declarations, the correction writes nothing
     and /status says why."""
-    fake.healthy(paused_source())
-    fake.route("PUT", "/connectors/file-source/resume", Answer(202, None))
-    client = ConnectClient(ConnectSettings(url=fake.url, request_timeout=2.0))
-    rec = Reconciler(client, str(declared_file), lambda *e: None, Rules(after=0.0), clock=clock)
-    poller = make_poller(connectors_file=str(declared_file), observers=(rec,))
-    try:
-        poller.poll_once()
-        declared_file.write_text('{"file-source": {"config": ')
-        clock.advance(20)
-        poller.poll_once()
-    finally:
-        client.close()
+    rec, poller = reconciling()
+    poller.poll_once()
+    declared_file.write_text('{"file-source": {"config": ')
+    clock.advance(20)
+    poller.poll_once()
     assert fake.requests("PUT") == []
     (entry,) = rec.status()["connectors"]
     assert "the connectors file cannot be read" in entry["error"] and "not valid JSON" in entry["error"]

@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 import requests
 
-from .kubeapi import ApiServer, read_text
+from .kubeapi import ApiServer, direct, read_text
 from .redact import redact
 
 log = logging.getLogger("connect_health.lease")
@@ -116,8 +116,7 @@ class LeaseApi:
         self.namespace = namespace
         self.name = name
         self.timeout = timeout
-        self.session = session or requests.Session()
-        self.session.trust_env = False  # the API server is reached directly, never through an http(s)_proxy
+        self.session = direct(session)
         self.collection = f"/apis/coordination.k8s.io/v1/namespaces/{quote(namespace, safe='')}/leases"
 
     def get(self) -> Record | None:

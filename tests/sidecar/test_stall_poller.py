@@ -5,10 +5,12 @@ and a task still stalled past the ladder fails liveness by its policy, as a FAIL
 
 from __future__ import annotations
 
+from typing import Any
+
 from connect_health.status import status_document
 
 from .conftest import WORKER, MakePoller, health
-from .fakeconnect import Answer, FakeClock, FakeConnect, fixture
+from .fakeconnect import Answer, FakeClock, FakeConnect, Seen, fixture
 
 
 def metrics(read: int, lag: int) -> bytes:
@@ -151,3 +153,51 @@ def test_a_connector_with_a_failed_and_a_stalled_task_gets_both_restarts(
     assert [(p.path, p.raw_query) for p in fake.requests("POST")][1:] == [
         ("/connectors/jdbc-sink/tasks/1/restart", ""),
         ("/connectors/jdbc-sink/restart", "includeTasks=true&onlyFailed=true")]
+
+
+PG_CONFIG = {"connector.class": "io.debezium.connector.postgresql.PostgresConnector", "topic.prefix": "shop",
+             "tasks.max": "1", "heartbeat.interval.ms": "10000",
+             "heartbeat.action.query": "insert into hb (id, at) values (1, now()) on conflict (id) do nothing"}
+
+
+def cdc_answer(seen: Seen) -> Answer:
+    """Connect's expanded list: the Debezium source runs its task here; its config only with expand=info."""
+    unit = {"state": "RUNNING", "worker_id": WORKER}
+    entry: dict[str, Any] = {"status": {"name": "cdc", "connector": unit, "type": "source",
+                                        "tasks": [{"id": 0, **unit}]}}
+    if ("expand", "info") in seen.query:
+        entry["info"] = {"name": "cdc", "config": {"name": "cdc", **PG_CONFIG}, "type": "source",
+                         "tasks": [{"connector": "cdc", "task": 0}]}
+    return Answer(200, {"cdc": entry})
+
+
+def debezium_metrics(events: int) -> bytes:
+    return (f'debezium_postgres_streaming_events_seen_total{{server="shop"}} {events}.0\n'
+            'debezium_postgres_streaming_connected{server="shop"} 1.0\n').encode()
+
+
+def test_a_debezium_source_is_mapped_by_its_config_within_two_rest_calls_then_stalled(
+        fake: FakeConnect, make_poller: MakePoller, clock: FakeClock) -> None:
+    fake.healthy({})
+    fake.route("GET", "/connectors", cdc_answer)
+    fake.route("GET", "/metrics", Answer(200, debezium_metrics(40)))
+    settings = health(stall_after=60.0, worker_metrics_url=f"{fake.url}/metrics", restart_attempts=0)
+    poller = make_poller(settings)
+    view = poller.poll_once()
+    lists = fake.requests("GET", "/connectors")
+    assert ("expand", "info") not in lists[-1].query  # nothing declared, no Debezium stream seen yet: no configs
+    assert view.observation.stalled == {}
+    clock.advance(1)
+    view = poller.poll_once()  # the stream of an unknown topic.prefix: this poll's one list call brings the configs
+    assert ("expand", "info") in fake.requests("GET", "/connectors")[-1].query
+    assert view.rest_calls_last_poll == 2
+    for _ in range(6):
+        clock.advance(10)
+        view = poller.poll_once()
+    assert view.observation.stalled == {("cdc", 0): (60.0, "no change event although heartbeat.action.query runs "
+                                                     "every 10000 ms")}
+    assert sum(("expand", "info") in s.query for s in fake.requests("GET", "/connectors")) == 3  # every 30 s
+    # the heartbeat's event comes back: progressing again
+    fake.route("GET", "/metrics", Answer(200, debezium_metrics(41)))
+    clock.advance(1)
+    assert poller.poll_once().observation.stalled == {}

@@ -9,10 +9,22 @@ RUNNING, its consumer's lag stays above zero and its `sink-record-read-total` st
 poll (`consumer.override.max.poll.records`) so that the lag its consumer last saw is the backlog (the limit of
 consumer-side lag is in docs/health/stalled.md). Beside it, an idle sink and an idle source run the whole time and
 must never be called stalled.
+
+A stalled SOURCE with a progress signal: Debezium on PostgreSQL (the conftest's `postgres`, the session's Debezium
+plugin on the agent worker's plugin.path) with `heartbeat.action.query` every 500 ms into a table of its publication,
+so an event comes back through the replication stream at least that often. The walsender serving its slot is frozen
+(SIGSTOP on `pg_replication_slots.active_pid`): the task stays RUNNING and keeps emitting heartbeat records (Connect's
+own source metrics keep moving), its `TotalNumberOfEventsSeen` stands -> stalled; SIGCONT -> cleared, and every row
+inserted during the freeze reaches the topic. A second Debezium source with heartbeats and no data change at all runs
+beside it and is never called stalled. The ladder (one attempt) restarts the stalled task, which comes back to the
+same frozen stream; past the ladder the row is failed (best-effort here, so liveness is not at stake) until the
+stream moves again.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 import urllib.request
@@ -25,6 +37,7 @@ import pytest
 from launcher.demo_stall import FifoReader
 from launcher.jmx_exporter import require_jmx_exporter
 from probing import wait_for
+from test_cdc import Topic
 
 SOURCE = "org.apache.kafka.connect.file.FileStreamSourceConnector"
 SINK = "org.apache.kafka.connect.file.FileStreamSinkConnector"
@@ -81,7 +94,8 @@ def agent_worker(stack: launcher.Stack,
         pytest.fail(str(e), pytrace=False)
     port = launcher.free_port()
     w = launcher.Worker(tmp_path_factory.mktemp("stall-worker"), stack.version, stack.bootstrap, group_id="stall",
-                        name="stall-worker", jvm_options=[f"-javaagent:{jar}=127.0.0.1:{port}:{RULES}"])
+                        name="stall-worker", jvm_options=[f"-javaagent:{jar}=127.0.0.1:{port}:{RULES}"],
+                        plugin_path=stack.plugin_path)  # Debezium, for the source test
     try:
         w.start()
     except launcher.StackError as e:
@@ -185,3 +199,110 @@ def test_a_sink_blocked_on_its_downstream_is_stalled_restarted_and_cleared(
             worker.delete_connector(name, timeout=60)
         sc.stop()
         reader.close()
+
+
+def events_seen(port: int, server: str) -> float:
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+            f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        lines = [line for line in answer.read().decode().splitlines() if line.startswith("debezium_")]
+    for line in lines:
+        if line.startswith("debezium_postgres_streaming_events_seen_total{") and f'server="{server}"' in line:
+            return float(line.split()[-1])
+    raise AssertionError(f"no debezium_postgres_streaming_events_seen_total for {server}: {lines}")
+
+
+def debezium_source(pg: launcher.Postgres, name: str, table: str) -> dict[str, Any]:
+    """A Debezium source of `table` whose heartbeat query writes into `hb_<table>`, both in its own publication."""
+    pg.sql(f"create table {table} (id int primary key, name text not null)")
+    pg.sql(f"create table hb_{table} (id int primary key, at timestamptz not null)")
+    return pg.debezium_config(name, f"public.{table},public.hb_{table}", **{
+        "publication.name": f"pub_{name}".replace("-", "_"),
+        "heartbeat.interval.ms": "500",
+        "heartbeat.action.query": f"insert into hb_{table} (id, at) values (1, now()) "
+                                  "on conflict (id) do update set at = excluded.at",
+        "errors.max.retries": "0",
+    })
+
+
+@pytest.mark.parametrize("kafka_version", [launcher.KAFKA_VERSION], indirect=True, ids=lambda v: f"kafka-{v}")
+def test_a_debezium_source_whose_walsender_is_frozen_is_stalled_then_cleared_without_losing_rows(
+        agent_worker: tuple[launcher.Worker, int], postgres: launcher.Postgres, workdir: Path) -> None:
+    worker, agent_port = agent_worker
+    live, quiet = "stall-cdc", "stall-cdc-quiet"
+    live_config = debezium_source(postgres, live, "items")
+    quiet_config = debezium_source(postgres, quiet, "quiet")
+    topic = Topic(workdir / "cdc.jsonl", f"{live}.public.items")
+    sc = launcher.Sidecar(workdir, worker.url, [
+        "--poll-interval", str(POLL), "--request-timeout", "5", "--stall-after", f"{STALL_AFTER:g}",
+        "--worker-metrics-url", f"http://127.0.0.1:{agent_port}/metrics",
+        "--restart-attempts", "1", "--restart-backoff", "2", "--best-effort", "^stall-"], name="stall-cdc-sidecar")
+    made: list[str] = []
+    verdicts: Verdicts | None = None
+    frozen: int | None = None
+    try:
+        sc.start(timeout=60)
+        for name, config in ((live, live_config), (quiet, quiet_config), (f"{live}-copy", {
+                "connector.class": SINK, "tasks.max": "1", "topics": topic.topic, "file": str(topic.path),
+                "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+                "value.converter": "org.apache.kafka.connect.storage.StringConverter"})):
+            made.append(name)
+            worker.put_connector(name, config, timeout=60)
+        for name in made:
+            worker.wait_connector_state(name, timeout=180)
+        slot = live_config["slot.name"]
+        pid = wait_for(lambda: postgres.sql(f"select active_pid from pg_replication_slots where slot_name = '{slot}'")
+                       or None, 120, f"a walsender streaming slot {slot}")
+        postgres.sql("insert into items (id, name) values (1, 'row 1')")
+        topic.wait_for_ids([1])
+        # Both sources are judged: their stream's topic.prefix is mapped to the connector, and they progress.
+        wait_for(lambda: {live, quiet} <= {c["name"] for c in status_of(sc)["connectors"]} or None, 60,
+                 "the sidecar to see both sources")
+        verdicts = Verdicts(sc)
+
+        offset = worker.request_log.offset()
+        os.kill(int(pid), signal.SIGSTOP)
+        frozen = int(pid)
+        postgres.sql("insert into items (id, name) values (2, 'row 2'), (3, 'row 3')")
+        stopped = time.monotonic()
+
+        def stalled() -> dict[str, Any] | None:
+            body = status_of(sc)
+            found = [s for s in body["stall_detection"]["stalled"] if s["connector"] in (live, quiet)]
+            return found[0] if found else None
+        found = wait_for(stalled, 120, f"{live} task 0 reported stalled")
+        detected_after = time.monotonic() - stopped
+        assert found["connector"] == live and found["task"] == 0, found
+        assert "heartbeat.action.query" in found["detail"], found
+        assert STALL_AFTER <= found["seconds"] < STALL_AFTER + 2 * POLL + 1, found
+        st = worker.connector_status(live)
+        assert st is not None and st["tasks"][0]["state"] == "RUNNING", st  # Connect still says RUNNING
+        # The ladder's rung for a stalled task: that task restarted (it comes back and meets the same frozen stream).
+        restarts = wait_for(lambda: [r for r in worker.request_log.since(offset) if r.method == "POST"
+                                     and r.path == f"/connectors/{live}/tasks/0/restart"] or None,
+                            60, "the task restart in the worker's request log")
+        postgres.sql("insert into items (id, name) values (4, 'row 4')")
+        # The quiet source is judged too, and its signal moves with no data change: its heartbeat's own event.
+        first = events_seen(agent_port, quiet)
+        wait_for(lambda: events_seen(agent_port, quiet) > first or None, 30, f"{quiet}'s heartbeat events")
+
+        os.kill(frozen, signal.SIGCONT)
+        frozen = None
+        wait_for(lambda: not status_of(sc)["stall_detection"]["stalled"] or None, 90, "no task stalled any more")
+        postgres.sql("insert into items (id, name) values (5, 'row 5')")
+        ops = topic.wait_for_ids(range(1, 6))
+        assert all("c" in ops[i] for i in range(1, 6)), ops
+        assert worker.connector_status(live)["tasks"][0]["state"] == "RUNNING"  # type: ignore[index]
+        print(f"\n{live}: stalled seen {detected_after:.1f}s after its walsender was frozen "
+              f"(--stall-after {STALL_AFTER:g}, poll {POLL:g}); {len(restarts)} task restart(s); "
+              f"verdicts seen {sorted(verdicts.of(live))}")
+        assert "stalled" in verdicts.of(live), verdicts.of(live)
+        seen = verdicts.of(quiet)
+        assert seen and seen <= {"ok"}, f"{quiet}: {seen}"
+    finally:
+        if frozen is not None:
+            os.kill(frozen, signal.SIGCONT)
+        if verdicts is not None:
+            verdicts.close()
+        for name in reversed(made):
+            worker.delete_connector(name, timeout=60)
+        sc.stop()

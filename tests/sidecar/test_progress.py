@@ -196,3 +196,86 @@ def test_scrape_errors_are_one_line(exporter: type[_Exporter]) -> None:
     with pytest.raises(progress.ScrapeError) as info:
         progress.scrape("http://127.0.0.1:1/metrics", timeout=2.0)
     assert "\n" not in str(info.value)
+
+
+# --- sources: Debezium PostgreSQL's streaming metrics, mapped to the connector by its topic.prefix ------------------
+
+PG = "io.debezium.connector.postgresql.PostgresConnector"
+DEBEZIUM_TEXT = """\
+# TYPE debezium_postgres_streaming_events_seen_total counter
+debezium_postgres_streaming_events_seen_total{server="shop",} 41.0
+debezium_postgres_streaming_connected{server="shop",} 1.0
+debezium_postgres_streaming_events_seen_total{server="snapshotting",} 0.0
+debezium_postgres_streaming_connected{server="snapshotting",} 0.0
+debezium_postgres_streaming_events_seen_total{server="no-connected-series",} 3.0
+debezium_postgres_streaming_connected{server="nan",} NaN
+debezium_postgres_streaming_events_seen_total{server="nan",} 5.0
+debezium_postgres_streaming_events_seen_total{} 9.0
+"""
+
+
+def test_parse_streams_reads_events_and_connected_per_server() -> None:
+    assert progress.parse_streams(DEBEZIUM_TEXT.splitlines()) == {
+        "shop": progress.Stream(41.0, True), "snapshotting": progress.Stream(0.0, False)}
+    assert progress.parse_lines(DEBEZIUM_TEXT.splitlines()) == {}  # no sink series among them
+    assert progress.parse_streams(EXPORTER_TEXT.splitlines()) == {}
+
+
+def pg(prefix: str = "shop", **extra: str) -> dict[str, str]:
+    return {"connector.class": PG, "topic.prefix": prefix, **extra}
+
+
+HEARTBEAT = {"heartbeat.interval.ms": "10000", "heartbeat.action.query": "insert into hb values (now())"}
+
+
+@pytest.mark.parametrize(("config", "expected"), [
+    (pg(**HEARTBEAT), {"shop": progress.Source("cdc", 10000)}),
+    # plain heartbeats are records made by the task when nothing arrives: no progress of the stream is expected
+    (pg(**{"heartbeat.interval.ms": "10000"}), {}),
+    (pg(**{**HEARTBEAT, "heartbeat.interval.ms": "0"}), {}),  # heartbeats off (Debezium's default)
+    (pg(**{**HEARTBEAT, "heartbeat.interval.ms": "soon"}), {}),
+    (pg(**{**HEARTBEAT, "heartbeat.action.query": "  "}), {}),
+    (pg(prefix="", **HEARTBEAT), {}),
+    ({**pg(**HEARTBEAT), "connector.class": "io.debezium.connector.mysql.MySqlConnector"}, {}),  # no rule for it
+    (None, {}),  # no config known (yet)
+])
+def test_sources_are_debezium_postgres_with_a_heartbeat_query(config: dict[str, str] | None,
+                                                               expected: dict[str, progress.Source]) -> None:
+    assert progress.sources({"cdc": config}) == expected
+
+
+def test_source_samples_map_streams_to_task_0_of_their_connector() -> None:
+    streams = progress.parse_streams(DEBEZIUM_TEXT.splitlines())
+    known = progress.sources({"cdc": pg(**HEARTBEAT), "other": pg(prefix="elsewhere", **HEARTBEAT)})
+    assert progress.source_samples(streams, known) == {("cdc", 0): Sample(
+        41.0, True, "no change event although heartbeat.action.query runs every 10000 ms")}
+    # still snapshotting (not streaming yet): no progress of the stream expected, never stalled
+    waiting = progress.source_samples(streams, progress.sources({"cdc": pg(prefix="snapshotting", **HEARTBEAT)}))
+    assert waiting == {("cdc", 0): Sample(0.0, False, waiting[("cdc", 0)].detail)}
+
+
+@pytest.mark.parametrize(("counts", "stalled_at_end"), [
+    ([41, 42, 43, 44, 45], False),  # the heartbeat's event comes back every interval: progressing
+    ([41, 41, 41, 41, 41], True),  # the stream brings nothing although the heartbeat query writes: stalled
+    ([41, 41, 41, 42, 42], False),  # it moved within --stall-after
+    ([41, 41, 0, 0, 0], True),  # restarted (its count starts over) and still nothing: still stalled
+    ([41, 41, 0, 1, 1], False),  # restarted and streaming again
+])
+def test_a_heartbeat_source_is_stalled_when_its_event_count_stands(counts: list[int], stalled_at_end: bool) -> None:
+    known = progress.sources({"cdc": pg(**HEARTBEAT)})
+    tracks: dict[tuple[str, int], Track] = {}
+    for i, n in enumerate(counts):
+        streams = {"shop": progress.Stream(float(n), True)}
+        tracks = track(tracks, progress.source_samples(streams, known), {("cdc", 0)}, i * 10.0)
+    assert (("cdc", 0) in stalled(tracks, 40.0, 30.0)) is stalled_at_end
+
+
+def test_watch_asks_for_configs_only_while_a_debezium_stream_is_served() -> None:
+    w = progress.Watch("http://127.0.0.1:1/metrics", 30.0, 1.0)
+    assert not w.wants_configs(0.0, 30.0)  # nothing of Debezium seen
+    w.unknown_streams = True  # a scrape saw a stream of no known connector
+    assert w.wants_configs(0.0, 30.0)
+    w.learn({"cdc": pg(**HEARTBEAT), "sink": {"connector.class": "x"}}, 0.0)
+    assert w.sources == {"shop": progress.Source("cdc", 10000)}
+    assert not w.wants_configs(29.0, 30.0) and w.wants_configs(30.0, 30.0)  # then refreshed like declared configs
+    assert not progress.Watch(None, 30.0, 1.0).wants_configs(0.0, 30.0)  # detection off: never

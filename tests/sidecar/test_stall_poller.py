@@ -5,10 +5,12 @@ and a task still stalled past the ladder fails liveness by its policy, as a FAIL
 
 from __future__ import annotations
 
+from typing import Any
+
 from connect_health.status import status_document
 
 from .conftest import WORKER, MakePoller, health
-from .fakeconnect import Answer, FakeClock, FakeConnect, fixture
+from .fakeconnect import Answer, FakeClock, FakeConnect, Seen, fixture
 
 
 def metrics(read: int, lag: int) -> bytes:
@@ -55,7 +57,8 @@ def test_a_stalled_task_is_restarted_alone_then_fails_liveness_past_the_ladder(
     from connect_health.metrics import Metrics
     from prometheus_client import generate_latest
     text = generate_latest(Metrics(lambda: view).registry).decode()
-    assert 'connect_health_connector_failed{connector="jdbc-sink",policy="critical"} 1.0' in text  # the alert's series
+    # the alert's series (a stalled unit has no trace to classify: class "unknown", today's ladder)
+    assert 'connect_health_connector_failed{class="unknown",connector="jdbc-sink",policy="critical"} 1.0' in text
     assert len(fake.requests("POST")) == 1
     doc = status_document(view, settings)
     assert doc["stall_detection"] == {"enabled": True, "stall_after": 60.0, "error": None,
@@ -115,7 +118,8 @@ def test_metric_event_and_page_of_a_stalled_task(fake: FakeConnect, make_poller:
     view = poller.poll_once()
     text = generate_latest(Metrics(lambda: view).registry).decode()
     assert 'connect_health_task_stalled{connector="jdbc-sink",task="0"} 1.0' in text
-    assert 'connect_health_connector_failed{connector="jdbc-sink",policy="critical"} 0.0' in text  # on the ladder
+    # on the ladder
+    assert 'connect_health_connector_failed{class="unknown",connector="jdbc-sink",policy="critical"} 0.0' in text
     assert "connect_health_stall_detection 1.0" in text
     assert [(t, r) for t, r, _ in said] == [("Warning", "TaskStalled"), ("Normal", "ConnectorRestarted")]
     assert "jdbc-sink task 0 is RUNNING without progress: lag 40, nothing read for 30s" in said[0][2]
@@ -151,3 +155,51 @@ def test_a_connector_with_a_failed_and_a_stalled_task_gets_both_restarts(
     assert [(p.path, p.raw_query) for p in fake.requests("POST")][1:] == [
         ("/connectors/jdbc-sink/tasks/1/restart", ""),
         ("/connectors/jdbc-sink/restart", "includeTasks=true&onlyFailed=true")]
+
+
+PG_CONFIG = {"connector.class": "io.debezium.connector.postgresql.PostgresConnector", "topic.prefix": "shop",
+             "tasks.max": "1", "heartbeat.interval.ms": "10000",
+             "heartbeat.action.query": "insert into hb (id, at) values (1, now()) on conflict (id) do nothing"}
+
+
+def cdc_answer(seen: Seen) -> Answer:
+    """Connect's expanded list: the Debezium source runs its task here; its config only with expand=info."""
+    unit = {"state": "RUNNING", "worker_id": WORKER}
+    entry: dict[str, Any] = {"status": {"name": "cdc", "connector": unit, "type": "source",
+                                        "tasks": [{"id": 0, **unit}]}}
+    if ("expand", "info") in seen.query:
+        entry["info"] = {"name": "cdc", "config": {"name": "cdc", **PG_CONFIG}, "type": "source",
+                         "tasks": [{"connector": "cdc", "task": 0}]}
+    return Answer(200, {"cdc": entry})
+
+
+def debezium_metrics(events: int) -> bytes:
+    return (f'debezium_postgres_streaming_events_seen_total{{server="shop"}} {events}.0\n'
+            'debezium_postgres_streaming_connected{server="shop"} 1.0\n').encode()
+
+
+def test_a_debezium_source_is_mapped_by_its_config_within_two_rest_calls_then_stalled(
+        fake: FakeConnect, make_poller: MakePoller, clock: FakeClock) -> None:
+    fake.healthy({})
+    fake.route("GET", "/connectors", cdc_answer)
+    fake.route("GET", "/metrics", Answer(200, debezium_metrics(40)))
+    settings = health(stall_after=60.0, worker_metrics_url=f"{fake.url}/metrics", restart_attempts=0)
+    poller = make_poller(settings)
+    view = poller.poll_once()
+    lists = fake.requests("GET", "/connectors")
+    assert ("expand", "info") not in lists[-1].query  # nothing declared, no Debezium stream seen yet: no configs
+    assert view.observation.stalled == {}
+    clock.advance(1)
+    view = poller.poll_once()  # the stream of an unknown topic.prefix: this poll's one list call brings the configs
+    assert ("expand", "info") in fake.requests("GET", "/connectors")[-1].query
+    assert view.rest_calls_last_poll == 2
+    for _ in range(6):
+        clock.advance(10)
+        view = poller.poll_once()
+    assert view.observation.stalled == {("cdc", 0): (60.0, "no change event although heartbeat.action.query runs "
+                                                     "every 10000 ms")}
+    assert sum(("expand", "info") in s.query for s in fake.requests("GET", "/connectors")) == 3  # every 30 s
+    # the heartbeat's event comes back: progressing again
+    fake.route("GET", "/metrics", Answer(200, debezium_metrics(41)))
+    clock.advance(1)
+    assert poller.poll_once().observation.stalled == {}

@@ -293,6 +293,7 @@ class Poller:
         now = self.clock()
         info = bool(self._declared) and (self._configs_for is not self._declared or self._configs_at is None
                                          or now - self._configs_at >= CONFIG_REFRESH)
+        info = info or self.progress.wants_configs(now, CONFIG_REFRESH)  # Debezium sources' topic.prefix
         # GET /connectors?expand=status never goes through the herder (3.x and 4.x read the backing stores): its
         # failures are the REST API's, the herder is judged by GET /health or HERDER_PROBE just before.
         reply = self.client.connectors_expanded(info=info, raw=True)
@@ -303,7 +304,7 @@ class Poller:
         if reply.status != 200:
             raise _Failure(f"GET /connectors answered {reply.status}: {reply.error_message()}")
         worker_id = self.settings.worker_id if self.settings.scope == "worker" else None
-        keep = self._declared.keys()
+        keep = self._declared.keys() | self.progress.configs_of if info else self._declared.keys()
         if isinstance(reply.body, bytes):
             snapshot = parse_answer(reply.body, worker_id=worker_id, keep=keep)
         else:
@@ -317,6 +318,7 @@ class Poller:
     def _with_configs(self, snapshot: Snapshot, now: float) -> Snapshot:
         """Remember the declared connectors' configs from an answer with them; lend them to answers without."""
         if snapshot.with_configs:
+            self.progress.learn({n: c.config for n, c in snapshot.connectors.items()}, now)
             self._configs = {n: c.config for n in self._declared
                              if (c := snapshot.connectors.get(n)) is not None and c.config is not None}
             self._configs_at, self._configs_for = now, self._declared

@@ -17,8 +17,17 @@ with lag 0 is idle and never stalled, a task with no lag known is not judged. On
 progress: a restarted task counts from 0 again, which is no progress yet (its clock goes on from the new count), so
 a restart that does not help keeps the task stalled and the ladder goes on to its end.
 Sources: Connect's own source metrics keep moving while a source is stuck (Debezium emits heartbeat records while
-its database sends nothing), so a source is judged only where a connector gives a real progress signal; the tracker
-takes such a signal as a :class:`Sample` like any other (``waiting``: progress is expected); docs/health/stalled.md.
+its database sends nothing), so a source is judged only where a connector gives a real progress signal. One is read:
+Debezium PostgreSQL's streaming metrics (``debezium.postgres:type=connector-metrics,context=streaming,
+server=<topic.prefix>``, served by the chart's rules as ``debezium_postgres_streaming_events_seen_total`` and
+``debezium_postgres_streaming_connected``). ``TotalNumberOfEventsSeen`` counts the change events the task took from
+the replication stream, filtered ones included (Debezium's CommonEventMeter.onEvent/onFilteredEvent); a plain
+heartbeat does not move it (PostgresStreamingChangeEventSource.processMessages dispatches a heartbeat record when
+nothing arrives, outside the metrics). With ``heartbeat.action.query`` the connector writes to its database every
+``heartbeat.interval.ms`` and that write comes back through the stream as an event, so an event is expected at
+least that often while the task streams (``Connected``, set once the snapshot is done): such a source's position is
+its event count and it is always ``waiting``. The MBean names the connector by its ``topic.prefix``, so the poller
+lends the configs of the connectors with tasks here (:func:`sources`); docs/health/stalled.md.
 
 :func:`track` and :func:`stalled` are pure (state in, verdict out); :class:`Watch` is the poller's part: it scrapes
 (bounded in bytes and time) and keeps the tracks.
@@ -42,7 +51,11 @@ Key = tuple[str, int]  # (connector, task id), as model.Key
 
 POSITION = "kafka_connect_sink_task_sink_record_read_total"
 LAG = "kafka_connect_sink_consumer_records_lag"
-WANTED = (POSITION, LAG)
+EVENTS = "debezium_postgres_streaming_events_seen_total"
+CONNECTED = "debezium_postgres_streaming_connected"
+WANTED = (POSITION, LAG, EVENTS, CONNECTED)
+SCRAPED = (b"kafka_connect_sink_", b"debezium_postgres_streaming_")  # the lines kept of the exporter's answer
+POSTGRES = "io.debezium.connector.postgresql.PostgresConnector"
 LIMIT = 64 * 1024 * 1024  # bytes read from the exporter at most (about 4,000 tasks' worth of series)
 _LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*)\}\s+(\S+)(?:\s+\S+)?\s*$")
 _LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(,|$)')
@@ -59,6 +72,22 @@ class Sample:
     position: float  # a counter that moves while the task makes progress
     waiting: bool  # work is waiting for it (lag > 0), so its position should move
     detail: str  # e.g. "lag 345", shown in the reason
+
+
+@dataclass(frozen=True)
+class Stream:
+    """What one scrape says of one Debezium streaming MBean (by its ``server``, the connector's topic.prefix)."""
+
+    events: float  # TotalNumberOfEventsSeen
+    connected: bool  # Connected: streaming (the snapshot is over)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A Debezium PostgreSQL connector whose stream must bring an event at least every ``interval_ms``."""
+
+    connector: str
+    interval_ms: int
 
 
 @dataclass(frozen=True)
@@ -83,10 +112,8 @@ def _labels(text: str) -> dict[str, str] | None:
     return out if text[pos:].strip() == "" else None
 
 
-def parse_lines(lines: Iterable[str]) -> dict[Key, Sample]:
-    """The samples of every sink task the exporter's text names; lines that cannot be read are skipped."""
-    position: dict[Key, float] = {}
-    lag: dict[Key, float] = {}
+def _series(lines: Iterable[str]) -> Iterable[tuple[str, dict[str, str], float]]:
+    """(name, labels, value) of the wanted series' lines that can be read (finite values)."""
     for line in lines:
         if not line.startswith(WANTED):
             continue
@@ -94,18 +121,71 @@ def parse_lines(lines: Iterable[str]) -> dict[Key, Sample]:
         if m is None or m.group(1) not in WANTED:
             continue
         labels = _labels(m.group(2))
-        if labels is None or "connector" not in labels or not labels.get("task", "").isdigit():
+        if labels is None:
             continue
         try:
             value = float(m.group(3))
         except ValueError:
             continue
-        if math.isinf(value):
+        if not math.isinf(value) and not math.isnan(value):
+            yield m.group(1), labels, value
+
+
+def parse_streams(lines: Iterable[str]) -> dict[str, Stream]:
+    """{server: Stream} of every Debezium PostgreSQL streaming MBean with both series; other lines are skipped."""
+    events: dict[str, float] = {}
+    connected: dict[str, bool] = {}
+    for name, labels, value in _series(lines):
+        server = labels.get("server")
+        if server is None:
+            continue
+        if name == EVENTS:
+            events[server] = value
+        elif name == CONNECTED:
+            connected[server] = value == 1.0
+    return {server: Stream(n, connected[server]) for server, n in events.items() if server in connected}
+
+
+def sources(configs: Mapping[str, Mapping[str, str] | None]) -> dict[str, Source]:
+    """{topic.prefix: Source} of the connectors (by name: config) where progress is expected: Debezium PostgreSQL
+    with ``heartbeat.interval.ms`` > 0 and a ``heartbeat.action.query``. Plain heartbeats are no progress signal
+    (they do not come through the stream), so a connector without the query is never judged."""
+    out: dict[str, Source] = {}
+    for name, config in sorted(configs.items()):
+        if not config or config.get("connector.class") != POSTGRES:
+            continue
+        prefix = (config.get("topic.prefix") or "").strip()
+        interval = (config.get("heartbeat.interval.ms") or "").strip()
+        if not prefix or not interval.isdigit() or int(interval) <= 0:
+            continue
+        if not (config.get("heartbeat.action.query") or "").strip():
+            continue
+        out[prefix] = Source(name, int(interval))
+    return out
+
+
+def source_samples(streams: Mapping[str, Stream], known: Mapping[str, Source]) -> dict[Key, Sample]:
+    """The samples of the Debezium tasks (task 0: the PostgreSQL connector has one) whose stream is known."""
+    out: dict[Key, Sample] = {}
+    for server, stream in streams.items():
+        src = known.get(server)
+        if src is not None:
+            detail = f"no change event although heartbeat.action.query runs every {src.interval_ms} ms"
+            out[(src.connector, 0)] = Sample(stream.events, stream.connected, detail)
+    return out
+
+
+def parse_lines(lines: Iterable[str]) -> dict[Key, Sample]:
+    """The samples of every sink task the exporter's text names; lines that cannot be read are skipped."""
+    position: dict[Key, float] = {}
+    lag: dict[Key, float] = {}
+    for name, labels, value in _series(lines):
+        if "connector" not in labels or not labels.get("task", "").isdigit():
             continue
         key = (labels["connector"], int(labels["task"]))
-        if m.group(1) == POSITION and not math.isnan(value):
+        if name == POSITION:
             position[key] = value
-        elif m.group(1) == LAG and not math.isnan(value):
+        elif name == LAG:
             lag[key] = lag.get(key, 0.0) + max(0.0, value)
     out: dict[Key, Sample] = {}
     for key, pos in position.items():
@@ -116,8 +196,13 @@ def parse_lines(lines: Iterable[str]) -> dict[Key, Sample]:
 
 
 def scrape(url: str, timeout: float, limit: int = LIMIT) -> dict[Key, Sample]:
-    """GET the exporter's text and parse it, reading at most ``limit`` bytes within ``timeout`` seconds in all.
-    Raises ScrapeError (one line) when it cannot."""
+    """The sink tasks' samples of the exporter's text (:func:`scrape_lines`)."""
+    return parse_lines(scrape_lines(url, timeout, limit))
+
+
+def scrape_lines(url: str, timeout: float, limit: int = LIMIT) -> list[str]:
+    """GET the exporter's text, reading at most ``limit`` bytes within ``timeout`` seconds in all: the lines of the
+    series read here. Raises ScrapeError (one line) when it cannot."""
     deadline = time.monotonic() + timeout
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     lines: list[str] = []
@@ -133,14 +218,14 @@ def scrape(url: str, timeout: float, limit: int = LIMIT) -> dict[Key, Sample]:
                     raise ScrapeError(f"worker metrics at {url}: more than {limit} bytes, not read further")
                 if time.monotonic() > deadline:
                     raise ScrapeError(f"worker metrics at {url}: not read within {timeout:g}s")
-                if raw.startswith(b"kafka_connect_sink_"):
+                if raw.startswith(SCRAPED):
                     lines.append(raw.decode("utf-8", "replace"))
     except urllib.error.HTTPError as exc:
         raise ScrapeError(f"worker metrics at {url} answered {exc.code}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise ScrapeError(f"worker metrics at {url} not read: {str(reason).splitlines()[0][:200]}") from None
-    return parse_lines(lines)
+    return lines
 
 
 def track(previous: Mapping[Key, Track], samples: Mapping[Key, Sample], running: Collection[Key],
@@ -183,6 +268,21 @@ class Watch:
         self.tracks: dict[Key, Track] = {}
         self.stalled: dict[Key, tuple[float, str]] = {}
         self.note: str | None = None  # why the last scrape failed: stall detection is blind meanwhile
+        self.sources: dict[str, Source] = {}  # Debezium sources expected to progress, by topic.prefix
+        self.sources_at: float | None = None  # when they were last learnt from connector configs
+        self.unknown_streams = False  # the last scrape saw a Debezium stream of no known connector
+        self.configs_of: frozenset[str] = frozenset()  # whose configs to learn: connectors running tasks here
+
+    def wants_configs(self, now: float, refresh: float) -> bool:
+        """Whether this poll's GET /connectors should bring the configs (expand=info): a Debezium stream is served
+        here and the configs are older than ``refresh`` seconds (or an unknown stream appeared, at most that often)."""
+        if self.url is None or not (self.unknown_streams or self.sources):
+            return False
+        return self.sources_at is None or now - self.sources_at >= refresh
+
+    def learn(self, configs: Mapping[str, Mapping[str, str] | None], now: float) -> None:
+        """The configs of :attr:`configs_of` (from an answer with expand=info, which keeps their configs)."""
+        self.sources, self.sources_at = sources(configs), now
 
     def observe(self, running: Collection[Key], now: float) -> None:
         """Scrape (only when a task runs here) and judge the RUNNING tasks on this worker."""
@@ -192,13 +292,17 @@ class Watch:
             self.tracks, self.stalled, self.note = {}, {}, None
             return
         try:
-            samples = scrape(self.url, self.timeout)
+            lines = scrape_lines(self.url, self.timeout)
         except ScrapeError as exc:
             # Nothing is known of this poll: keep the tracks (a position unchanged across the gap is still
             # unchanged), judge nothing meanwhile.
             self.tracks = {k: t for k, t in self.tracks.items() if k in running}
             self.stalled, self.note = {}, f"stall detection blind: {exc}"
             return
+        streams = parse_streams(lines)
+        self.unknown_streams = any(server not in self.sources for server in streams)
+        self.configs_of = frozenset(name for name, _ in running) if streams else frozenset()
+        samples = {**parse_lines(lines), **source_samples(streams, self.sources)}
         self.tracks = track(self.tracks, samples, running, now)
         self.stalled, self.note = stalled(self.tracks, now, self.stall_after), None
 

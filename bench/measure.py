@@ -92,7 +92,7 @@ def ensure_kchc() -> Path:
     py = BENCH_VENV / "bin" / "python"
     if exe.exists() and kchc_installed_version() == KCHC_VERSION:
         return exe
-    say(f"installing {KCHC_PACKAGE}=={KCHC_VERSION} into {BENCH_VENV.relative_to(ROOT)}")
+    say(f"installing {KCHC_PACKAGE}=={KCHC_VERSION} into {_rel(BENCH_VENV)}")  # .tools may be a symlink
     if not py.exists():
         subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True, timeout=300)
     subprocess.run([str(py), "-m", "pip", "install", "-q", f"{KCHC_PACKAGE}=={KCHC_VERSION}"], check=True,

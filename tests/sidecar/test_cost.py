@@ -1,0 +1,141 @@
+"""Cost per pod (issue 22): what the probes and /metrics load, pages built once per poll, answers not parsed twice.
+
+No timings here (bench/ measures them): these pin the mechanisms the figures rest on.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+
+from connect_health.app import PageCache, Sidecar
+from connect_health.ladder import Rung, plan
+from connect_health.snapshot import AnswerParser, parse_answer
+
+from .conftest import WORKER, health
+from .fakeconnect import FakeConnect
+from .test_scale import cluster
+
+# serve's wiring in a fresh interpreter: what a sidecar only probed and scraped has imported. The poller is not
+# started (no Connect here): the answers come from its first View.
+LAZY = r"""
+import io, json, sys
+from connect_health.app import build
+from connect_health.config import ConnectSettings, HealthSettings, ServeSettings
+
+sidecar = build(ServeSettings(connect=ConnectSettings(url="http://127.0.0.1:9", request_timeout=1),
+                             health=HealthSettings()))
+
+def get(path, accept="application/json"):
+    seen = []
+    env = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "HTTP_ACCEPT": accept,
+           "wsgi.input": io.BytesIO(b""), "SERVER_NAME": "x", "SERVER_PORT": "1", "wsgi.url_scheme": "http",
+           "SERVER_PROTOCOL": "HTTP/1.1"}
+    body = b"".join(sidecar.wsgi(env, lambda status, headers, exc_info=None: seen.append(status)))
+    return seen[0], body
+
+web = ("flask", "jinja2", "werkzeug")
+out = {}
+for path in ("/livez", "/readyz", "/startupz", "/ping", "/metrics"):
+    out[path] = get(path)[0]
+out["loaded_before_a_page"] = sorted(m for m in web if m in sys.modules)
+status, body = get("/status", "text/html")
+out["page"] = [status, body[:15].decode()]
+out["loaded_after_a_page"] = sorted(m for m in web if m in sys.modules)
+print(json.dumps(out))
+"""
+
+
+def test_flask_is_imported_only_when_a_page_is_asked_for() -> None:
+    done = subprocess.run([sys.executable, "-c", LAZY], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.splitlines()[-1])
+    assert out["/metrics"] == "200 OK" and out["/ping"] == "200 OK"
+    assert out["/startupz"].startswith("503")  # no poll yet: the probes answer from the first View
+    assert out["loaded_before_a_page"] == []
+    assert out["page"] == ["200 OK", "<!doctype html>"]
+    assert out["loaded_after_a_page"] == ["flask", "jinja2", "werkzeug"]
+
+
+def test_a_page_is_built_once_per_poll_and_query_for_every_reader(make_sidecar: Callable[..., Sidecar],
+                                                                   fake: FakeConnect) -> None:
+    fake.healthy(cluster(12))
+    sidecar = make_sidecar(health())
+    cache = sidecar.wsgi.cache
+    assert cache is not None
+    client = sidecar.app.test_client()
+    sidecar.poller.poll_once()
+    pages = [("/metrics", {}), ("/status?format=json", {}), ("/status", {"Accept": "text/html"}),
+             ("/status?format=json&view=cluster", {})]
+    first = [client.get(path, headers=h).get_data() for path, h in pages]
+    for _ in range(3):
+        assert [client.get(path, headers=h).get_data() for path, h in pages] == first
+    assert cache.builds == len(pages)  # one build per page, every later reader served its bytes
+    polls = json.loads(first[1])["polls"]
+    sidecar.poller.poll_once()
+    assert json.loads(client.get("/status?format=json").get_data())["polls"] == polls + 1  # a new poll, a new page
+    assert cache.builds == len(pages) + 1
+    assert client.get("/status?view=nope").status_code == 400  # a bad query is still answered as before
+
+
+def test_readers_during_a_build_get_the_previous_polls_page_at_once(make_sidecar: Callable[..., Sidecar],
+                                                                    fake: FakeConnect) -> None:
+    fake.healthy(cluster(12))
+    sidecar = make_sidecar(health())
+    poller = sidecar.poller
+    cache = PageCache(poller)
+    key = ("/status", "", "")
+    poller.poll_once()
+    old_view = poller.view
+    cache.build(key, old_view, lambda: ("200 OK", [], b"poll 1"))
+    poller.poll_once()
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> tuple[str, list[tuple[str, str]], bytes]:
+        started.set()
+        release.wait(30)
+        return "200 OK", [], b"poll 2"
+
+    builder = threading.Thread(target=cache.build, args=(key, poller.view, slow))
+    builder.start()
+    try:
+        assert started.wait(30)
+        page, current = cache.lookup(key, poller.view)  # another reader, while the build runs
+        assert page is not None and page[2] == b"poll 1" and not current
+    finally:
+        release.set()
+        builder.join(30)
+    page, current = cache.lookup(key, poller.view)
+    assert page is not None and page[2] == b"poll 2" and current
+    assert cache.builds == 2
+
+
+def test_an_unchanged_answer_is_not_parsed_again() -> None:
+    body = cluster(30)
+    status_only = json.dumps({n: {"status": e["status"]} for n, e in body.items()}).encode()
+    parser = AnswerParser()
+    first = parser.parse(status_only, worker_id=WORKER, keep={"conn-001"})
+    assert first == parse_answer(status_only, worker_id=WORKER, keep={"conn-001"})
+    again = parser.parse(bytes(bytearray(status_only)), worker_id=WORKER, keep={"conn-001"})  # equal, not the same
+    assert again is first
+    assert parser.parse(status_only, worker_id=WORKER, keep=set()) is not first  # other declarations
+    body["conn-000"]["status"]["tasks"][0]["state"] = "FAILED"
+    changed = json.dumps({n: {"status": e["status"]} for n, e in body.items()}).encode()
+    assert parser.parse(changed, worker_id=WORKER).connectors["conn-000"].tasks[0].state == "FAILED"
+    with_configs = json.dumps(body).encode()  # larger: never kept for the comparison
+    assert parser.parse(with_configs, worker_id=WORKER) is not parser.parse(with_configs, worker_id=WORKER)
+
+
+def test_settled_healthy_rungs_are_kept_as_they_are() -> None:
+    settings = health()
+    rungs, _ = plan({}, failing=(), present=("a", "b"), now=10, settings=settings)
+    again, todo = plan(rungs, failing=("b",), present=("a", "b"), now=20, settings=settings)
+    assert again["a"] is rungs["a"] and todo == ["b"]  # not copied: nothing about it changed
+    assert again["b"] == Rung(healthy_since=None, failing_since=20, history=((20, True),))
+    # the copy the fast path skips would be equal: a healthy rung after a reset, and one with attempts, move on
+    reset, _ = plan({"a": Rung(attempts=1, healthy_since=0)}, failing=(), present=("a",), now=400,
+                    settings=settings)
+    assert reset["a"] == Rung(healthy_since=0)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from connect_health.app import PageCache, Sidecar
 from connect_health.ladder import Rung, plan
@@ -45,11 +46,13 @@ out["loaded_before_a_page"] = sorted(m for m in web if m in sys.modules)
 status, body = get("/status", "text/html")
 out["page"] = [status, body[:15].decode()]
 out["loaded_after_a_page"] = sorted(m for m in web if m in sys.modules)
+out["never"] = sorted(m for m in ("requests", "urllib3", "prometheus_client", "charset_normalizer", "yaml")
+                      if m in sys.modules)
 print(json.dumps(out))
 """
 
 
-def test_flask_is_imported_only_when_a_page_is_asked_for() -> None:
+def test_flask_is_imported_only_when_a_page_is_asked_for_and_requests_never() -> None:
     done = subprocess.run([sys.executable, "-c", LAZY], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout.splitlines()[-1])
@@ -58,6 +61,7 @@ def test_flask_is_imported_only_when_a_page_is_asked_for() -> None:
     assert out["loaded_before_a_page"] == []
     assert out["page"] == ["200 OK", "<!doctype html>"]
     assert out["loaded_after_a_page"] == ["flask", "jinja2", "werkzeug"]
+    assert out["never"] == []  # http.client instead of requests (transport.py), metrics.py writes the text format
 
 
 def test_a_page_is_built_once_per_poll_and_query_for_every_reader(make_sidecar: Callable[..., Sidecar],
@@ -139,3 +143,61 @@ def test_settled_healthy_rungs_are_kept_as_they_are() -> None:
     reset, _ = plan({"a": Rung(attempts=1, healthy_since=0)}, failing=(), present=("a",), now=400,
                     settings=settings)
     assert reset["a"] == Rung(healthy_since=0)
+
+
+def test_metrics_are_written_as_the_official_client_writes_them(make_sidecar: Callable[..., Sidecar],
+                                                                fake: FakeConnect) -> None:
+    """metrics.py writes the text format itself (prometheus_client cost 2.6 MB of RSS): what it writes, parsed and
+    written again by prometheus_client, is the same text, odd connector names (quotes, backslashes, newlines) too."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    body = cluster(12)
+    for odd, i in (('q"uote', 0), ("back\\slash", 10), ("new\nline", 7)):
+        entry = body.pop(f"conn-{i:03d}")
+        entry["status"]["name"] = odd
+        body[odd] = entry
+    body['q"uote']["status"]["tasks"][0]["state"] = "FAILED"
+    fake.healthy(body)
+    sidecar = make_sidecar(health())
+    sidecar.poller.poll_once()
+    sidecar.poller.poll_once()
+    ours = sidecar.metrics.render().decode()
+    assert 'connector="q\\"uote"' in ours and 'connector="back\\\\slash"' in ours and 'connector="new\\nline"' in ours
+
+    class Parsed:
+        def collect(self) -> Any:
+            return text_string_to_metric_families(ours)
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Parsed())
+    assert generate_latest(registry).decode() == ours
+
+
+def test_rows_reused_from_the_last_poll_are_the_rows_built_anew() -> None:
+    """model.rows_of reuses a connector's rows when its view, rung, limit, policy and the settings are the same
+    objects as at the last call; whatever changed (a rung, the clock for a transient unit) is built anew."""
+    from connect_health import model
+
+    body = cluster(20)
+    body["conn-000"]["status"]["tasks"][0]["state"] = "FAILED"
+    body["conn-010"]["status"]["tasks"][0]["state"] = "UNASSIGNED"  # transient: its age moves with the clock
+    snap = parse_answer(json.dumps(body).encode(), worker_id=WORKER)
+    settings = health()
+    rungs = {"conn-000": Rung(attempts=1, next_at=50, failing_since=0)}
+    first = model.Observation(now=100, started=True, reachable=True, snapshot=snap, rungs=rungs,
+                              transient_since={("conn-010", 0): 0.0})
+    assert model.rows_of(snap, first, settings) == model.rows_of(snap, first, settings)
+    later = model.Observation(now=400, started=True, reachable=True, snapshot=snap,
+                              rungs={"conn-000": Rung(attempts=3, next_at=500, exhausted=True)},
+                              transient_since={("conn-010", 0): 0.0})
+    reused = model.rows_of(snap, later, settings)
+    model._ROWS[0] = {}  # nothing to reuse
+    anew = model.rows_of(snap, later, settings)
+    assert reused == anew
+    by_unit = {(r.connector, r.task): r for r in anew}
+    assert by_unit[("conn-000", 0)].verdict == "failed" and by_unit[("conn-000", 0)].attempts == 3
+    assert by_unit[("conn-010", 0)].verdict == "stuck"  # 400 s past grace 300: the clock was read again
+    again = {(r.connector, r.task): r for r in model.rows_of(snap, later, settings)}
+    assert again[("conn-007", 3)] is by_unit[("conn-007", 3)]  # reused, not built again
+    assert again[("conn-010", 0)] is not by_unit[("conn-010", 0)]  # transient: always built

@@ -22,7 +22,7 @@ from .client import ConnectClient
 from .config import HealthSettings, ServeSettings, UsageError
 from .events import EventObserver, KubeEvents, log_event
 from .memory import tune_malloc
-from .metrics import Metrics
+from .metrics import CONTENT_TYPE, Metrics
 from .model import Verdict
 from .poller import Poller, View
 
@@ -160,7 +160,7 @@ def _flask_app(poller: Poller, settings: HealthSettings, refresh_seconds: float)
 
 
 class Pages:
-    """/metrics answered here (prometheus_client's text format), every other page by ``other`` (Flask)."""
+    """/metrics answered here (metrics.py writes the text format), every other page by ``other`` (Flask)."""
 
     def __init__(self, metrics: Metrics, other: WSGIApplication) -> None:
         self.metrics = metrics
@@ -168,10 +168,8 @@ class Pages:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == "/metrics" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
-            from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-            body = generate_latest(self.metrics.registry)
-            start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))])
+            body = self.metrics.render()
+            start_response("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))])
             return [body] if environ.get("REQUEST_METHOD") == "GET" else []
         return self.other(environ, start_response)
 

@@ -19,6 +19,8 @@ own thread behind a bounded queue: a slow or refusing API server never delays a 
 from __future__ import annotations
 
 import datetime
+import http.client
+import json
 import logging
 import os
 import queue
@@ -27,10 +29,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
 from .poller import View
 from .redact import redact
+from .transport import Transport
 
 log = logging.getLogger("connect_health.events")
 
@@ -97,15 +98,15 @@ class KubeEvents:
     """
 
     def __init__(self, api_url: str, pod: PodRef, token_file: str, ca_file: str | None, *,
-                 timeout: float = 5.0, session: requests.Session | None = None, max_queued: int = 100,
+                 timeout: float = 5.0, max_queued: int = 100,
                  clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)) -> None:
         self.api_url = api_url.rstrip("/")
         self.pod = pod
         self.token_file = token_file
         self.ca_file = ca_file
         self.timeout = timeout
-        self.session = session or requests.Session()
-        self.session.trust_env = False  # the API server is reached directly, never through an http(s)_proxy
+        # the API server is reached directly (never through an http(s)_proxy), TLS checked against ca_file
+        self.transport = Transport(self.api_url, timeout=timeout, ca_file=ca_file)
         self.clock = clock
         self.sent = 0
         self.failed = 0
@@ -184,22 +185,28 @@ class KubeEvents:
                 self._queue.task_done()
 
     def _post(self, body: dict[str, Any]) -> None:
-        url = f"{self.api_url}/api/v1/namespaces/{self.pod.namespace}/events"
+        path = f"/api/v1/namespaces/{self.pod.namespace}/events"
         try:
             token = _read(self.token_file)
-            resp = self.session.post(url, json=body, timeout=self.timeout, verify=self.ca_file or True,
-                                     headers={"Authorization": f"Bearer {token}"})
-        except (OSError, requests.RequestException) as e:
+            resp = self.transport.send("POST", path, json.dumps(body).encode(), {
+                "Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                "Accept": "application/json", "User-Agent": "connect-health"})
+            try:
+                text = resp.read().decode("utf-8", "replace")
+            finally:
+                resp.close()
+        except (OSError, ValueError, http.client.HTTPException) as e:
             self.failed += 1
-            log.warning("event %s not sent to the API server: %s", body["reason"], redact(str(e))[:200])
+            log.warning("event %s not sent to the API server: %s", body["reason"],
+                        redact(str(e) or type(e).__name__)[:200])
             return
-        if resp.status_code in (200, 201):
+        if resp.status in (200, 201):
             self.sent += 1
             return
         self.failed += 1
-        hint = " (the chart's rbac.events grants it)" if resp.status_code == 403 else ""
-        log.warning("event %s refused by the API server: %d %s%s", body["reason"], resp.status_code,
-                    redact(resp.text)[:200], hint)
+        hint = " (the chart's rbac.events grants it)" if resp.status == 403 else ""
+        log.warning("event %s refused by the API server: %d %s%s", body["reason"], resp.status,
+                    redact(text)[:200], hint)
 
 
 def _read(path: str) -> str:

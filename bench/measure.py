@@ -262,7 +262,7 @@ def start_times(connect_url: str, poll_interval: float, runs: int, workdir: Path
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                 env=launcher.sidecar_env({"PYTHONDONTWRITEBYTECODE": "1"}))
-        ping = verdict = None
+        ping = verdict = cpu = None
         try:
             while time.perf_counter() - t0 < 30 and proc.poll() is None and verdict is None:
                 path = "/ping" if ping is None else "/startupz"
@@ -273,6 +273,7 @@ def start_times(connect_url: str, poll_interval: float, runs: int, workdir: Path
                 if code == 200:
                     if ping is None:
                         ping = time.perf_counter() - t0
+                        cpu = process_cpu(proc.pid)  # the process's own, whatever the machine's load
                     else:
                         verdict = time.perf_counter() - t0
                 else:
@@ -280,17 +281,27 @@ def start_times(connect_url: str, poll_interval: float, runs: int, workdir: Path
         finally:
             stop(proc)
             log.close()
-        runs_out.append({"ping_s": None if ping is None else round(ping, 3),
+        runs_out.append({"ping_s": None if ping is None else round(ping, 3), "cpu_at_ping_s": cpu,
                          "first_verdict_s": None if verdict is None else round(verdict, 3)})
         say(f"start {i + 1}/{runs}: /ping after {runs_out[-1]['ping_s']} s, first verdict after "
             f"{runs_out[-1]['first_verdict_s']} s")
     pings = [r["ping_s"] for r in runs_out if r["ping_s"] is not None]
     verdicts = [r["first_verdict_s"] for r in runs_out if r["first_verdict_s"] is not None]
+    cpus = [r["cpu_at_ping_s"] for r in runs_out if r["cpu_at_ping_s"] is not None]
     return {"read_only_root": ro, "poll_interval_s": poll_interval, "runs": runs_out,
+            "cpu_at_ping_median_s": round(statistics.median(cpus), 3) if cpus else None,
             "ping_median_s": round(statistics.median(pings), 3) if pings else None,
             "ping_max_s": max(pings) if pings else None,
             "first_verdict_median_s": round(statistics.median(verdicts), 3) if verdicts else None,
             "first_verdict_max_s": max(verdicts) if len(verdicts) == len(runs_out) else None}
+
+
+def process_cpu(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (None when gone)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 3)
+    return None
 
 
 def stop(proc: subprocess.Popen[Any]) -> None:
@@ -442,7 +453,7 @@ def metric(sidecar: launcher.Sidecar, name: str) -> float | None:
     code, body = sidecar.get("/metrics")
     if code != 200 or not isinstance(body, str):
         return None
-    m = re.search(rf"^{re.escape(name)} (\S+)$", body, re.M)
+    m = re.search(rf"^{re.escape(name)} (\S+)$", body, re.M)  # name with its labels, as written
     return float(m.group(1)) if m else None
 
 
@@ -574,6 +585,14 @@ def bench(args: argparse.Namespace, wrk: str, kchc_exe: Path) -> dict[str, Any]:
             "max_writes": max(r["writes"] for r in unchanged),
             "exits": [r["exit"] for r in unchanged]}
 
+        # --- at rest (issue 22): a sidecar only probed and scraped, as the kubelet and Prometheus do ----------
+        rest = stack.add(launcher.Sidecar(workdir, stack.connect_url, ["--poll-interval", f"{args.poll_interval:g}"],
+                                          name="connect-health-at-rest"))
+        rest.start()
+        running = 'connect_health_cluster_connectors{state="RUNNING"}'
+        launcher.wait_until(lambda: (metric(rest, running) or 0) >= args.connectors, 60,
+                            f"{args.connectors} RUNNING connectors in /metrics", interval=0.5)
+
         # --- 1 and 2: latency rounds (interleaved) and memory -------------------------------------------
         gun.start()
         wait_view(gun, args.connectors, timeout=60)
@@ -600,13 +619,17 @@ def bench(args: argparse.Namespace, wrk: str, kchc_exe: Path) -> dict[str, Any]:
                     if key == "kchc":
                         drains.append(drain(kchc))
         for _ in range(5):  # at rest = serving probes and metrics: a Prometheus scrape or five
-            for sidecar in (ch, gun):
+            for sidecar in (ch, gun, rest):
                 sidecar.get("/metrics")
             time.sleep(0.2)
+        rest_probes = sequential_probes(rest.url + "/livez", 50, 10)
         mem_load = {"waitress": memory(ch.pid), "gunicorn": memory(gun.pid), "kchc": memory(kchc.pid)}
+        mem_rest = {**memory(rest.pid), "probes": rest_probes.get("probes"),
+                    "flask_loaded": False}  # asked nothing but /livez, /metrics (and /ping while starting)
         ch.get("/status?format=html")  # the first page: Flask and Jinja are imported now
         mem_page = memory(ch.pid)
         res["memory"] = {"idle": mem_idle, "after_load": mem_load, "after_a_page": {"waitress": mem_page},
+                         "at_rest": {"waitress": mem_rest},
                          "floor": import_footprint()}
         res["kchc_drain_s"] = drains
         res["single_probe"] = {"waitress": sequential_probes(ch.url + "/livez", 20, 10),

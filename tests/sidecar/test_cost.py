@@ -15,9 +15,12 @@ from typing import Any
 from connect_health.app import PageCache, Sidecar
 from connect_health.ladder import Rung, plan
 from connect_health.snapshot import AnswerParser, parse_answer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from .conftest import WORKER, health
 from .fakeconnect import FakeConnect
+from .test_properties import connect_like
 from .test_scale import cluster
 
 # serve's wiring in a fresh interpreter: what a sidecar only probed and scraped has imported. The poller is not
@@ -201,3 +204,30 @@ def test_rows_reused_from_the_last_poll_are_the_rows_built_anew() -> None:
     again = {(r.connector, r.task): r for r in model.rows_of(snap, later, settings)}
     assert again[("conn-007", 3)] is by_unit[("conn-007", 3)]  # reused, not built again
     assert again[("conn-010", 0)] is not by_unit[("conn-010", 0)]  # transient: always built
+
+
+_clean_unit: dict[str, st.SearchStrategy[Any]] = {
+    "state": st.sampled_from(["RUNNING", "FAILED", "PAUSED", "UNASSIGNED", "RESTARTING", "odd"]),
+    "worker_id": st.sampled_from([WORKER, "10.0.0.8:8083", ""])}
+_trace: dict[str, st.SearchStrategy[Any]] = {"trace": st.text(max_size=9)}
+_clean_task = st.fixed_dictionaries({"id": st.integers(0, 3), **_clean_unit}, optional=_trace)
+# well-formed status-only answers over a few names, so that two of them share entries, change some and drop some
+_clean_status: dict[str, st.SearchStrategy[Any]] = {
+    "connector": st.fixed_dictionaries(_clean_unit, optional=_trace), "tasks": st.lists(_clean_task, max_size=3),
+    "type": st.sampled_from(["source", "sink"])}
+_clean_entry: dict[str, st.SearchStrategy[Any]] = {"status": st.fixed_dictionaries(_clean_status)}
+clean_answer = st.dictionaries(st.sampled_from(["a", "b", "c", "d", "e", "f"]), st.fixed_dictionaries(_clean_entry),
+                               max_size=6)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(answers=st.lists(clean_answer | connect_like, min_size=2, max_size=4), keep_one=st.booleans())
+def test_an_answer_parsed_against_the_last_is_the_answer_parsed_alone(answers: list[dict[str, Any]],
+                                                                      keep_one: bool) -> None:
+    """AnswerParser decodes only the entries that changed since the last answer: whatever the answers (entries
+    shared, changed, gone, added; odd ones the typed decoder refuses), each Snapshot is parse_answer's."""
+    keep = {"a"} if keep_one else set()
+    parser = AnswerParser()
+    for body in [*answers, answers[0]]:
+        raw = json.dumps(body).encode()
+        assert parser.parse(raw, worker_id=WORKER, keep=keep) == parse_answer(raw, worker_id=WORKER, keep=keep)

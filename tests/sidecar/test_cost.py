@@ -231,3 +231,21 @@ def test_an_answer_parsed_against_the_last_is_the_answer_parsed_alone(answers: l
     for body in [*answers, answers[0]]:
         raw = json.dumps(body).encode()
         assert parser.parse(raw, worker_id=WORKER, keep=keep) == parse_answer(raw, worker_id=WORKER, keep=keep)
+
+
+def test_the_page_cache_keeps_at_most_its_bytes(make_sidecar: Callable[..., Sidecar], fake: FakeConnect,
+                                                monkeypatch: Any) -> None:
+    """A client paging through a large cluster (a new query per page) never makes the cache outgrow its bound."""
+    from connect_health import app as app_mod
+
+    fake.healthy(cluster(12))
+    sidecar = make_sidecar(health())
+    sidecar.poller.poll_once()
+    view = sidecar.poller.view
+    monkeypatch.setattr(app_mod, "MAX_PAGE_BYTES", 2500)
+    cache = PageCache(sidecar.poller)
+    for i in range(10):
+        cache.build(("/status", f"offset={i}", ""), view, lambda: ("200 OK", [], b"x" * 1000))
+    assert cache._bytes() <= 2500 and len(cache._pages) == 2
+    page, current = cache.lookup(("/status", "offset=9", ""), view)  # the newest are kept
+    assert page is not None and current

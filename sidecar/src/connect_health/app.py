@@ -177,7 +177,9 @@ class Pages:
 Response = tuple[str, list[tuple[str, str]], bytes]  # status line, headers, body
 CACHED_PATHS = ("/metrics", "/status", "/")
 PAGE_MAX_AGE = 5.0  # seconds a page is served for one View (its last_poll_age_seconds is at most this old)
-MAX_PAGES = 64  # pages (path, query, Accept) kept per View; more distinct queries are built for each request
+MAX_PAGES = 64  # pages (path, query, Accept) kept; more distinct queries are built for each request
+MAX_PAGE_BYTES = 8 * 1024 * 1024  # bytes of pages kept (a cluster page of 5,000 connectors is ~1 MB): a client paging
+# through the whole cluster never makes the cache grow past this, under the chart's memory limit
 
 
 class PageCache:
@@ -235,12 +237,16 @@ class PageCache:
                 self._building.discard(key)
         with self._lock:
             self.builds += 1
-            if len(self._pages) >= MAX_PAGES and key not in self._pages:
-                for old in [k for k, v in self._pages.items() if v[0] is not view]:
-                    del self._pages[old]
-            if len(self._pages) < MAX_PAGES or key in self._pages:
+            self._pages.pop(key, None)
+            size = len(response[2])
+            if size <= MAX_PAGE_BYTES:
+                while self._pages and (len(self._pages) >= MAX_PAGES or self._bytes() + size > MAX_PAGE_BYTES):
+                    del self._pages[next(iter(self._pages))]  # the oldest first
                 self._pages[key] = (view, self.clock(), response)
         return response
+
+    def _bytes(self) -> int:
+        return sum(len(page[2][2]) for page in self._pages.values())
 
 
 def _collect(app: WSGIApplication, environ: dict[str, Any]) -> Response:
@@ -270,10 +276,12 @@ class ProbeAnswers:
     """WSGI middleware answering the probe paths before Flask's routing.
 
     The answers are rendered once per View (after each poll) and then served as bytes, so a probe costs a dict
-    lookup and never touches Connect. Every other path goes to the Flask app through a lane of ``heavy_limit``
-    requests at once: one more is answered 503 at once instead of queueing, so however many clients read /metrics
-    or /status, the server's other threads stay free for the probes (issue 11, item 3). With ``pages_token`` those
-    pages need ``Authorization: Bearer <token>``; the probes never do (the kubelet sends no credentials).
+    lookup and never touches Connect. A page ``cache`` holds (:class:`PageCache`) is served from it; every other
+    request, and the build of a page, goes through a lane of ``heavy_limit`` requests at once: one more is answered
+    503 at once (or the previous poll's page, when there is one) instead of queueing, so however many clients read
+    /metrics or /status, the server's other threads stay free for the probes (issue 11, item 3). With
+    ``pages_token`` those pages need ``Authorization: Bearer <token>``; the probes never do (the kubelet sends no
+    credentials).
     """
 
     def __init__(self, poller: Poller, app: WSGIApplication, *, pages_token: str | None = None,

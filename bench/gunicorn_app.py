@@ -20,6 +20,6 @@ from connect_health.cli import setup_logging
 settings = config.serve_settings(config.build_parser().parse_args(["serve"]))
 setup_logging(settings.log_format)
 sidecar = build(settings)
-app = sidecar.app
+app = sidecar.wsgi  # the WSGI chain serve runs (Flask only behind it, for the /status pages)
 sidecar.start()
 atexit.register(sidecar.stop)

@@ -59,7 +59,7 @@ FILE_SOURCE = "org.apache.kafka.connect.file.FileStreamSourceConnector"
 
 # Targets of issues 2, 3 and 4 (recorded with the numbers and reported by report.py, never asserted).
 TARGETS = {"livez_p99_ms": 5.0, "rss_mb": 40.0, "apply_unchanged_s": 5.0, "helm_template_s": 1.0,
-           "helm_template_1000_debezium_s": 2.0}
+           "helm_template_1000_debezium_s": 2.0, "start_ping_s": 0.5}  # issue 22: also RSS <= kchc's, same run
 CH_AGENT = "connect-health"  # the sidecar's ConnectClient sets this User-Agent
 KCHC_AGENT = "python-requests/"  # kafka-connect-healthcheck uses requests' default
 
@@ -92,7 +92,7 @@ def ensure_kchc() -> Path:
     py = BENCH_VENV / "bin" / "python"
     if exe.exists() and kchc_installed_version() == KCHC_VERSION:
         return exe
-    say(f"installing {KCHC_PACKAGE}=={KCHC_VERSION} into {BENCH_VENV.relative_to(ROOT)}")
+    say(f"installing {KCHC_PACKAGE}=={KCHC_VERSION} into {_rel(BENCH_VENV)}")  # .tools may be a symlink
     if not py.exists():
         subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True, timeout=300)
     subprocess.run([str(py), "-m", "pip", "install", "-q", f"{KCHC_PACKAGE}=={KCHC_VERSION}"], check=True,
@@ -228,6 +228,100 @@ def memory(pid: int | None) -> dict[str, Any]:
     return {"processes": len(pids), "rss_mb": round(rss / 1024, 1), "pss_mb": round(pss / 1024, 1)}
 
 
+READ_ONLY_ROOT = 'mount -o bind,remount,ro / && exec "$0" "$@"'  # run in a private mount namespace (unshare -m)
+
+
+def read_only_root_works() -> bool:
+    """Whether this machine can run a process on a read-only root filesystem (root, unshare): a write must fail."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    probe = ["unshare", "-m", "--propagation", "private", "sh", "-c", READ_ONLY_ROOT, "sh", "-c",
+             f"touch {ROOT}/.bench-ro-probe"]
+    r = subprocess.run(probe, capture_output=True, text=True, timeout=30)
+    return r.returncode != 0 and "Read-only file system" in r.stderr
+
+
+def start_times(connect_url: str, poll_interval: float, runs: int, workdir: Path) -> dict[str, Any]:
+    """From exec to /ping answering, and to the first verdict (/startupz 200: a poll found the worker started), of
+    `connect-health serve` started anew ``runs`` times, as the chart runs it: on a read-only root filesystem (a
+    private mount namespace with / remounted read-only; the clock starts before unshare) with
+    PYTHONDONTWRITEBYTECODE=1, the package's bytecode compiled beforehand as the image's build does."""
+    import connect_health
+
+    pkg = Path(connect_health.__file__).parent
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(pkg)], check=False, timeout=120)
+    ro = read_only_root_works()
+    runs_out = []
+    for i in range(runs):
+        port, probe_port = free_port(), free_port()
+        cmd = [launcher.connect_health_executable(), "serve", "--connect-url", connect_url, "--host", "127.0.0.1",
+               "--port", str(port), "--probe-port", str(probe_port), "--poll-interval", f"{poll_interval:g}"]
+        if ro:
+            cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", READ_ONLY_ROOT, *cmd]
+        log = open(workdir / f"start-{i}.log", "wb")  # noqa: SIM115 (closed below)
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                env=launcher.sidecar_env({"PYTHONDONTWRITEBYTECODE": "1"}))
+        ping = verdict = cpu = None
+        try:
+            while time.perf_counter() - t0 < 30 and proc.poll() is None and verdict is None:
+                path = "/ping" if ping is None else "/startupz"
+                try:
+                    code, _ = launcher.http("GET", f"http://127.0.0.1:{probe_port}{path}", timeout=2)
+                except OSError:
+                    code = None
+                if code == 200:
+                    if ping is None:
+                        ping = time.perf_counter() - t0
+                        cpu = process_cpu(proc.pid)  # the process's own, whatever the machine's load
+                    else:
+                        verdict = time.perf_counter() - t0
+                else:
+                    time.sleep(0.002)
+        finally:
+            stop(proc)
+            log.close()
+        runs_out.append({"ping_s": None if ping is None else round(ping, 3), "cpu_at_ping_s": cpu,
+                         "first_verdict_s": None if verdict is None else round(verdict, 3)})
+        say(f"start {i + 1}/{runs}: /ping after {runs_out[-1]['ping_s']} s, first verdict after "
+            f"{runs_out[-1]['first_verdict_s']} s")
+    pings = [r["ping_s"] for r in runs_out if r["ping_s"] is not None]
+    verdicts = [r["first_verdict_s"] for r in runs_out if r["first_verdict_s"] is not None]
+    cpus = [r["cpu_at_ping_s"] for r in runs_out if r["cpu_at_ping_s"] is not None]
+    return {"read_only_root": ro, "poll_interval_s": poll_interval, "runs": runs_out,
+            "cpu_at_ping_median_s": round(statistics.median(cpus), 3) if cpus else None,
+            "ping_median_s": round(statistics.median(pings), 3) if pings else None,
+            "ping_max_s": max(pings) if pings else None,
+            "first_verdict_median_s": round(statistics.median(verdicts), 3) if verdicts else None,
+            "first_verdict_max_s": max(verdicts) if len(verdicts) == len(runs_out) else None}
+
+
+def process_cpu(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (None when gone)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 3)
+    return None
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM, then SIGKILL after 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def is_write(r: launcher.Request) -> bool:
     return r.method in ("PUT", "POST", "DELETE") and "/config/validate" not in r.path
 
@@ -359,7 +453,7 @@ def metric(sidecar: launcher.Sidecar, name: str) -> float | None:
     code, body = sidecar.get("/metrics")
     if code != 200 or not isinstance(body, str):
         return None
-    m = re.search(rf"^{re.escape(name)} (\S+)$", body, re.M)
+    m = re.search(rf"^{re.escape(name)} (\S+)$", body, re.M)  # name with its labels, as written
     return float(m.group(1)) if m else None
 
 
@@ -484,11 +578,20 @@ def bench(args: argparse.Namespace, wrk: str, kchc_exe: Path) -> dict[str, Any]:
             unchanged.append(run_apply(stack.connect_url, declarations, log))
             say(f"apply of {args.connectors} unchanged: {unchanged[-1]['wall_s']:.2f}s, "
                 f"{unchanged[-1]['writes']} write(s), exit {unchanged[-1]['exit']}")
+        res["start"] = start_times(stack.connect_url, args.poll_interval, args.start_runs, workdir)
         res["apply_unchanged"] = {
             "connectors": args.connectors, "runs": unchanged,
             "median_wall_s": round(statistics.median(r["wall_s"] for r in unchanged), 3),
             "max_writes": max(r["writes"] for r in unchanged),
             "exits": [r["exit"] for r in unchanged]}
+
+        # --- at rest (issue 22): a sidecar only probed and scraped, as the kubelet and Prometheus do ----------
+        rest = stack.add(launcher.Sidecar(workdir, stack.connect_url, ["--poll-interval", f"{args.poll_interval:g}"],
+                                          name="connect-health-at-rest"))
+        rest.start()
+        running = 'connect_health_cluster_connectors{state="RUNNING"}'
+        launcher.wait_until(lambda: (metric(rest, running) or 0) >= args.connectors, 60,
+                            f"{args.connectors} RUNNING connectors in /metrics", interval=0.5)
 
         # --- 1 and 2: latency rounds (interleaved) and memory -------------------------------------------
         gun.start()
@@ -515,8 +618,19 @@ def bench(args: argparse.Namespace, wrk: str, kchc_exe: Path) -> dict[str, Any]:
                                           f"errors {r['errors']}"))
                     if key == "kchc":
                         drains.append(drain(kchc))
+        for _ in range(5):  # at rest = serving probes and metrics: a Prometheus scrape or five
+            for sidecar in (ch, gun, rest):
+                sidecar.get("/metrics")
+            time.sleep(0.2)
+        rest_probes = sequential_probes(rest.url + "/livez", 50, 10)
         mem_load = {"waitress": memory(ch.pid), "gunicorn": memory(gun.pid), "kchc": memory(kchc.pid)}
-        res["memory"] = {"idle": mem_idle, "after_load": mem_load, "floor": import_footprint()}
+        mem_rest = {**memory(rest.pid), "probes": rest_probes.get("probes"),
+                    "flask_loaded": False}  # asked nothing but /livez, /metrics (and /ping while starting)
+        ch.get("/status?format=html")  # the first page: Flask and Jinja are imported now
+        mem_page = memory(ch.pid)
+        res["memory"] = {"idle": mem_idle, "after_load": mem_load, "after_a_page": {"waitress": mem_page},
+                         "at_rest": {"waitress": mem_rest},
+                         "floor": import_footprint()}
         res["kchc_drain_s"] = drains
         res["single_probe"] = {"waitress": sequential_probes(ch.url + "/livez", 20, 10),
                                "kchc": sequential_probes(kchc.url + "/", 5, 15)}
@@ -563,7 +677,8 @@ def _rel(p: Path) -> str:
     return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
 
 
-QUICK = {"connectors": 2, "connections": 4, "duration": 1.0, "rounds": 1, "apply_runs": 1, "skip_helm": True}
+QUICK = {"connectors": 2, "connections": 4, "duration": 1.0, "rounds": 1, "apply_runs": 1, "skip_helm": True,
+         "start_runs": 1}
 
 
 def main() -> int:
@@ -577,6 +692,8 @@ def main() -> int:
     ap.add_argument("--poll-interval", type=float, default=1.0, help="sidecar poll interval (default 1 s)")
     ap.add_argument("--apply-runs", type=int, default=3, help="runs of apply on the unchanged file (default 3)")
     ap.add_argument("--skip-helm", action="store_true", help="leave out the helm template benchmark")
+    ap.add_argument("--start-runs", type=int, default=5,
+                    help="starts of `serve` timed to /ping and the first verdict (default 5)")
     ap.add_argument("--quick", action="store_true",
                     help="every part once, small (a check that the benchmark works, not a measurement): "
                          + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items() if v is not True)

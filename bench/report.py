@@ -71,6 +71,69 @@ def _met(value: float | None, limit: float) -> bool | None:
     return None if value is None else value <= limit
 
 
+def cost_per_pod(res: dict[str, Any], scale: dict[str, Any] | None, limits: dict[str, float]) -> list[str]:
+    """Issue 22's targets table: each figure beside kafka-connect-healthcheck's and Connect's own `GET /` of the
+    same run (measure.py's stack; scale.py's stand-in for 3,000 connectors)."""
+    mem = res.get("memory", {}).get("after_load", {})
+    ours = res.get("memory", {}).get("at_rest", {}).get("waitress", {}).get("rss_mb")
+    theirs = mem.get("kchc", {}).get("rss_mb")
+    loaded = mem.get("waitress", {}).get("rss_mb")
+    page = res.get("memory", {}).get("after_a_page", {}).get("waitress", {}).get("rss_mb")
+    flood = res.get("latency", {}).get("flood", {})
+    base_p99 = flood.get("connect_baseline", {}).get("p99_ms")
+    kchc_p99 = flood.get("kchc", {}).get("p99_ms")
+    big = (scale or {}).get("sizes", {}).get("3000", {}).get("sidecar", {})
+    iso = big.get("isolation", {})
+    alone, with_readers = iso.get("probe_port_alone", {}), iso.get("probe_port_with_readers", {})
+    main_alone, main_loaded = iso.get("main_port_alone", {}), iso.get("main_port_with_readers", {})
+    st = res.get("start", {})
+    scale_limits = (scale or {}).get("targets", {})
+    cpu_limit = scale_limits.get("cpu_ms_per_poll_3000", 20.0)
+    p99_limit = scale_limits.get("livez_p99_ms_with_readers", 50.0)
+    ratio_limit = scale_limits.get("livez_p99_ratio_with_readers", 3.0)
+    ratio = (round(with_readers["p99_ms"] / alone["p99_ms"], 2)
+             if with_readers.get("p99_ms") and alone.get("p99_ms") else None)
+    cpu = big.get("cpu_ms_per_poll")
+    churn = big.get("changing_answer", {}).get("cpu_ms_per_poll")
+    ping, verdict = st.get("ping_max_s"), st.get("first_verdict_max_s")
+    kchc_rss = f" ({KCHC_PACKAGE}: {fmt(theirs, ' MB', 1)})"
+
+    def both(a: bool | None, b: bool | None) -> bool | None:
+        return None if a is None or b is None else a and b
+
+    rows = [
+        ("RSS at rest (serving probes and /metrics, 100 connectors) ≤ kafka-connect-healthcheck's, same run",
+         f"{fmt(ours, ' MB', 1)}{kchc_rss}; the sidecar also serving the benchmark's /status JSON reads and the "
+         f"probe load {fmt(loaded, ' MB', 1)}, {fmt(page, ' MB', 1)} after a /status HTML page",
+         None if ours is None or theirs is None else ours <= theirs),
+        (f"/livez p99 ≤ {p99_limit:g} ms with {iso.get('readers', 24)} clients reading /metrics and /status (JSON, "
+         "HTML), 3,000 connectors, probe port",
+         f"{fmt(with_readers.get('p99_ms'), ' ms')} (alone {fmt(alone.get('p99_ms'), ' ms')}; main port "
+         f"{fmt(main_loaded.get('p99_ms'), ' ms')}, alone {fmt(main_alone.get('p99_ms'), ' ms')})",
+         _met(with_readers.get("p99_ms"), p99_limit)),
+        (f"... and within {ratio_limit:g}x of /livez p99 with no readers", fmt(ratio, "x"),
+         _met(ratio, ratio_limit)),
+        (f"CPU per poll at 3,000 connectors ≤ {cpu_limit:g} ms",
+         f"{fmt(cpu, ' ms', 1)} (answer unchanged between polls); {fmt(churn, ' ms', 1)} with the answer changing at "
+         "every poll", _met(cpu, cpu_limit)),
+        (f"start: exec → /ping ≤ {limits.get('start_ping_s', 0.5):g} s, first verdict within one poll interval "
+         f"({fmt(st.get('poll_interval_s'), ' s', 1)}), read-only root filesystem",
+         f"/ping {fmt(st.get('ping_median_s'), ' s', 3)} median, {fmt(ping, ' s', 3)} max (the process's own CPU "
+         f"by then {fmt(st.get('cpu_at_ping_median_s'), ' s', 2)}: the rest is waiting for a core); first verdict "
+         f"{fmt(st.get('first_verdict_median_s'), ' s', 3)} median, {fmt(verdict, ' s', 3)} max; "
+         f"{len(st.get('runs', []))} starts, root {'read-only' if st.get('read_only_root') else 'WRITABLE'}",
+         None if not st else both(both(_met(ping, limits.get("start_ping_s", 0.5)),
+                                       _met(verdict, st.get("poll_interval_s", 1.0))),
+                                  bool(st.get("read_only_root")))),
+    ]
+    lines = ["## Cost per pod (issue 22)", "",
+             f"Beside, in the same run: Connect's own `GET /` p99 {fmt(base_p99, ' ms')} and {KCHC_PACKAGE}'s `/` "
+             f"p99 {fmt(kchc_p99, ' ms')} (16 clients, flood, 100 connectors; tables below); {KCHC_PACKAGE}'s RSS "
+             f"{fmt(theirs, ' MB', 1)}.", "", "| target | measured | |", "|---|---|---|"]
+    lines += [f"| {what} | {value} | {yes(met)} |" for what, value, met in rows]
+    return lines
+
+
 # ------------------------------------------------------------------------------------------------ reporting
 
 def fmt(v: Any, unit: str = "", digits: int = 2) -> str:
@@ -85,7 +148,7 @@ def yes(v: bool | None) -> str:
     return "n/a" if v is None else ("**met**" if v else "**NOT met**")
 
 
-def markdown(report: dict[str, Any]) -> str:
+def markdown(report: dict[str, Any], scale: dict[str, Any] | None = None) -> str:
     res, m = report["results"], report["machine"]
     ev = evaluate(res, report["targets"])
     v = report["versions"]
@@ -155,6 +218,7 @@ def markdown(report: dict[str, Any]) -> str:
            or "not measured")
         + f" | {yes(t.get('helm_template_1000_debezium_under_2s'))} |",
     ]
+    lines += ["", *cost_per_pod(res, scale, report["targets"])]
     names = {"connect_baseline": "Connect `GET /` (baseline)", "waitress": "connect-health `/livez`, waitress",
              "gunicorn": "connect-health `/livez`, gunicorn -w 1 --threads 8",
              "kchc": f"{KCHC_PACKAGE} {v[KCHC_PACKAGE]} `/`",
@@ -218,7 +282,8 @@ def markdown(report: dict[str, Any]) -> str:
         "RSS sums count pages a forked gunicorn worker shares with its master twice; PSS splits them (and also "
         "shared libraries with every other process of the host, which a sidecar container does not share). "
         f"MB = MiB. Floor measured in the same run: a bare Python {fmt(floor.get('python_bare'), ' MB', 1)}, a "
-        f"Python that only imports what `serve` runs (Flask, requests, prometheus_client, PyYAML, waitress) "
+        "Python that only imports what `serve` runs to answer probes and /metrics (waitress, msgspec, the standard "
+        f"library's http.client; Flask and Jinja only once a /status page is asked for) "
         f"{fmt(floor.get('imports_only'), ' MB', 1)}.",
         "",
         "## REST calls to Connect",
@@ -283,12 +348,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"report: cannot read {args.results}: {e}", file=sys.stderr)
         return 2
     md_path = args.md or args.results.with_suffix(".md")
-    text = markdown(report)
     scale_results = RESULTS / "scale.json"  # bench/scale.py's section (issue 12), when it has run
-    if args.md is None and scale_results.exists():
+    scale = json.loads(scale_results.read_text()) if args.md is None and scale_results.exists() else None
+    text = markdown(report, scale)
+    if scale is not None:
         from scale import markdown as scale_markdown
 
-        text += "\n" + scale_markdown(json.loads(scale_results.read_text()))
+        text += "\n" + scale_markdown(scale)
     md_path.write_text(text)
     if not args.quiet:
         print(md_path.read_text())

@@ -10,6 +10,11 @@ polls are counted:
 - CPU per poll: the process's user+system CPU time over the polls, divided by the polls the stand-in answered;
 - /metrics: series (sample lines) and bytes per scrape; /status JSON (this worker's view, and one page of the
   whole cluster) and HTML: median time of 5 and bytes; /livez: p50/p99 of 300 sequential requests;
+- CPU per poll again with the answer changing at every poll (one task's state flips: the sidecar decodes each);
+- at the largest N, probes isolated from pages (issue 22): /livez p50/p99 one probe at a time (a new connection
+  each, as the kubelet probes) on the probe port (--probe-port, as the chart runs it) and on the main port, first
+  with nobody else asking, then while 24 clients read /metrics, /status JSON and /status HTML as fast as they are
+  answered (bench/readers.py, each in its own process);
 - with 10 declared connectors as well: CPU per poll averaged over a config fetch (every 30 s) and the polls between;
 - kafka-connect-healthcheck 0.3.0 (1 + N REST calls per probe) against the same stand-in: median probe time, and
   the ratio to connect-health's /livez p50.
@@ -37,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import scale_connect
-from measure import status_kb
+from measure import free_port, status_kb, stop
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -45,8 +50,9 @@ RESULTS = BENCH / "results"
 VENV_BIN = Path(sys.executable).parent
 SIZES = (100, 1000, 3000)
 WORKER = scale_connect.worker(0)
-TARGETS = {"rss_mb_3000": 50.0, "cpu_ms_per_poll_3000": 60.0, "series_3000": 3000, "status_json_ms_3000": 50.0,
-           "rss_mb_100": 40.0}
+TARGETS = {"rss_mb_3000": 50.0, "cpu_ms_per_poll_3000": 20.0, "series_3000": 3000, "status_json_ms_3000": 50.0,
+           "rss_mb_100": 40.0, "livez_p99_ms_with_readers": 50.0, "livez_p99_ratio_with_readers": 3.0}
+READERS = 24
 # issue 12, measured on the previous version: N -> (answer MB, RSS MB, mean poll ms, series, /metrics MB,
 # /status HTML s, /status HTML MB)
 BEFORE = {100: (0.27, 43.5, 26, 3127, 0.25, 0.046, 0.15), 1000: (2.7, 72.5, 159, 31027, 2.4, 0.31, 1.5),
@@ -56,14 +62,6 @@ CLK = os.sysconf("SC_CLK_TCK")
 
 def say(msg: str) -> None:
     print(f"scale: {msg}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -109,26 +107,17 @@ def wait_until(check: Any, timeout: float, what: str) -> None:
 
 
 def start_sidecar(connect_port: int, workdir: Path,
-                  connectors_file: Path | None) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
+                  connectors_file: Path | None) -> tuple[subprocess.Popen[bytes], int, int]:
+    port, probe_port = free_port(), free_port()
     cmd = [str(VENV_BIN / "connect-health"), "serve", "--connect-url", f"http://127.0.0.1:{connect_port}",
            "--worker-id", WORKER, "--scope", "worker", "--poll-interval", "1", "--host", "127.0.0.1",
-           "--port", str(port)]
+           "--port", str(port), "--probe-port", str(probe_port)]
     if connectors_file is not None:
         cmd += ["--connectors-file", str(connectors_file)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECT_HEALTH_")}
     log = open(workdir / f"sidecar-{port}.log", "wb")  # noqa: SIM115 (closed with the process)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    return proc, port
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+    return proc, port, probe_port
 
 
 def cpu_per_poll(proc: subprocess.Popen[bytes], cluster: scale_connect.Cluster, polls: int) -> dict[str, Any]:
@@ -149,8 +138,35 @@ def after_poll(cluster: scale_connect.Cluster) -> None:
     time.sleep(0.25)
 
 
-def measure_sidecar(cluster: scale_connect.Cluster, connect_port: int, polls: int, workdir: Path) -> dict[str, Any]:
-    proc, port = start_sidecar(connect_port, workdir, None)
+def clients(mode: str, port: int, **kwargs: Any) -> subprocess.Popen[str]:
+    """bench/readers.py in its own process."""
+    cmd = [sys.executable, str(BENCH / "readers.py"), mode, "--port", str(port)]
+    for k, v in kwargs.items():
+        cmd += [f"--{k}", str(v)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+
+
+def result(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
+    out, _ = proc.communicate(timeout=timeout)
+    return dict(json.loads(out.strip().splitlines()[-1])) if out.strip() else {"error": f"exit {proc.returncode}"}
+
+
+def isolation(port: int, probe_port: int) -> dict[str, Any]:
+    """/livez one probe at a time on both ports, alone and while READERS clients read the pages (issue 22)."""
+    out: dict[str, Any] = {"readers": READERS}
+    for key, p, count in (("probe_port", probe_port, 1000), ("main_port", port, 500)):
+        out[f"{key}_alone"] = result(clients("probe", p, count=count, seconds=20), 120)
+    readers = clients("read", port, clients=READERS, seconds=40)
+    time.sleep(3)  # the readers are up to speed
+    for key, p, count in (("probe_port", probe_port, 1000), ("main_port", port, 500)):
+        out[f"{key}_with_readers"] = result(clients("probe", p, count=count, seconds=15), 120)
+    out["read"] = result(readers, 300)
+    return out
+
+
+def measure_sidecar(cluster: scale_connect.Cluster, connect_port: int, polls: int, workdir: Path,
+                    readers: bool = False) -> dict[str, Any]:
+    proc, port, probe_port = start_sidecar(connect_port, workdir, None)
     try:
         client = Client(port)
         wait_until(lambda: json.loads(client.get("/status?format=json")[1]).get("polls", 0) >= 3, 180,
@@ -159,10 +175,15 @@ def measure_sidecar(cluster: scale_connect.Cluster, connect_port: int, polls: in
         time.sleep(0.5)
         cpu = cpu_per_poll(proc, cluster, polls)
         rss, hwm = status_mb(proc.pid, "VmRSS"), status_mb(proc.pid, "VmHWM")
+        cluster.churn = True  # every answer differs from the one before: nothing is skipped
+        after_poll(cluster)
+        churn = cpu_per_poll(proc, cluster, polls)
+        cluster.churn = False
         client = Client(port)
         code, metrics, metrics_s = client.get("/metrics")
         series = sum(1 for line in metrics.decode().splitlines() if line and not line.startswith("#"))
         out: dict[str, Any] = {"rss_mb": round(rss, 1), "rss_peak_mb": round(hwm, 1), **cpu,
+                               "changing_answer": churn,
                                "metrics": {"series": series, "bytes": len(metrics), "ms": round(metrics_s * 1000, 1)}}
         for key, path, headers in (("status_json", "/status?format=json", {}),
                                    ("status_cluster_json", "/status?format=json&view=cluster", {}),
@@ -175,7 +196,9 @@ def measure_sidecar(cluster: scale_connect.Cluster, connect_port: int, polls: in
                 assert code == 200, (path, code)
                 times.append(secs)
                 size = len(body)
+            # the first request after a poll builds the page; the next four read the page built (app.PageCache)
             out[key] = {"median_ms": round(statistics.median(times) * 1000, 1), "bytes": size,
+                        "build_ms": round(times[0] * 1000, 1),
                         "cpu_ms": round((cpu_seconds(proc.pid) - cpu_before) * 1000 / 5, 1)}
         doc = json.loads(client.get("/status?format=json")[1])
         out["shown_here"] = doc["cluster"]["shown_here"]
@@ -186,6 +209,10 @@ def measure_sidecar(cluster: scale_connect.Cluster, connect_port: int, polls: in
         lat.sort()
         out["livez_ms"] = {"p50": round(lat[149] * 1000, 2), "p99": round(lat[296] * 1000, 2)}
         client.close()
+        out["rss_after_pages_mb"] = round(status_mb(proc.pid, "VmRSS"), 1)
+        if readers:
+            say("probes alone, then with page readers")
+            out["isolation"] = isolation(port, probe_port)
         return out
     finally:
         stop(proc)
@@ -197,7 +224,7 @@ def measure_declared(cluster: scale_connect.Cluster, connect_port: int, workdir:
                                                              if k != "name"}} for i in range(10)}
     path = workdir / "declared.json"
     path.write_text(json.dumps(declared))
-    proc, port = start_sidecar(connect_port, workdir, path)
+    proc, port, _ = start_sidecar(connect_port, workdir, path)
     try:
         client = Client(port)
         wait_until(lambda: json.loads(client.get("/status?format=json")[1]).get("polls", 0) >= 2, 180,
@@ -246,7 +273,7 @@ def run(sizes: list[int], polls: int, kchc: bool, declared: bool) -> dict[str, A
         try:
             row: dict[str, Any] = {"answer_mb": round(len(cluster.by_status) / 1e6, 2),
                                    "answer_with_configs_mb": round(len(cluster.by_status_info) / 1e6, 2)}
-            row["sidecar"] = measure_sidecar(cluster, server.server_port, polls, workdir)
+            row["sidecar"] = measure_sidecar(cluster, server.server_port, polls, workdir, readers=n == max(sizes))
             calls_before = dict(cluster.calls)
             if declared:
                 row["declared_10"] = measure_declared(cluster, server.server_port, workdir)
@@ -274,6 +301,13 @@ def _g(d: dict[str, Any], *keys: str) -> Any:
     return d
 
 
+def _built(page: dict[str, Any]) -> str:
+    """A page's time: built (the first request after a poll) and read again (the median of five), when known."""
+    if "build_ms" not in page:
+        return f"{page['median_ms']:,.1f} ms"
+    return f"{page['build_ms']:,.1f} ms built, {page['median_ms']:,.1f} ms cached"
+
+
 def markdown(res: dict[str, Any]) -> str:
     """The scale section of the bench report: old (issue 12) beside new, then the targets."""
     lines = [
@@ -283,7 +317,8 @@ def markdown(res: dict[str, Any]) -> str:
         "`bench/scale.py` against the stand-in Connect of `bench/scale_connect.py` (a real worker cannot hold "
         "3,000 connectors here): N connectors x 4 tasks over 10 workers, configs of 33 keys, this pod's worker "
         "owning 1/10, `--scope worker --poll-interval 1`, no declared connectors unless said. Before: the issue's "
-        "measurement of the previous version (expand=info on every poll, all units in full, one-hot series).",
+        "measurement of the previous version (expand=info on every poll, all units in full, one-hot series). Pages: "
+        "the first request after a poll builds the page, the others of the same poll read it (issue 22).",
         "",
         "| connectors | answer (status / +configs) | RSS before → now (peak) | CPU per poll before (mean poll time) → "
         "now | `/metrics` series before → now (bytes) | `/status` HTML before → now | `/status` JSON, this worker"
@@ -302,14 +337,38 @@ def markdown(res: dict[str, Any]) -> str:
             f"| {b[1] if b else '?'} → **{sc['rss_mb']} MB** ({sc['rss_peak_mb']}) "
             f"| {b[2] if b else '?'} ms → **{sc['cpu_ms_per_poll']} ms** "
             f"| {f'{b[3]:,}' if b else '?'} → **{sc['metrics']['series']:,}** ({sc['metrics']['bytes'] / 1e3:,.0f} kB) "
-            f"| {f'{b[5] * 1000:,.0f} ms, {b[6]} MB' if b else '?'} → **{sc['status_html']['median_ms']:,.0f} ms, "
+            f"| {f'{b[5] * 1000:,.0f} ms, {b[6]} MB' if b else '?'} → **{_built(sc['status_html'])}, "
             f"{sc['status_html']['bytes'] / 1e6:.2f} MB** "
-            f"| {sc['status_json']['median_ms']:,.1f} ms (CPU {sc['status_json'].get('cpu_ms', '?')} ms), "
+            f"| {_built(sc['status_json'])} (CPU {sc['status_json'].get('cpu_ms', '?')} ms), "
             f"{sc['status_json']['bytes'] / 1e3:,.0f} kB "
             f"({sc['shown_here']:,} connectors judged here) "
-            f"| {sc['status_cluster_json']['median_ms']:,.0f} ms "
+            f"| {_built(sc['status_cluster_json'])} "
             f"| {sc['livez_ms']['p50']} / {sc['livez_ms']['p99']} ms | {kchc} |")
     lines.append("")
+    churn = [(n, r["sidecar"]["changing_answer"]) for n, r in res["sizes"].items()
+             if "changing_answer" in r["sidecar"]]
+    if churn:
+        per_n = "; ".join(f"{int(n):,}: {c['cpu_ms_per_poll']} ms" for n, c in churn)
+        lines.append("CPU per poll when the answer changes at every poll (one task's state flips, so each answer is "
+                     f"decoded; an unchanged answer, as in the table, is recognised and not decoded again): {per_n}.")
+        lines.append("")
+    iso_n, iso = next(((n, r["sidecar"]["isolation"]) for n, r in res["sizes"].items()
+                       if "isolation" in r["sidecar"]), (None, None))
+    if iso is not None:
+        lines += [f"Probes isolated from pages at {int(iso_n or 0):,} connectors: `/livez` one probe at a time, a new "
+                  "connection each (as the kubelet probes), alone and while "
+                  f"{iso['readers']} clients read `/metrics`, `/status` JSON and `/status` HTML as fast as they are "
+                  "answered (bench/readers.py, separate processes):", "",
+                  "| port | alone p50 / p99 | with readers p50 / p99 (max) | p99 ratio |", "|---|---|---|---|"]
+        for key, label in (("probe_port", "probe port (`--probe-port`, the chart's default)"),
+                           ("main_port", "main port (shared with the pages)")):
+            a, w = iso.get(f"{key}_alone", {}), iso.get(f"{key}_with_readers", {})
+            ratio = round(w["p99_ms"] / a["p99_ms"], 1) if a.get("p99_ms") and w.get("p99_ms") else None
+            lines.append(f"| {label} | {a.get('p50_ms')} / {a.get('p99_ms')} ms | {w.get('p50_ms')} / "
+                         f"{w.get('p99_ms')} ms ({w.get('max_ms')}) | {ratio}x |")
+        rd = iso.get("read", {})
+        lines += ["", f"The readers: {rd.get('requests', 0):,} pages in {rd.get('seconds')} s "
+                  f"({rd.get('per_second')}/s); answers {rd.get('answers')}.", ""]
     declared = [(n, r["declared_10"]) for n, r in res["sizes"].items() if "declared_10" in r]
     if declared:
         lines.append("With 10 declared connectors (configs fetched at the first poll, then every 30 s): CPU per "
@@ -325,8 +384,18 @@ def markdown(res: dict[str, Any]) -> str:
         checks += [("RSS at 3,000", s["rss_mb"], t["rss_mb_3000"], "MB"),
                    ("CPU per poll at 3,000", s["cpu_ms_per_poll"], t["cpu_ms_per_poll_3000"], "ms"),
                    ("/metrics series per pod at 3,000", s["metrics"]["series"], t["series_3000"], ""),
-                   ("/status JSON (this worker) at 3,000", s["status_json"]["median_ms"], t["status_json_ms_3000"],
-                    "ms")]
+                   ("/status JSON (this worker) at 3,000, built", s["status_json"].get("build_ms",
+                                                                                    s["status_json"]["median_ms"]),
+                    t["status_json_ms_3000"], "ms")]
+    if big and "changing_answer" in big["sidecar"]:
+        checks.append(("CPU per poll at 3,000, the answer changing at every poll",
+                       big["sidecar"]["changing_answer"]["cpu_ms_per_poll"], t["cpu_ms_per_poll_3000"], "ms"))
+    if iso is not None and "livez_p99_ms_with_readers" in t:
+        a, w = iso["probe_port_alone"], iso["probe_port_with_readers"]
+        checks.append((f"/livez p99 (probe port) with {iso['readers']} page readers", w["p99_ms"],
+                       t["livez_p99_ms_with_readers"], "ms"))
+        checks.append(("... its ratio to /livez p99 with no readers", round(w["p99_ms"] / max(a["p99_ms"], 1e-9), 2),
+                       t["livez_p99_ratio_with_readers"], "x"))
     if small:
         checks.append(("RSS at 100", small["sidecar"]["rss_mb"], t["rss_mb_100"], "MB"))
     if checks:

@@ -64,6 +64,17 @@ class Cluster:
                 {"connector": n, "task": t} for t in range(tasks)], "type": "sink"}}
             for i, (n, s) in enumerate(self.statuses.items())}).encode()
         self.names = json.dumps(names).encode()
+        # churn: the status answer alternates between two that differ in one task's state (on a worker other than
+        # worker 0), so that no two polls in a row see the same answer (the sidecar then decodes every one)
+        self.churn = False
+        self._flips = 0
+        self.by_status_flipped = self.by_status
+        if connectors > 1 and tasks:
+            flipped = {n: {"status": s} for n, s in self.statuses.items()}
+            task = dict(flipped[names[1]]["status"]["tasks"][0], state="PAUSED")
+            flipped[names[1]] = {"status": dict(flipped[names[1]]["status"], tasks=[
+                task, *flipped[names[1]]["status"]["tasks"][1:]])}
+            self.by_status_flipped = json.dumps(flipped).encode()
         self.calls: Counter[str] = Counter()
         self.lock = threading.Lock()
 
@@ -79,8 +90,12 @@ class Cluster:
         if path == "/connectors":
             expand = query.get("expand", [])
             if "status" in expand:
-                return 200, (self.by_status_info if "info" in expand else self.by_status), \
-                    "expanded_info" if "info" in expand else "expanded"
+                if "info" in expand:
+                    return 200, self.by_status_info, "expanded_info"
+                with self.lock:
+                    self._flips += self.churn
+                    flipped = self.churn and self._flips % 2 == 1
+                return 200, self.by_status_flipped if flipped else self.by_status, "expanded"
             return 200, self.names, "names"
         parts = path.split("/")
         if len(parts) == 4 and parts[1] == "connectors" and parts[3] == "status":

@@ -3,13 +3,15 @@
 PUT naming another version, or a POST of an existing name, answers 409) and POST of core/v1 Events (recorded).
 
 It is the only stand-in of the reconcile tests, and only because a Lease needs an API server and the unit and
-integration suites run without a cluster; the e2e tests run the real one. Plain HTTP on 127.0.0.1.
+integration suites run without a cluster; the e2e tests run the real one. Plain HTTP on 127.0.0.1, or HTTPS with
+``tls=(certificate, key)`` (as the API server answers a pod: TLS checked against the service account's CA).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +27,7 @@ EVENTS = re.compile(r"^/api/v1/namespaces/([^/]+)/events$")
 
 
 class StandInKubeApi:
-    def __init__(self, token_file: Path, namespace: str = "team-a") -> None:
+    def __init__(self, token_file: Path, namespace: str = "team-a", tls: tuple[Path, Path] | None = None) -> None:
         self.token_file = token_file
         self.namespace = namespace
         self.leases: dict[str, dict[str, Any]] = {}
@@ -57,11 +59,17 @@ class StandInKubeApi:
             do_GET = do_POST = do_PUT = _handle  # noqa: N815 - http.server's names
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.scheme = "http"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.server.server_address[1]}"
 
     def lease_api(self, name: str) -> LeaseApi:
         """A client of the Lease ``name`` on this stand-in."""
@@ -116,11 +124,11 @@ class StandInKubeApi:
 
 
 @contextmanager
-def stand_in_kube(folder: Path) -> Iterator[StandInKubeApi]:
+def stand_in_kube(folder: Path, tls: tuple[Path, Path] | None = None) -> Iterator[StandInKubeApi]:
     """A running stand-in whose token lives in ``folder``; stopped on exit."""
     token = folder / "kube-token"
     token.write_text("tok-1\n")
-    server = StandInKubeApi(token)
+    server = StandInKubeApi(token, tls=tls)
     try:
         yield server
     finally:

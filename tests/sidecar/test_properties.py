@@ -6,22 +6,21 @@ Report whose three verdicts are bools, with reasons exactly when a verdict is ne
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import re
-from collections.abc import Mapping
 from typing import Any
 
-import requests
 from connect_health import model
 from connect_health.client import ConnectClient
 from connect_health.config import ConnectSettings
 from connect_health.ladder import Rung
 from connect_health.poller import Poller
 from connect_health.snapshot import ParseError, Snapshot, parse_expanded
+from connect_health.transport import Answer, Transport
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from requests.adapters import BaseAdapter
 
 from .conftest import OTHER, WORKER, health
 from .fakeconnect import HEALTHY, FakeClock, fixture
@@ -124,38 +123,38 @@ def test_model_decides_without_a_snapshot(started: bool, reachable: bool, down_f
         assert report.livez.ok and not report.readyz.ok  # the startup window never fails liveness
 
 
-class BytesAdapter(BaseAdapter):
-    """A requests transport that answers GET /connectors with given bytes, so the poller's real client path
-    (bounded read, JSON decoding, status handling) sees them without a socket per example."""
+class _Socket:
+    """What http.client.HTTPResponse reads a response from."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(io.BytesIO(self.data))
+
+
+class BytesTransport(Transport):
+    """A transport that answers GET /connectors with given bytes, so the poller's real client path (HTTP parsing,
+    bounded read, JSON decoding, status handling) sees them without a socket per example."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__("http://connect.invalid:8083", timeout=1)
         self.status = 200
         self.body = b"{}"
 
-    def send(self, request: requests.PreparedRequest, stream: bool = False,
-             timeout: float | tuple[float, float] | tuple[float, None] | None = None, verify: bool | str = True,
-             cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
-             proxies: Mapping[str, str] | None = None) -> requests.Response:
-        resp = requests.Response()
-        resp.request = request
-        resp.url = request.url or ""
-        if (request.path_url or "").startswith("/health"):
-            resp.status_code, data = 200, json.dumps(HEALTHY).encode()
-        else:
-            resp.status_code, data = self.status, self.body
-        resp.raw = io.BytesIO(data)
-        resp.headers["Content-Type"] = "application/json"
-        return resp
-
-    def close(self) -> None:
-        pass
+    def send(self, method: str, target: str, body: bytes | None, headers: dict[str, str]) -> Answer:
+        status, data = (200, json.dumps(HEALTHY).encode()) if target.startswith("/health") else (self.status,
+                                                                                                 self.body)
+        head = f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+        resp = http.client.HTTPResponse(_Socket(head.encode() + data))  # type: ignore[arg-type]
+        resp.begin()
+        return Answer(http.client.HTTPConnection("connect.invalid"), resp)
 
 
-def make_bytes_poller() -> tuple[Poller, BytesAdapter, ConnectClient]:
+def make_bytes_poller() -> tuple[Poller, BytesTransport, ConnectClient]:
     client = ConnectClient(ConnectSettings(url="http://connect.invalid:8083"))
-    adapter = BytesAdapter()
-    client.session.mount("http://", adapter)
+    adapter = BytesTransport()
+    client.transport = adapter
     return Poller(client, health(restart_attempts=0), restart=False, clock=FakeClock()), adapter, client
 
 

@@ -55,8 +55,7 @@ def test_a_stalled_task_is_restarted_alone_then_fails_liveness_past_the_ladder(
     assert view.report.livez.reasons[0].startswith("jdbc-sink task 0 stalled: RUNNING, lag 40, no progress for 70s")
     assert "still after 1 restart attempts" in view.report.livez.reasons[0]
     from connect_health.metrics import Metrics
-    from prometheus_client import generate_latest
-    text = generate_latest(Metrics(lambda: view).registry).decode()
+    text = Metrics(lambda: view).render().decode()
     # the alert's series (a stalled unit has no trace to classify: class "unknown", today's ladder)
     assert 'connect_health_connector_failed{class="unknown",connector="jdbc-sink",policy="critical"} 1.0' in text
     assert len(fake.requests("POST")) == 1
@@ -104,7 +103,6 @@ def test_metric_event_and_page_of_a_stalled_task(fake: FakeConnect, make_poller:
     from connect_health.app import create_app
     from connect_health.events import EventObserver
     from connect_health.metrics import Metrics
-    from prometheus_client import generate_latest
 
     fake.healthy(fixture("healthy.json"))
     fake.route("GET", "/metrics", Answer(200, metrics(100, 40)))
@@ -116,7 +114,7 @@ def test_metric_event_and_page_of_a_stalled_task(fake: FakeConnect, make_poller:
     poller.poll_once()
     clock.advance(30)
     view = poller.poll_once()
-    text = generate_latest(Metrics(lambda: view).registry).decode()
+    text = Metrics(lambda: view).render().decode()
     assert 'connect_health_task_stalled{connector="jdbc-sink",task="0"} 1.0' in text
     # on the ladder
     assert 'connect_health_connector_failed{class="unknown",connector="jdbc-sink",policy="critical"} 0.0' in text
@@ -130,7 +128,7 @@ def test_metric_event_and_page_of_a_stalled_task(fake: FakeConnect, make_poller:
     clock.advance(5)
     view = poller.poll_once()
     assert said[-1][:2] == ("Normal", "TaskProgressing")
-    assert "connect_health_task_stalled{" not in generate_latest(Metrics(lambda: view).registry).decode()
+    assert "connect_health_task_stalled{" not in Metrics(lambda: view).render().decode()
 
 
 def test_a_connector_with_a_failed_and_a_stalled_task_gets_both_restarts(

@@ -43,7 +43,6 @@ def setup_logging(fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # keeps probe requests out of the dev server's log
 
 
@@ -112,16 +111,14 @@ def serve(settings: config.ServeSettings) -> int:
     sidecar = build(settings)
     server = None
     if settings.server == "waitress":
-        server = server_mod.create(sidecar.app, sock, total, **WAITRESS)
+        server = server_mod.create(sidecar.wsgi, sock, total, **WAITRESS)
     else:
         sock.close()  # the development server binds again itself
     probes = None
     if probe_sock is not None:
-        from .app import ProbeAnswers
         from .probe_listener import ProbeListener
 
-        rendered = sidecar.app.wsgi_app
-        assert isinstance(rendered, ProbeAnswers)
+        rendered = sidecar.wsgi
         probes = ProbeListener(probe_sock, lambda: rendered.answers(sidecar.poller.view), total=probe_total)
         probes.start()
     sidecar.start()

@@ -1,4 +1,4 @@
-"""The Kafka Connect REST client: one requests.Session, explicit timeouts, bounded answers.
+"""The Kafka Connect REST client: keep-alive connections (transport.py), explicit timeouts, bounded answers.
 
 Every call returns a :class:`Reply` or raises :class:`ConnectError` with a one-line reason that never contains
 credentials. Each call ends by ``--request-timeout``, whole: connecting, the response headers and the body (a
@@ -14,22 +14,22 @@ from __future__ import annotations
 
 import base64
 import errno
+import http.client
 import json
 import os
 import re
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
-
-import requests
-import urllib3
+from urllib.parse import quote, urlencode, urlsplit
 
 from .config import ConnectSettings
-from .deadline import WATCHDOG, DeadlineAdapter
+from .deadline import WATCHDOG
 from .redact import redact
 from .snapshot import MAX_TRACE_CHARS
 from .tracecut import TraceCut
+from .transport import Answer, Transport
 
 # What is kept of one answer, traces cut (not what is read): a worker with thousands of connectors answers a few MiB
 # with expand=info; 3,000 failed tasks keep 6 MiB of their first MAX_TRACE_CHARS characters of trace, 7,000 keep
@@ -110,29 +110,23 @@ class ConnectClient:
         self.base = settings.url.rstrip("/")
         self._base_path = urlsplit(self.base).path
         self._literal_dots = False  # the worker refuses %2E dot segments (see request)
-        self.session = requests.Session()
-        for prefix in ("http://", "https://"):  # connections under the per-call deadline
-            self.session.mount(prefix, DeadlineAdapter())
         # identity: the body is read raw (read1, for the deadline), so it must not come compressed
-        self.session.headers.update({"Accept": "application/json", "User-Agent": "connect-health",
-                                     "Accept-Encoding": "identity"})
-        # Basic auth is built here, not by requests: the password may be any UTF-8 text (requests encodes Latin-1
-        # only), and a password file is read again when it changes (a rotated Secret) or after a 401/403.
+        self.headers = {"Accept": "application/json", "User-Agent": "connect-health", "Accept-Encoding": "identity"}
+        # Basic auth: the password may be any UTF-8 text, and a password file is read again when it changes (a
+        # rotated Secret) or after a 401/403.
         self._password = settings.password or ""
         self._password_stamp: tuple[int, int] | None = _stamp(settings.password_file)
         self.credentials_error: str | None = None  # why the password file could not be read again, if it could not
         self._authorization = self._basic()
-        # Passed on every request, not set on the Session: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE from
-        # the environment override a Session's verify (psf/requests#3829), which would ignore --connect-ca-file.
-        self.verify: bool | str = settings.ca_file or True
-        self.cert: str | tuple[str, str] | None = None
+        cert: str | tuple[str, str] | None = None
         if settings.client_cert:
-            self.cert = (settings.client_cert, settings.client_key) if settings.client_key else settings.client_cert
-        self.timeout = (settings.request_timeout, settings.request_timeout)
+            cert = (settings.client_cert, settings.client_key) if settings.client_key else settings.client_cert
+        # TLS against --connect-ca-file, else the system's CAs; no CA bundle from the environment overrides it
+        self.transport = Transport(self.base, timeout=settings.request_timeout, ca_file=settings.ca_file, cert=cert)
         self.calls = 0  # REST calls made, for metrics and the calls-per-poll benchmark
 
     def close(self) -> None:
-        self.session.close()
+        self.transport.close()
 
     def _basic(self) -> str | None:
         if self.settings.user is None:
@@ -186,17 +180,17 @@ class ConnectClient:
         with WATCHDOG.call(budget) as call:  # for the whole call: connecting, headers and body
             try:
                 resp = self._send(method, path, params, body, headers)
-            except requests.Timeout:
+            except TimeoutError:
                 raise ConnectError(f"{where}: timed out after {budget:g}s") from None
-            except requests.ConnectionError as exc:
+            except (OSError, http.client.HTTPException) as exc:
                 if call.expired:
                     raise ConnectError(f"{where}: timed out after {budget:g}s (response headers not "
                                        "complete)") from None
                 raise _connect_failure(where, exc) from None
-            except (requests.RequestException, ValueError, UnicodeError) as exc:
+            except (ValueError, UnicodeError) as exc:
                 raise ConnectError(f"{where}: {_short(exc)}") from None
             try:
-                cut = TraceCut(MAX_TRACE_CHARS) if cut_traces and 200 <= resp.status_code < 300 else None
+                cut = TraceCut(MAX_TRACE_CHARS) if cut_traces and 200 <= resp.status < 300 else None
                 data = _read_bounded(resp, where, call.deadline, budget, cut)
                 if call.expired:  # the watchdog's shutdown reads as the end of the body
                     raise ConnectError(f"{where}: answer not complete after {budget:g}s (a worker answering too "
@@ -208,31 +202,34 @@ class ConnectClient:
                 raise
             finally:
                 resp.close()
-        if resp.status_code in (401, 403):
+        if resp.status in (401, 403):
             self._refresh_credentials(force=True)  # maybe rotated without a new mtime yet: read it again
         if not data.strip():
-            return Reply(resp.status_code, None)
-        if raw and 200 <= resp.status_code < 300:
-            return Reply(resp.status_code, data)
+            return Reply(resp.status, None)
+        if raw and 200 <= resp.status < 300:
+            return Reply(resp.status, data)
         try:
             parsed = json.loads(data)
         except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
-            if resp.status_code >= 400:
-                return Reply(resp.status_code, None)
-            raise ConnectError(f"{where}: answer is not JSON (HTTP {resp.status_code})") from None
-        return Reply(resp.status_code, parsed)
+            if resp.status >= 400:
+                return Reply(resp.status, None)
+            raise ConnectError(f"{where}: answer is not JSON (HTTP {resp.status})") from None
+        return Reply(resp.status, parsed)
 
-    def _send(self, method: str, path: str, params: Any, body: Any, headers: dict[str, str] | None
-              ) -> requests.Response:
-        """What ``session.request`` does, except that the path goes out exactly as :func:`_segment` encoded it:
-        requests "requotes" a URL, decoding ``%2E`` back to ``.`` (an unreserved character), which turns the
-        connector ``..`` into a dot segment again."""
-        prepared = self.session.prepare_request(requests.Request(method, self.base + path, params=params, json=body,
-                                                                 headers=headers))
-        prepared.url = urlunsplit(urlsplit(str(prepared.url))._replace(path=self._base_path + path))
-        # the environment's proxies and CA bundle as session.request takes them (an explicit CA file wins)
-        env = self.session.merge_environment_settings(prepared.url, {}, True, self.verify, self.cert)
-        return self.session.send(prepared, timeout=self.timeout, allow_redirects=True, **env)
+    def _send(self, method: str, path: str, params: Any, body: Any, headers: dict[str, str] | None) -> Answer:
+        """The path goes out exactly as :func:`_segment` encoded it (a client that "requotes" URLs would decode
+        ``%2E`` back to ``.``, turning the connector ``..`` into a dot segment again)."""
+        target = self._base_path + path
+        if params:
+            target += "?" + urlencode(params)
+        sent = {**self.headers, **(headers or {})}
+        data = None
+        if body is not None:
+            data = json.dumps(body, allow_nan=False).encode()
+            sent["Content-Type"] = "application/json"
+        elif method in ("POST", "PUT"):
+            sent["Content-Length"] = "0"
+        return self.transport.send(method, target, data, sent)
 
     # --- the calls the sidecar makes ------------------------------------------------------------------
     def health(self) -> Reply:
@@ -281,12 +278,12 @@ class ConnectClient:
         return self.request("DELETE", f"/connectors/{_segment(name)}")
 
 
-def _read_bounded(resp: requests.Response, where: str, deadline: float, budget: float, cut: TraceCut | None) -> bytes:
+def _read_bounded(resp: Answer, where: str, deadline: float, budget: float, cut: TraceCut | None) -> bytes:
     """The body, of which at most MAX_BODY bytes are kept, read by at most one socket read at a time (the watchdog
     ends a read blocked past ``deadline``). With ``cut``, traces are cut once the answer passes a quarter of
     MAX_BODY: a smaller answer is kept whole (the parser cuts its traces anyway), so an everyday poll does not pay
     for the cutter's Python-speed walk of the JSON (0.4 s for 3,000 connectors with their configs)."""
-    declared = resp.headers.get("Content-Length")
+    declared = resp.header("Content-Length")
     if cut is None and declared and declared.isdigit() and int(declared) > MAX_BODY:
         raise AnswerTooLarge(f"{where}: answer of {declared} bytes exceeds the {MAX_BODY} byte limit")
     chunks: list[bytes] = []
@@ -296,7 +293,7 @@ def _read_bounded(resp: requests.Response, where: str, deadline: float, budget: 
         while True:
             if time.monotonic() > deadline:
                 raise ConnectError(f"{where}: answer not complete after {budget:g}s (a worker answering too slowly)")
-            chunk = resp.raw.read1(65536)
+            chunk = resp.read1(65536)
             if not chunk:
                 break
             if active is not None:
@@ -311,8 +308,10 @@ def _read_bounded(resp: requests.Response, where: str, deadline: float, budget: 
                 raise AnswerTooLarge(f"{where}: answer exceeds the {MAX_BODY} byte limit{also} (the sidecar's "
                                      "limit: Connect answered)")
             chunks.append(chunk)
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+    except (http.client.HTTPException, OSError, ValueError) as exc:
         raise ConnectError(f"{where}: answer cut short ({_short(exc)})") from None
+    if resp.incomplete():
+        raise ConnectError(f"{where}: answer cut short (the connection closed before its Content-Length)")
     if active is not None:
         chunks.append(active.close())
     return b"".join(chunks)
@@ -323,34 +322,30 @@ _OWN_ERRNOS = {errno.EMFILE: "the sidecar is out of file descriptors",
                errno.ENOBUFS: "the sidecar is out of socket buffers", errno.ENOMEM: "the sidecar is out of memory"}
 
 
-def _connect_failure(where: str, exc: requests.ConnectionError) -> ConnectError:
-    """What a failed connection attempt means, one line each: only ECONNREFUSED is :class:`Unreachable`.
+def _connect_failure(where: str, exc: OSError | http.client.HTTPException) -> ConnectError:
+    """What a failed call means, one line each: only ECONNREFUSED is :class:`Unreachable`.
 
     ECONNRESET is not: a reset answers a connection something accepted (a proxy, a worker shutting down, the network),
     while a refused connection on a TCP address is the kernel saying nothing listens there (Linux reports a RST
     answering the SYN as ECONNREFUSED)."""
-    inner = exc.args[0] if exc.args else None
-    reason = getattr(inner, "reason", inner)  # requests wraps urllib3's MaxRetryError around the cause
-    if isinstance(reason, urllib3.exceptions.NameResolutionError):
+    if isinstance(exc, socket.gaierror):
         return SidecarError(f"{where}: cannot resolve Connect's host name (a DNS failure: the sidecar's or the "
                             "cluster's problem, not a Connect restart)")
-    if isinstance(reason, urllib3.exceptions.NewConnectionError):
-        cause = reason.__cause__
-        code = cause.errno if isinstance(cause, OSError) else None
-        name = errno.errorcode.get(code, "") if code is not None else ""
-        if code == errno.ECONNREFUSED:
-            return Unreachable(f"{where}: cannot connect: connection refused (nothing listens on Connect's port)")
-        if code in _OWN_ERRNOS:
-            return SidecarError(f"{where}: cannot open a connection: {_OWN_ERRNOS[code]} ({name}; the sidecar's "
-                                "problem, not Connect's)")
-        if code in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-            return ConnectError(f"{where}: cannot connect: no route to Connect's host ({name}; a network problem)")
-        return ConnectError(f"{where}: cannot connect ({name or _short(exc)})")
-    if isinstance(reason, urllib3.exceptions.ProtocolError) and any(
-            isinstance(a, ConnectionResetError) for a in reason.args):
+    if type(exc).__module__ == "ssl":  # before the errno: a TLS error's errno is OpenSSL's, not the system's
+        return ConnectError(f"{where}: cannot connect ({_short(exc)})")
+    if isinstance(exc, ConnectionResetError | http.client.RemoteDisconnected | BrokenPipeError):
         return ConnectError(f"{where}: connection reset before an answer (a network problem or a worker closing "
                             "connections)")
-    return ConnectError(f"{where}: cannot connect ({_short(exc)})")
+    code = exc.errno if isinstance(exc, OSError) else None
+    name = errno.errorcode.get(code, "") if code is not None else ""
+    if code == errno.ECONNREFUSED:
+        return Unreachable(f"{where}: cannot connect: connection refused (nothing listens on Connect's port)")
+    if code in _OWN_ERRNOS:
+        return SidecarError(f"{where}: cannot open a connection: {_OWN_ERRNOS[code]} ({name}; the sidecar's "
+                            "problem, not Connect's)")
+    if code in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return ConnectError(f"{where}: cannot connect: no route to Connect's host ({name}; a network problem)")
+    return ConnectError(f"{where}: cannot connect ({name or _short(exc)})")
 
 
 def _stamp(path: str | None) -> tuple[int, int] | None:
@@ -368,13 +363,10 @@ _TLS_REASON = re.compile(r"\[SSL: [A-Z0-9_]+\][^'\")(]{0,200}")
 
 
 def _short(exc: BaseException) -> str:
-    """One line about a requests error, without URLs (which could carry credentials)."""
+    """One line about an error: its type, and for TLS its reason; never its other text (which could carry a URL
+    with credentials)."""
     text = type(exc).__name__
     tls = _TLS_REASON.search(str(exc))
     if tls:  # e.g. [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local issuer certificate
         return f"{text}: {tls.group(0).strip()}"
-    inner = exc.args[0] if exc.args else None
-    reason = getattr(inner, "reason", None)
-    if reason is not None:
-        text = f"{text}: {type(reason).__name__}"
     return text

@@ -3,8 +3,8 @@
 A socket timeout bounds each read, not a call: a server sending its response headers (or body) one byte within
 every read timeout keeps a call running for as long as it likes. Here one watchdog thread shuts down the sockets
 of a call still running at its deadline, so the blocked read returns at once and the caller sees
-:attr:`Call.expired`. The sockets are registered by the connection classes of :class:`DeadlineAdapter` (mount it
-on a ``requests.Session``) for the call running in the current thread (``with WATCHDOG.call(budget) as call``).
+:attr:`Call.expired`. The sockets are registered by transport.py (``WATCHDOG.watch``) for the call running in the
+current thread (``with WATCHDOG.call(budget) as call``).
 
 Not covered: a TLS handshake trickled by the server (the socket is registered once the handshake is done); each of
 its reads is still bounded by the connect timeout.
@@ -19,11 +19,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
-
-import requests.adapters
-import urllib3
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 
 class Call:
@@ -100,49 +95,3 @@ def _shut(sock: socket.socket) -> None:
 
 
 WATCHDOG = Watchdog()
-
-
-class _Watched:
-    """Registers the connection's socket with the current call: when made, and before each response is read."""
-
-    sock: Any
-
-    def connect(self) -> None:
-        super().connect()  # type: ignore[misc]
-        WATCHDOG.watch(self.sock)
-
-    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
-        WATCHDOG.watch(self.sock)  # a connection taken from the pool, made by an earlier call
-        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
-
-
-class _HTTPConnection(_Watched, urllib3.connection.HTTPConnection):
-    pass
-
-
-class _HTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
-    pass
-
-
-class _HTTPPool(HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
-
-
-_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
-
-
-class DeadlineAdapter(requests.adapters.HTTPAdapter):
-    """requests' adapter whose connections are watched by :data:`WATCHDOG` (proxied connections included)."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _POOLS
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        manager.pool_classes_by_scheme = _POOLS
-        return manager

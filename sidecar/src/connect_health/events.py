@@ -32,8 +32,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
 from . import kubeapi
 from .kubeapi import SERVICE_ACCOUNT
 from .poller import View
@@ -122,14 +120,15 @@ class KubeEvents:
     """
 
     def __init__(self, api_url: str, pod: PodRef, token_file: str, ca_file: str | None, *,
-                 timeout: float = 5.0, session: requests.Session | None = None, max_queued: int = 100,
+                 timeout: float = 5.0, max_queued: int = 100,
                  clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)) -> None:
         self.api_url = api_url.rstrip("/")
         self.pod = pod
         self.token_file = token_file
         self.ca_file = ca_file
         self.timeout = timeout
-        self.session = kubeapi.direct(session)
+        # the API server is reached directly (never through an http(s)_proxy), TLS checked against ca_file
+        self.transport = kubeapi.ApiServer(self.api_url, token_file, ca_file).transport(timeout)
         self.clock = clock
         self.sent = 0
         self.failed = 0
@@ -201,20 +200,18 @@ class KubeEvents:
                 self._queue.task_done()
 
     def _post(self, body: dict[str, Any]) -> None:
-        url = f"{self.api_url}/api/v1/namespaces/{self.pod.namespace}/events"
+        path = f"/api/v1/namespaces/{self.pod.namespace}/events"
         try:
-            token = kubeapi.read_text(self.token_file)
-            resp = self.session.post(url, json=body, timeout=self.timeout, verify=self.ca_file or True,
-                                     headers={"Authorization": f"Bearer {token}"})
-        except (OSError, requests.RequestException) as e:
+            resp = kubeapi.call(self.transport, self.token_file, "POST", path, body)
+        except kubeapi.UNREACHABLE as e:
             self.failed += 1
-            log.warning("event %s not sent to the API server: %s", body["reason"], redact(str(e))[:200])
+            log.warning("event %s not sent to the API server: %s", body["reason"], kubeapi.failure(e))
             return
-        if resp.status_code in (200, 201):
+        if resp.status in (200, 201):
             self.sent += 1
             return
         self.failed += 1
-        hint = " (the chart's rbac.events grants it)" if resp.status_code == 403 else ""
-        log.warning("event %s refused by the API server: %d %s%s", body["reason"], resp.status_code,
+        hint = " (the chart's rbac.events grants it)" if resp.status == 403 else ""
+        log.warning("event %s refused by the API server: %d %s%s", body["reason"], resp.status,
                     redact(resp.text)[:200], hint)
 

@@ -12,6 +12,7 @@ other's record (the loser gets a 409 and reads again). The Role the chart grants
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -20,9 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import requests
-
 from .redact import redact
+from .transport import Transport
 
 SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 KEEP = 10  # done requests remembered per connector
@@ -57,11 +57,27 @@ def namespace(env: Mapping[str, str], account_dir: str, *names: str) -> str:
     return read_text(os.path.join(account_dir, "namespace"))
 
 
-def direct(session: requests.Session | None = None) -> requests.Session:
-    """A session that reaches the API server directly, never through the environment's http(s)_proxy."""
-    session = session or requests.Session()
-    session.trust_env = False
-    return session
+# What a call raises when no answer came (see ``call``): OSError (refused, DNS, TLS, timeout), HTTPException (cut
+# mid-answer), ValueError (a path or header http.client refuses to send: control characters, a token not latin-1).
+UNREACHABLE = (OSError, ValueError, http.client.HTTPException)
+
+
+def failure(exc: BaseException) -> str:
+    """One line, redacted, saying why a call got no answer (some socket errors have no message)."""
+    text = str(exc).strip()
+    return redact(text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer of the API server: its status and body."""
+
+    status: int
+    text: str
+
+    def json(self) -> Any:
+        """The body as JSON; ValueError when it is not."""
+        return json.loads(self.text)
 
 
 def read_text(path: str) -> str:
@@ -85,6 +101,28 @@ class ApiServer:
         url = api_url(env, needed_by)
         return cls(url, *credentials(account_dir, needed_by))
 
+    def transport(self, timeout: float) -> Transport:
+        """Calls to this API server: directly (no proxy), TLS against ``ca_file`` (the system's CAs without it)."""
+        return Transport(self.url, timeout=timeout, ca_file=self.ca_file)
+
+
+def call(transport: Transport, token_file: str, method: str, path: str, body: Any = None,
+         content_type: str = "application/json") -> Reply:
+    """One call with the bearer token read from ``token_file`` now (projected tokens rotate); ``body`` sent as JSON.
+    Raises one of ``UNREACHABLE`` when no answer came (refused, timed out, TLS refused, connection cut)."""
+    headers = {"Authorization": f"Bearer {read_text(token_file)}", "Accept": "application/json",
+               "User-Agent": "connect-health"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = content_type
+    resp = transport.send(method, path, data, headers)
+    try:
+        raw = resp.read()
+    finally:
+        resp.close()
+    return Reply(resp.status, raw.decode("utf-8", "replace"))
+
 
 class RecordError(Exception):
     """The ConfigMap of done requests could not be read or written; the message is one line."""
@@ -93,13 +131,12 @@ class RecordError(Exception):
 class RequestsRecord:
     """The offsets requests done per connector, in the ConfigMap ``name`` of ``namespace`` (see the module)."""
 
-    def __init__(self, api: ApiServer, namespace: str, name: str, *, timeout: float = 10.0,
-                 session: requests.Session | None = None) -> None:
+    def __init__(self, api: ApiServer, namespace: str, name: str, *, timeout: float = 10.0) -> None:
         self.api = api
         self.namespace = namespace
         self.name = name
         self.timeout = timeout
-        self.session = direct(session)
+        self.transport = api.transport(timeout)
 
     @classmethod
     def from_environment(cls, name: str, env: Mapping[str, str] = os.environ,
@@ -117,31 +154,27 @@ class RequestsRecord:
     def where(self) -> str:
         return f"ConfigMap {self.namespace}/{self.name}"
 
-    def _call(self, method: str, body: Any = None, content_type: str | None = None) -> requests.Response:
-        url = (f"{self.api.url.rstrip('/')}/api/v1/namespaces/{quote(self.namespace, safe='')}/configmaps/"
-               f"{quote(self.name, safe='')}")
-        headers = {"Authorization": f"Bearer {read_text(self.api.token_file)}", "Accept": "application/json"}
-        if content_type:
-            headers["Content-Type"] = content_type
+    def _call(self, method: str, body: Any = None, content_type: str = "application/json") -> Reply:
+        path = f"/api/v1/namespaces/{quote(self.namespace, safe='')}/configmaps/{quote(self.name, safe='')}"
         try:
-            return self.session.request(method, url, data=None if body is None else json.dumps(body),
-                                        headers=headers, timeout=self.timeout, verify=self.api.ca_file or True)
-        except (OSError, requests.RequestException) as exc:
-            raise RecordError(f"{self.where}: {method} failed: {redact(str(exc)).splitlines()[0][:200]}") from None
+            return call(self.transport, self.api.token_file, method, path, body, content_type)
+        except UNREACHABLE as exc:
+            raise RecordError(f"{self.where}: {method} failed: {failure(exc)}") from None
 
-    def _refused(self, method: str, resp: requests.Response) -> RecordError:
+    def _refused(self, method: str, resp: Reply) -> RecordError:
         hint = {403: " (the chart's Role grants get and patch on this ConfigMap only)",
-                404: " (the chart renders it; was it deleted?)"}.get(resp.status_code, "")
+                404: " (the chart renders it; was it deleted?)"}.get(resp.status, "")
         try:
-            message = str(resp.json().get("message", ""))
+            obj = resp.json()
+            message = str(obj.get("message", "")) if isinstance(obj, dict) else resp.text
         except ValueError:
             message = resp.text
-        first = redact(message).splitlines()[0][:200] if message.strip() else f"HTTP {resp.status_code}"
-        return RecordError(f"{self.where}: {method} answered {resp.status_code}: {first}{hint}")
+        first = redact(message).splitlines()[0][:200] if message.strip() else f"HTTP {resp.status}"
+        return RecordError(f"{self.where}: {method} answered {resp.status}: {first}{hint}")
 
     def _read(self) -> tuple[dict[str, str], str]:
         resp = self._call("GET")
-        if resp.status_code != 200:
+        if resp.status != 200:
             raise self._refused("GET", resp)
         try:
             obj = resp.json()
@@ -178,8 +211,8 @@ class RequestsRecord:
             if version:
                 patch["metadata"] = {"resourceVersion": version}
             resp = self._call("PATCH", patch, "application/merge-patch+json")
-            if resp.status_code == 200:
+            if resp.status == 200:
                 return
-            if resp.status_code != 409:
+            if resp.status != 409:
                 raise self._refused("PATCH", resp)
         raise RecordError(f"{self.where}: PATCH kept conflicting with other writers ({attempts} attempts)")

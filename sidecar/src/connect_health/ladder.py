@@ -56,6 +56,10 @@ def plan(rungs: Mapping[str, Rung], failing: Iterable[str], present: Iterable[st
     restart: list[str] = []
     for name in sorted(present_set):
         rung = rungs.get(name, Rung())
+        if (not rung.attempts and not rung.history and not rung.exhausted and rung.healthy_since is not None
+                and rung.failing_since is None and name not in failing_set):
+            out[name] = rung  # healthy and settled: the branch below would copy it unchanged (most connectors)
+            continue
         limit = (limits or {}).get(name, settings.restart_attempts)
         if name in failing_set or rung.attempts or rung.exhausted or rung.history:
             window = tuple(s for s in rung.history if now - s[0] < settings.flap_window)

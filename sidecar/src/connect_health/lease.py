@@ -26,9 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
-import requests
-
-from .kubeapi import ApiServer, direct, read_text
+from .kubeapi import UNREACHABLE, ApiServer, call, failure
 from .redact import redact
 
 log = logging.getLogger("connect_health.lease")
@@ -110,13 +108,12 @@ class LeaseError(Exception):
 class LeaseApi:
     """GET, POST and PUT of one Lease, ``name`` in ``namespace``."""
 
-    def __init__(self, api: ApiServer, namespace: str, name: str, *, timeout: float = 5.0,
-                 session: requests.Session | None = None) -> None:
+    def __init__(self, api: ApiServer, namespace: str, name: str, *, timeout: float = 5.0) -> None:
         self.api = api
         self.namespace = namespace
         self.name = name
         self.timeout = timeout
-        self.session = direct(session)
+        self.transport = api.transport(timeout)
         self.collection = f"/apis/coordination.k8s.io/v1/namespaces/{quote(namespace, safe='')}/leases"
 
     def get(self) -> Record | None:
@@ -154,16 +151,14 @@ class LeaseApi:
     def _call(self, method: str, path: str, body: Any, expected: tuple[int, ...]) -> dict[str, Any] | None:
         """The answer's body; None for a 404 or 409 (when expected); LeaseError otherwise."""
         try:
-            resp = self.session.request(method, self.api.url.rstrip("/") + path, json=body, timeout=self.timeout,
-                                        verify=self.api.ca_file or True,
-                                        headers={"Authorization": f"Bearer {read_text(self.api.token_file)}"})
-        except (OSError, requests.RequestException) as exc:
-            raise LeaseError(f"{method} lease {self.name}: {redact(str(exc))[:200]}") from None
-        if resp.status_code not in expected:
-            hint = " (the chart's reconcile Role grants it)" if resp.status_code == 403 else ""
-            raise LeaseError(f"{method} lease {self.name} answered {resp.status_code}: "
+            resp = call(self.transport, self.api.token_file, method, path, body)
+        except UNREACHABLE as exc:
+            raise LeaseError(f"{method} lease {self.name}: {failure(exc)}") from None
+        if resp.status not in expected:
+            hint = " (the chart's reconcile Role grants it)" if resp.status == 403 else ""
+            raise LeaseError(f"{method} lease {self.name} answered {resp.status}: "
                              f"{redact(resp.text)[:200]}{hint}")
-        if resp.status_code in (404, 409):
+        if resp.status in (404, 409):
             return None
         try:
             out = resp.json()

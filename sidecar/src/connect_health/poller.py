@@ -33,7 +33,7 @@ from .config import HealthSettings
 from .history import RestartHistory
 from .lane import RestartLane
 from .redact import redact
-from .snapshot import ParseError, Snapshot, parse_answer, parse_expanded
+from .snapshot import AnswerParser, ParseError, Snapshot, parse_expanded
 
 log = logging.getLogger("connect_health.poller")
 
@@ -109,6 +109,7 @@ class Poller:
         self.health_endpoint = "unknown"
         self.life = lifecycle.Lifecycle()  # incarnation, startup window, timers, pod-restart memory (lifecycle.py)
         self._snapshot: Snapshot | None = None
+        self._parser = AnswerParser()  # the last answer's Snapshot, for an answer that did not change
         self._configs: dict[str, dict[str, str]] = {}  # the declared connectors' configs, as last fetched
         self._configs_at: float | None = None
         self._configs_for: object = None  # the declarations they were fetched for
@@ -306,7 +307,7 @@ class Poller:
         worker_id = self.settings.worker_id if self.settings.scope == "worker" else None
         keep = self._declared.keys() | self.progress.configs_of if info else self._declared.keys()
         if isinstance(reply.body, bytes):
-            snapshot = parse_answer(reply.body, worker_id=worker_id, keep=keep)
+            snapshot = self._parser.parse(reply.body, worker_id=worker_id, keep=keep)
         else:
             snapshot = parse_expanded(reply.body, worker_id=worker_id, keep=keep)
         return self._with_configs(snapshot, now)

@@ -282,6 +282,43 @@ def test_rows_reused_from_the_last_poll_are_the_rows_built_anew() -> None:
 
 
 
+def test_a_task_turning_stalled_in_an_unchanged_answer_gets_its_stalled_row_at_that_poll() -> None:
+    """A stalled task is RUNNING in Connect's answer: the answer stays byte for byte the same (AnswerParser hands
+    back the same Snapshot, the same ConnectorView) while progress.py says it stalled. model.rows_of must not reuse
+    the connector's "ok" rows of the last poll (a dead connector looking alive): the stalled tasks are part of what
+    a connector's rows are made from, their seconds too (the reason says them), and so is their clearing."""
+    from connect_health import model
+
+    body = cluster(30)
+    raw = json.dumps({n: {"status": e["status"]} for n, e in body.items()}).encode()
+    parser = AnswerParser()
+    snap = parser.parse(raw, worker_id=WORKER)
+    settings = health(stall_after=60.0, worker_metrics_url="http://127.0.0.1:9/metrics")
+    rungs = {"conn-020": Rung(healthy_since=0)}  # healthy and settled: the ladder hands back this same object
+    model._ROWS[0] = {}
+
+    def rows_at(now: float, stalled: dict[tuple[str, int], tuple[float, str]]) -> dict[tuple[str, int | None],
+                                                                                       model.Row]:
+        again = parser.parse(bytes(bytearray(raw)), worker_id=WORKER)
+        assert again is snap  # the answer did not change: same Snapshot, same views
+        obs = model.Observation(now=now, started=True, reachable=True, snapshot=again, rungs=rungs,
+                                stalled=stalled, stall_detection=True)
+        return {(r.connector, r.task): r for r in model.rows_of(again, obs, settings)}
+
+    assert rows_at(100, {})[("conn-020", 0)].verdict == "ok"
+    assert rows_at(130, {})[("conn-020", 0)].verdict == "ok"  # reused: nothing changed
+    row = rows_at(160, {("conn-020", 0): (60.0, "lag 40")})[("conn-020", 0)]
+    assert row.verdict == "stalled" and "no progress for 60s" in row.reason
+    row = rows_at(190, {("conn-020", 0): (90.0, "lag 40")})[("conn-020", 0)]
+    assert row.verdict == "stalled" and "no progress for 90s" in row.reason  # its seconds move on
+    assert rows_at(220, {})[("conn-020", 0)].verdict == "ok"  # progressing again
+    # the reused rows are the rows built anew, poll after poll
+    stalled = {("conn-020", 0): (60.0, "lag 40"), ("conn-010", 0): (61.0, "lag 2")}
+    reused = rows_at(250, stalled)
+    model._ROWS[0] = {}
+    assert rows_at(250, stalled) == reused
+
+
 _clean_unit: dict[str, st.SearchStrategy[Any]] = {
     "state": st.sampled_from(["RUNNING", "FAILED", "PAUSED", "UNASSIGNED", "RESTARTING", "odd"]),
     "worker_id": st.sampled_from([WORKER, "10.0.0.8:8083", ""])}

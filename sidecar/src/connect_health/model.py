@@ -204,23 +204,34 @@ def _row(conn: ConnectorView, task: int | None, state: str, worker_id: str, trac
 
 
 # The last rows_of's rows per connector, with what they were made from (issue 22: building 2,400 rows was half of a
-# poll's CPU at 3,000 connectors, though few change between polls). A connector's rows depend on its ConnectorView,
-# its rung, its restart limit, its declared policy and the settings; and, for a unit in a transient state, on the
-# clock and obs.transient_since: such connectors are never reused. Views and rungs are compared by identity (the
-# parser and the ladder hand back the same objects when nothing changed; held here, their ids cannot be reused).
-_ROWS: list[dict[str, tuple[ConnectorView, Rung | None, int | None, str | None, HealthSettings, list[Row]]]] = [{}]
+# poll's CPU at 3,000 connectors, though few change between polls). A connector's rows are made (``_row``) from
+# - its ConnectorView: states, workers, traces (so the failure classes, failures.classify of a trace), tasks;
+# - its rung, its restart limit, its declared policy, and the settings;
+# - its stalled tasks (obs.stalled, progress.py: a stalled task is RUNNING in an answer that may not change at all,
+#   and the reason says for how many seconds);
+# - for a unit in a transient state, the clock and obs.transient_since: such connectors are never reused.
+# Everything else ``_row`` reads of ``obs`` is one of these. Views, rungs and settings are compared by identity (the
+# parser and the ladder hand back the same objects when nothing changed; held here, their ids cannot be reused);
+# limits, policies and stalls by value. A new input of ``_row`` belongs in this key (tests/sidecar/test_cost.py).
+_Made = tuple[ConnectorView, Rung | None, int | None, str | None, HealthSettings,
+              tuple[tuple[int, tuple[float, str]], ...], list[Row]]
+_ROWS: list[dict[str, _Made]] = [{}]
 
 
 def rows_of(snapshot: Snapshot, obs: Observation, settings: HealthSettings) -> list[Row]:
     rows: list[Row] = []
     last, kept = _ROWS[0], {}
+    stalls: dict[str, list[tuple[int, tuple[float, str]]]] = {}
+    for (name, unit), stall in obs.stalled.items():
+        stalls.setdefault(name, []).append((unit, stall))
     for name in sorted(snapshot.connectors):
         conn = snapshot.connectors[name]
         rung, limit, policy = obs.rungs.get(name), obs.restart_limits.get(name), obs.declared_policies.get(name)
+        stalled = tuple(sorted(stalls[name])) if name in stalls else ()
         hit = last.get(name)
         if (hit is not None and hit[0] is conn and hit[1] is rung and hit[2] == limit and hit[3] == policy
-                and hit[4] is settings):
-            rows += hit[5]
+                and hit[4] is settings and hit[5] == stalled):
+            rows += hit[6]
             kept[name] = hit
             continue
         mine = [_row(conn, None, conn.state, conn.worker_id, conn.trace, obs, settings)]
@@ -228,7 +239,7 @@ def rows_of(snapshot: Snapshot, obs: Observation, settings: HealthSettings) -> l
             mine.append(_row(conn, task.id, task.state, task.worker_id, task.trace, obs, settings))
         rows += mine
         if not any(_is_transient(r.state) for r in mine):
-            kept[name] = (conn, rung, limit, policy, settings, mine)
+            kept[name] = (conn, rung, limit, policy, settings, stalled, mine)
     _ROWS[0] = kept
     return rows
 

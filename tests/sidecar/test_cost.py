@@ -333,17 +333,43 @@ clean_answer = st.dictionaries(st.sampled_from(["a", "b", "c", "d", "e", "f"]), 
                                max_size=6)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(answers=st.lists(clean_answer | connect_like, min_size=2, max_size=4), keep_one=st.booleans())
-def test_an_answer_parsed_against_the_last_is_the_answer_parsed_alone(answers: list[dict[str, Any]],
-                                                                      keep_one: bool) -> None:
+_names = st.sampled_from(["a", "b", "c", "d", "e", "f"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(polls=st.lists(st.tuples(clean_answer | connect_like, st.frozensets(_names, max_size=3)), min_size=2,
+                      max_size=5),
+       again=st.integers(0, 4))
+def test_an_answer_parsed_against_the_last_is_the_answer_parsed_alone(
+        polls: list[tuple[dict[str, Any], frozenset[str]]], again: int) -> None:
     """AnswerParser decodes only the entries that changed since the last answer: whatever the answers (entries
-    shared, changed, gone, added; odd ones the typed decoder refuses), each Snapshot is parse_answer's."""
-    keep = {"a"} if keep_one else set()
+    shared, changed, gone, added; odd ones the typed decoder refuses) and whatever ``keep`` each poll asks for (the
+    declared connectors, and with them the connectors whose configs progress.py learns: it changes between polls,
+    also while the answer stays the same), each Snapshot is parse_answer's."""
+    first_body, first_keep = polls[0]
+    # the same answer again, once with the same keep and once with the last poll's: keep alone changing
+    polls = [*polls, (first_body, first_keep), (first_body, polls[again % len(polls)][1])]
     parser = AnswerParser()
-    for body in [*answers, answers[0]]:
+    for body, keep in polls:
         raw = json.dumps(body).encode()
         assert parser.parse(raw, worker_id=WORKER, keep=keep) == parse_answer(raw, worker_id=WORKER, keep=keep)
+
+
+def test_keep_changing_while_the_answer_does_not_changes_the_snapshot() -> None:
+    """A connector elsewhere is kept in full only while it is in ``keep``: the same bytes with another keep are
+    another Snapshot, never the last one handed back."""
+    body = {n: {"status": e["status"]} for n, e in cluster(12).items()}
+    raw = json.dumps(body).encode()
+    parser = AnswerParser()
+    elsewhere = "conn-003"  # its connector and tasks on other workers
+    assert elsewhere not in parser.parse(raw, worker_id=WORKER).connectors
+    assert elsewhere in parser.parse(raw, worker_id=WORKER, keep={elsewhere}).connectors
+    assert elsewhere not in parser.parse(raw, worker_id=WORKER).connectors
+    changed = json.loads(raw)
+    changed["conn-005"]["status"]["connector"]["state"] = "PAUSED"  # decoded entry by entry, keep changing too
+    raw2 = json.dumps(changed).encode()
+    assert parser.parse(raw2, worker_id=WORKER, keep={elsewhere}) == parse_answer(raw2, worker_id=WORKER,
+                                                                                     keep={elsewhere})
 
 
 def test_the_page_cache_keeps_at_most_its_bytes(make_sidecar: Callable[..., Sidecar], fake: FakeConnect,

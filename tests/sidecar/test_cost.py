@@ -227,9 +227,6 @@ def test_metrics_are_written_as_the_official_client_writes_them(make_sidecar: Ca
                                                                 fake: FakeConnect) -> None:
     """metrics.py writes the text format itself (prometheus_client cost 2.6 MB of RSS): what it writes, parsed and
     written again by prometheus_client, is the same text, odd connector names (quotes, backslashes, newlines) too."""
-    from prometheus_client import CollectorRegistry, generate_latest
-    from prometheus_client.parser import text_string_to_metric_families
-
     body = cluster(12)
     for odd, i in (('q"uote', 0), ("back\\slash", 10), ("new\nline", 7)):
         entry = body.pop(f"conn-{i:03d}")
@@ -242,14 +239,56 @@ def test_metrics_are_written_as_the_official_client_writes_them(make_sidecar: Ca
     sidecar.poller.poll_once()
     ours = sidecar.metrics.render().decode()
     assert 'connector="q\\"uote"' in ours and 'connector="back\\\\slash"' in ours and 'connector="new\\nline"' in ours
+    assert_written_as_the_official_client_does(ours)
+
+
+def assert_written_as_the_official_client_does(text: str) -> None:
+    """prometheus_client, parsing ``text`` and writing it again, writes the same text."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
 
     class Parsed:
         def collect(self) -> Any:
-            return text_string_to_metric_families(ours)
+            return text_string_to_metric_families(text)
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Parsed())
-    assert generate_latest(registry).decode() == ours
+    assert generate_latest(registry).decode() == text
+
+
+def test_the_families_main_added_are_written_as_the_official_client_writes_them(
+        make_sidecar: Callable[..., Sidecar], fake: FakeConnect) -> None:
+    """The series of failure classes (connector_failed's class, restarts_total by class), stalled tasks and drift
+    correction (leader, corrections_total) through the same round trip as above, odd names in their labels."""
+    import dataclasses
+
+    from connect_health.metrics import Metrics
+
+    odd = 'st"all\\ed'  # a quote and a backslash, escaped in labels
+    body = cluster(12)
+    body["conn-000"]["status"]["tasks"][0].update(state="FAILED", trace="org.apache.kafka.common.errors."
+                                                  "SaslAuthenticationException: Authentication failed")
+    entry = body.pop("conn-010")  # its task 0 on this worker
+    entry["status"]["name"] = odd
+    body[odd] = entry
+    fake.healthy(body)
+    sidecar = make_sidecar(health())
+    view = sidecar.poller.poll_once()
+    obs = dataclasses.replace(view.observation, stalled={(odd, 0): (61.0, "lag 4")}, stall_detection=True)
+    view = dataclasses.replace(
+        view, observation=obs, drift=((odd, "config", "differs"),),
+        restart_units={("conn-000", "0", "rest", "credentials", "requested"): 1,
+                       (odd, "0", "rest", "unknown", "requested"): 2},
+        reconcile={"leader": True, "corrections": {odd: 3}})
+    ours = Metrics(lambda: view).render().decode()
+    for series in ('connect_health_connector_failed{class="credentials",connector="conn-000",policy="critical"} 0.0',
+                   'connect_health_restarts_total{class="credentials",connector="conn-000",kind="rest",'
+                   'outcome="requested",task="0"} 1.0',
+                   'connect_health_task_stalled{connector="st\\"all\\\\ed",task="0"} 1.0',
+                   "connect_health_stall_detection 1.0", "connect_health_reconcile_leader 1.0",
+                   'connect_health_reconcile_corrections_total{connector="st\\"all\\\\ed"} 3.0'):
+        assert series in ours, series
+    assert_written_as_the_official_client_does(ours)
 
 
 def test_rows_reused_from_the_last_poll_are_the_rows_built_anew() -> None:

@@ -218,7 +218,7 @@ and the namespace, from the downward API.
 {{- define "kafka-connect.sidecar.container" -}}
 {{- $hc := .Values.healthcheck -}}
 - name: connect-health
-  image: {{ include "kafka-connect.sidecar.image" . }}
+  image: {{ include "kafka-connect.sidecar.image" . | quote }}
   imagePullPolicy: {{ $hc.image.pullPolicy }}
   command: ["connect-health", "serve"]
   ports:

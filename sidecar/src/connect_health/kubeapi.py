@@ -85,6 +85,14 @@ class ApiServer:
         url = api_url(env, needed_by)
         return cls(url, *credentials(account_dir, needed_by))
 
+    def request(self, session: requests.Session, method: str, path: str, *, timeout: float,
+                headers: Mapping[str, str] | None = None, **kwargs: Any) -> requests.Response:
+        """One call to ``path`` on the API server: the token read afresh (it is rotated), TLS checked against the
+        service account's CA; ``kwargs`` (``json``, ``data``) go to requests as they are."""
+        return session.request(method, self.url.rstrip("/") + path, timeout=timeout, verify=self.ca_file or True,
+                               headers={"Authorization": f"Bearer {read_text(self.token_file)}", **(headers or {})},
+                               **kwargs)
+
 
 class RecordError(Exception):
     """The ConfigMap of done requests could not be read or written; the message is one line."""
@@ -118,14 +126,13 @@ class RequestsRecord:
         return f"ConfigMap {self.namespace}/{self.name}"
 
     def _call(self, method: str, body: Any = None, content_type: str | None = None) -> requests.Response:
-        url = (f"{self.api.url.rstrip('/')}/api/v1/namespaces/{quote(self.namespace, safe='')}/configmaps/"
-               f"{quote(self.name, safe='')}")
-        headers = {"Authorization": f"Bearer {read_text(self.api.token_file)}", "Accept": "application/json"}
+        path = f"/api/v1/namespaces/{quote(self.namespace, safe='')}/configmaps/{quote(self.name, safe='')}"
+        headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
         try:
-            return self.session.request(method, url, data=None if body is None else json.dumps(body),
-                                        headers=headers, timeout=self.timeout, verify=self.api.ca_file or True)
+            return self.api.request(self.session, method, path, timeout=self.timeout, headers=headers,
+                                    data=None if body is None else json.dumps(body))
         except (OSError, requests.RequestException) as exc:
             raise RecordError(f"{self.where}: {method} failed: {redact(str(exc)).splitlines()[0][:200]}") from None
 

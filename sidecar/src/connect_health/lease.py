@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 import requests
 
-from .kubeapi import ApiServer, direct, read_text
+from .kubeapi import ApiServer, direct
 from .redact import redact
 
 log = logging.getLogger("connect_health.lease")
@@ -154,9 +154,7 @@ class LeaseApi:
     def _call(self, method: str, path: str, body: Any, expected: tuple[int, ...]) -> dict[str, Any] | None:
         """The answer's body; None for a 404 or 409 (when expected); LeaseError otherwise."""
         try:
-            resp = self.session.request(method, self.api.url.rstrip("/") + path, json=body, timeout=self.timeout,
-                                        verify=self.api.ca_file or True,
-                                        headers={"Authorization": f"Bearer {read_text(self.api.token_file)}"})
+            resp = self.api.request(self.session, method, path, timeout=self.timeout, json=body)
         except (OSError, requests.RequestException) as exc:
             raise LeaseError(f"{method} lease {self.name}: {redact(str(exc))[:200]}") from None
         if resp.status_code not in expected:

@@ -9,10 +9,13 @@ export PATH := $(TOOLS)/bin:$(VENV)/bin:$(PATH)
 include ci/versions.env
 export
 
-.PHONY: help venv tools kafka image release test test-unit test-chart test-integration lint demo demo-break demo-heal demo-stall demo-stop bench faults docs docs-site clean
+.PHONY: help venv tools kafka image release test test-unit test-chart test-integration lint demo demo-break demo-heal demo-stall demo-misconfig demo-stop bench faults docs docs-site clean
 
 help:
 	@echo "make demo   - run Kafka, a Connect worker and connect-health locally (127.0.0.1), no cluster needed"
+	@echo "  then, from another terminal: make demo-break (the sink fails: restart ladder, then /livez 503),"
+	@echo "  make demo-misconfig (a failure only a person fixes: its class and hint, one restart, no 503),"
+	@echo "  make demo-heal (undoes either), make demo-stall (a stalled sink), make demo-stop"
 	@echo "make test   - install what the tests need (cached in .tools/) and run every suite"
 	@echo "make lint   - ruff + mypy strict (sidecar, launcher, bench, tests), helm lint, actionlint, shellcheck"
 	@echo "make bench  - benchmarks (probe latency, RSS, REST calls per poll, helm template time)"
@@ -120,6 +123,9 @@ demo-heal: venv
 
 demo-stall: venv
 	@$(PY) -m launcher.demo stall
+
+demo-misconfig: venv
+	@$(PY) -m launcher.demo misconfig
 
 demo-stop: venv
 	@$(PY) -m launcher.demo stop

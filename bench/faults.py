@@ -15,7 +15,7 @@ Every wait is bounded; all traffic goes to 127.0.0.1. Timings are recorded, neve
     .tools/venv/bin/python bench/faults.py                 # all cases, writes bench/FAULTS.md (see below)
     .tools/venv/bin/python bench/faults.py --quick --out /tmp/FAULTS.md
     .tools/venv/bin/python bench/faults.py --only storm,poison --storm 20,500 --out /tmp/FAULTS.md
-    .tools/venv/bin/python bench/faults.py --only classes   # failure classes, beside an earlier commit's sidecar
+    .tools/venv/bin/python bench/faults.py --only classes   # failure classes, beside fa0baae's sidecar and kchc
 
 All cases take well over 10 minutes here: the storm and poison cases alone took 713 s with 1,000 connectors (storm
 of 20: about 1 min; of 500: about 2 min to create, 1.5 min observed, 1.5 min to delete; poison: 3.5 min); the

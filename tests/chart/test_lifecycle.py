@@ -239,15 +239,34 @@ def test_reconcile_switches_the_sidecar_on_with_its_lease(render: Render) -> Non
     assert env["CONNECT_HEALTH_RECONCILE"] == "1"
     assert env["CONNECT_HEALTH_RECONCILE_LEASE"] == LEASE
     assert env["CONNECT_HEALTH_RECONCILE_LEASE_DURATION"] == "15"
-    assert env["CONNECT_HEALTH_REQUESTS_CONFIGMAP"] == REQUESTS
-    assert env["CONNECT_HEALTH_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}, "the Lease holder's identity"
+    assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}, "the Lease's namespace"
+    # `serve` has no --requests-configmap: drift correction never runs an offsets action (only the Job does)
+    assert not {"CONNECT_HEALTH_REQUESTS_CONFIGMAP", "CONNECT_HEALTH_NAMESPACE"} & set(env)
     assert mounts_token(sidecar)
     pod = pod_spec(deployment)
     assert pod["automountServiceAccountToken"] is False
     assert not any(mounts_token(c) for c in pod["containers"] if c["name"] != "connect-health")
-    assert mounts_token(container(one(objects, "Job"), "apply")), "the Job records offsets requests too"
+    assert not mounts_token(container(one(objects, "Job"), "apply")), "no offsets declared: nothing to record"
     validate_all(objects)
+
+
+def test_reconcile_with_offsets_leaves_the_requests_to_the_job(render: Render) -> None:
+    objects = render(with_offsets(RESET, connectorsReconcile={"enabled": True}))
+    sidecar = container(one(objects, "Deployment"), "connect-health")
+    assert "CONNECT_HEALTH_REQUESTS_CONFIGMAP" not in env_of(sidecar)
+    apply = container(one(objects, "Job"), "apply")
+    assert env_of(apply)["CONNECT_HEALTH_REQUESTS_CONFIGMAP"] == REQUESTS and mounts_token(apply)
+    assert one(objects, "Role", REQUESTS) and one(objects, "ConfigMap", REQUESTS)
+    validate_all(objects)
+
+
+def test_the_requests_configmap_is_no_setting_of_the_sidecar(render: Render) -> None:
+    """--requests-configmap is `apply`'s alone: in healthcheck.extraEnv the sidecar would ignore it."""
+    with pytest.raises(HelmError) as err:
+        render(reconcile(healthcheck={"extraEnv": {"CONNECT_HEALTH_REQUESTS_CONFIGMAP": REQUESTS}}))
+    line = error_line(err.value.stderr, "healthcheck.extraEnv.CONNECT_HEALTH_REQUESTS_CONFIGMAP")
+    assert "not a connect-health setting" in line, line
 
 
 def test_lease_duration_from_values_and_bounded_like_the_sidecars_flag(render: Render) -> None:
@@ -264,7 +283,7 @@ def test_reconcile_off_by_default(render: Render) -> None:
     assert not mounts_token(sidecar)
 
 
-def test_reconcile_rbac_is_one_lease_and_the_requests_configmap(render: Render) -> None:
+def test_reconcile_rbac_is_one_lease(render: Render) -> None:
     objects = render(reconcile())
     role = one(objects, "Role", LEASE)
     assert role["rules"] == [
@@ -276,7 +295,9 @@ def test_reconcile_rbac_is_one_lease_and_the_requests_configmap(render: Render) 
     binding = one(objects, "RoleBinding", LEASE)
     assert binding["roleRef"]["name"] == LEASE
     assert binding["subjects"][0]["name"] == pod_spec(one(objects, "Deployment"))["serviceAccountName"]
-    assert one(objects, "Role", REQUESTS) and one(objects, "ConfigMap", REQUESTS)
+    # no offsets declared: no requests to record, so neither the ConfigMap nor rights on it
+    assert [r["metadata"]["name"] for r in by_kind(objects, "Role")] == [LEASE]
+    assert not [o for o in objects if o["metadata"]["name"] == REQUESTS]
 
 
 def test_reconcile_without_the_apply_job_renders_no_hook_at_all(render: Render) -> None:

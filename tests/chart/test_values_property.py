@@ -298,6 +298,12 @@ def test_every_value_the_schema_accepts_renders_valid_objects_or_is_refused_in_o
         values: dict[str, Any], release: str, helm: str) -> None:
     errors = list(jsonschema.Draft7Validator(SCHEMA).iter_errors(merged(DEFAULTS, values)))
     assert not errors, f"the strategy drew values the schema refuses: {errors[0].message}"
+    event(render_or_refuse(values, release, helm))
+
+
+def render_or_refuse(values: dict[str, Any], release: str, helm: str) -> str:
+    """Render `values`: a render must hold nothing Kubernetes refuses, a refusal must be one `fail` line of the
+    chart (never a template crash). Returns what happened: "rendered" or "refused: <the value named first>"."""
     try:
         objects = render_chart(values, helm=helm, release=release)
     except HelmError as err:
@@ -305,11 +311,58 @@ def test_every_value_the_schema_accepts_renders_valid_objects_or_is_refused_in_o
         assert len(lines) == 1, err.stderr
         assert not CRASH.search(err.stderr), f"a template crash, not a refusal:\n{err.stderr}"
         assert "execution error at (kafka-connect/templates/" in lines[0], err.stderr
-        event("refused: " + lines[0].split("): ", 1)[-1].split(" ", 1)[0])  # the value it names first
-        return
-    event("rendered")
+        return "refused: " + lines[0].split("): ", 1)[-1].split(" ", 1)[0]
     found = problems(objects)
     assert not found, f"rendered (helm template {release}, {helm}) what Kubernetes refuses: {found}\n{values}"
+    return "rendered"
+
+
+# Draws the schema accepted that crashed the pod check (templates/_validate.tpl parses the rendered Deployment back:
+# a value written into it unquoted, e.g. a Secret's name holding a control character, made YAML it could not parse,
+# and the check failed with "nil pointer evaluating interface {}.template"). The first is the property test's own
+# draw (seed 19, when the whole suite's modules were loaded); the others put YAML's own syntax into each string the
+# Deployment carries. Each is now either refused by the schema naming the key or rendered into valid objects.
+CRASHED: dict[str, tuple[dict[str, Any], str]] = {
+    "connector-secret-control-character": ({
+        "healthcheck": {"port": 11188, "enabled": False}, "metrics": {"jmxExporter": {"port": 56}},
+        "heapOpts": "-Xmx768m", "jvmOpts": "-Xmx3g", "resources": {"limits": None},
+        "secretMounts": {"s3": {"secretName": "creds"}}, "extraEnv": {"TZ": "x"},
+        "extraVolumes": [{"emptyDir": {}, "name": "secret-pg"}],
+        "connectors": {
+            "Wo-8C2w5HIy0k0ItfjsJw": {
+                "offsets": {"action": "set", "request": "\x9e", "offsets": [
+                    {"partition": {"åj\U000860d9\U000d1af1Üo\x89xë\t": False, "false": False}, "offset": {}},
+                    {"offset": {}, "partition": {"Ó": "\U0003770aB\x06", "\x88û": False}}]},
+                "secretName": "J\x15Ä",
+                "config": {"connector.class": "\x1e\U0010010c\U000d7c266\x12`\U00097da6\t\U00076414|´eî\x8e·"}},
+            "5Ey3018": {"config": {"connector.class": "\U000bfb02\x87\U000983d9]\U000e5705é\U0010d42eÂ"}}}},
+        "connectors.Wo-8C2w5HIy0k0ItfjsJw.secretName"),
+    "connector-secret-yaml-syntax": (
+        {"connectors": {"a": {"config": {"connector.class": "x"}, "secretName": "a: b"}}}, "connectors.a.secretName"),
+    "secret-mount-yaml-syntax": ({"secretMounts": {"pg": {"secretName": "{pg"}}}, "secretMounts.pg.secretName"),
+    "priority-class-yaml-syntax": ({"priorityClassName": "high: yes"}, "priorityClassName"),
+    "image-yaml-syntax": (
+        {"image": {"repository": "r.example.com/connect: x", "tag": "4.3.1"}, "kafkaVersion": "4.3.1"}, "image"),
+    "log-dir-yaml-syntax": ({"logDir": "/var/log/kafka: #x"}, "logDir"),
+    "plugins-dir-yaml-syntax": ({"pluginsDir": "/opt/plugins: &x", "plugins": [
+        {"name": "jdbc", "image": "p.example.com/plugin:1"}]}, "pluginsDir"),
+    "secret-mount-path-yaml-syntax": (
+        {"secretMounts": {"pg": {"secretName": "pg", "mountPath": "/mnt/pg: &x"}}}, "secretMounts.pg.mountPath"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRASHED))
+def test_values_that_crashed_the_pod_check_render_or_are_refused_naming_the_key(helm: str, case: str) -> None:
+    values, key = CRASHED[case]
+    values = {"bootstrapServers": "kafka:9092", **values}
+    if list(jsonschema.Draft7Validator(SCHEMA).iter_errors(merged(DEFAULTS, values))):
+        with pytest.raises(HelmError) as err:
+            render_chart(values, helm=helm)
+        assert not CRASH.search(err.value.stderr), f"a template crash, not a refusal:\n{err.value.stderr}"
+        named = [line for line in err.value.stderr.splitlines() if key in line.replace("/", ".")]
+        assert len(named) == 1, f"{key} not named on one line of:\n{err.value.stderr}"
+        return
+    assert render_or_refuse(values, "rel", helm) == "rendered"
 
 
 def test_the_rules_catch_what_they_are_about() -> None:

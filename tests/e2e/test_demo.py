@@ -123,6 +123,19 @@ def sink_task(port: int) -> dict[str, Any]:
     return dict(sink["tasks"][0])
 
 
+def sink_entry(port: int) -> dict[str, Any]:
+    return dict(next(c for c in sidecar_status(port)["connectors"] if c["name"] == demo.SINK))
+
+
+def rest_restarts(port: int, cls: str) -> float:
+    """The sink's REST restarts of class ``cls`` that Connect accepted, as connect_health_restarts_total counts them."""
+    status, text = launcher.http("GET", f"http://127.0.0.1:{port}/metrics")
+    assert status == 200 and isinstance(text, str)
+    wanted = (f'connector="{demo.SINK}"', 'kind="rest"', f'class="{cls}"', 'outcome="requested"')
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("connect_health_restarts_total{") and all(w in line for w in wanted))
+
+
 def test_demo_constants_match_the_declared_connectors() -> None:
     declared = yaml.safe_load((ROOT / "examples" / "demo-connectors.yaml").read_text())
     assert set(declared) == {demo.SOURCE, demo.SINK}
@@ -143,7 +156,7 @@ def test_demo_up_break_heal_then_ctrl_c_leaves_nothing_listening(start_demo: Any
         assert re.search(rf"^\[demo +[0-9.]+s\] +{stage}", up.output, re.M), (stage, up.output)
     sidecar = ports["sidecar_port"]
     assert f"http://127.0.0.1:{sidecar}/status" in up.output and f"http://127.0.0.1:{sidecar}/metrics" in up.output
-    for command in ("make demo-break", "make demo-heal", "make demo-stop", "curl "):
+    for command in ("make demo-break", "make demo-heal", "make demo-misconfig", "make demo-stop", "curl "):
         assert command in up.output
 
     status, html = launcher.http("GET", f"http://127.0.0.1:{sidecar}/status", headers={"Accept": "text/html"})
@@ -185,6 +198,35 @@ def test_demo_up_break_heal_then_ctrl_c_leaves_nothing_listening(start_demo: Any
     assert numbers == list(range(numbers[0], numbers[-1] + 1)), numbers  # contiguous: nothing lost
     assert len(numbers) >= 2
 
+    # demo-misconfig: a break that needs action (class data: plain text through a JsonConverter with schemas). One
+    # REST restart, the class and its hint on the page, /livez stays 200 although the sink is critical.
+    t0 = time.monotonic()
+    broke = run_demo("misconfig", workdir=workdir)
+    assert broke.returncode == 0, broke.stdout + broke.stderr
+    print(broke.stdout)
+    entry = sink_entry(sidecar)
+    assert entry["class"] == "data" and entry["needs_action"] and entry["failed_past_ladder"], entry
+    failed = entry["tasks"][0]
+    assert failed["state"] == "FAILED" and failed["class"] == "data", failed
+    assert "errors.tolerance=all" in failed["hint"] and "class data" in broke.stdout, broke.stdout
+    status, body = launcher.http("GET", f"http://127.0.0.1:{sidecar}/livez")
+    assert status == 200, body
+    warnings = sidecar_status(sidecar)["probes"]["readyz"].get("warnings", [])
+    assert any(w.startswith(f"needs-action: {demo.SINK} ") for w in warnings), warnings
+    assert rest_restarts(sidecar, "data") == 1
+    up.wait_for(r"demo-sink task 0: FAILED, verdict failed \(.*class data: ", 20)
+    healed = run_demo("heal", workdir=workdir)
+    assert healed.returncode == 0, healed.stdout + healed.stderr
+    assert "connect-health apply" in healed.stdout and "RUNNING again" in healed.stdout, healed.stdout
+    config = launcher.http("GET", f"http://127.0.0.1:{ports['rest_port']}/connectors/{demo.SINK}/config")[1]
+    assert config["value.converter"] == "org.apache.kafka.connect.storage.StringConverter", config
+    assert "value.converter.schemas.enable" not in config, config
+    assert sink_task(sidecar)["verdict"] == "ok"
+    launcher.wait_until(caught_up, 30, "the sink to catch up after the misconfiguration")
+    seen = {int(line.split()[1]) for line in output_file.read_text().splitlines()}
+    assert seen >= set(range(min(seen), max(seen) + 1)), "a line lost"
+    print(f"demo-misconfig and its heal: {time.monotonic() - t0:.1f}s")
+
     # Ctrl-C: everything stops, nothing listens any more.
     all_ports = launcher.state_ports(state)
     assert sorted(all_ports) == sorted(ports.values())
@@ -212,7 +254,7 @@ def test_demo_stop_from_another_terminal(start_demo: Any, ports: dict[str, int],
     assert listening(launcher.state_ports(state)) == []
     assert launcher.load_state(workdir) is None
     # Once stopped, the other commands say there is nothing to act on, in one line.
-    for command in ("break", "heal"):
+    for command in ("break", "heal", "misconfig"):
         r = run_demo(command, workdir=workdir)
         assert r.returncode == 1 and r.stderr.count("\n") == 1 and "no demo is running" in r.stderr, r.stderr
 

@@ -384,13 +384,14 @@ publishNotReadyAddresses, so the Job reaches workers that a failing critical con
 
 {{/*
 Name of the ConfigMap recording the offsets requests already done (contract: <fullname>-connector-requests), and
-whether it exists: some connector declares offsets, or the sidecars reconcile (they apply offsets actions too).
+whether it exists: the apply Job runs and some connector declares offsets (the sidecars' drift correction never runs
+an offsets action, so it needs neither the ConfigMap nor rights on it).
 */}}
 {{- define "kafka-connect.requestsConfigName" -}}
 {{- include "kafka-connect.suffixedName" (dict "context" . "suffix" "connector-requests") }}
 {{- end }}
 {{- define "kafka-connect.requestsEnabled" -}}
-{{- if and (include "kafka-connect.connectorsEnabled" .) (or (include "kafka-connect.offsetsDeclared" .) (include "kafka-connect.reconcileEnabled" .)) }}true{{ end }}
+{{- if and (include "kafka-connect.applyEnabled" .) (include "kafka-connect.offsetsDeclared" .) }}true{{ end }}
 {{- end }}
 
 {{/* Name of the Lease the reconciling sidecars elect their one writer with (contract: <fullname>-reconcile). */}}
@@ -550,8 +551,8 @@ connector.client.config.override.allowlist: "connectorClientOverrides (the chart
 {{- if and .Values.connectorsReconcile.enabled (not (include "kafka-connect.connectorsEnabled" .)) }}
 {{- fail "connectorsReconcile.enabled with no connectors declared (and no connectorsApply.prune): nothing to reconcile; declare connectors or turn it off" }}
 {{- end }}
-{{- if and (include "kafka-connect.requestsEnabled" .) (not .Values.serviceAccount.create) (not .Values.serviceAccount.name) }}
-{{- fail "declared offsets and connectorsReconcile need a Role on the connector-requests ConfigMap (and the reconcile Lease); with serviceAccount.create false it would be bound to the namespace's default ServiceAccount (every pod using it could write them): set serviceAccount.name to the workers' ServiceAccount, or serviceAccount.create: true" }}
+{{- if and (or (include "kafka-connect.requestsEnabled" .) (include "kafka-connect.reconcileEnabled" .)) (not .Values.serviceAccount.create) (not .Values.serviceAccount.name) }}
+{{- fail "declared offsets (the apply Job) need a Role on the connector-requests ConfigMap, connectorsReconcile one on the reconcile Lease; with serviceAccount.create false they would be bound to the namespace's default ServiceAccount (every pod using it could write them): set serviceAccount.name to the workers' ServiceAccount, or serviceAccount.create: true" }}
 {{- end }}
 {{- if and $kafkaVersion (semverCompare "<3.5.0-0" $kafkaVersion) }}
 {{- fail (printf "Kafka %s is older than 3.5: the chart sets rest.advertised.host.name=${env:POD_IP}, which needs KIP-887's EnvVarConfigProvider (Kafka >= 3.5, Confluent Platform >= 7.5); use a newer image (kafkaVersion says which Kafka the image holds)" $kafkaVersion) }}

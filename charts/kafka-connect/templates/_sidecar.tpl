@@ -202,8 +202,7 @@ auth with the mounted password file), the log format, and the declared connector
 {{- end }}
 
 {{/*
-Where the writers of the offsets requests record (the apply Job; the sidecar when reconciling): the ConfigMap's name
-and the namespace, from the downward API.
+Where the apply Job records the offsets requests it did: the ConfigMap's name and the namespace, from the downward API.
 */}}
 {{- define "kafka-connect.sidecar.requestsEnv" -}}
 - name: CONNECT_HEALTH_REQUESTS_CONFIGMAP
@@ -218,7 +217,7 @@ and the namespace, from the downward API.
 {{- define "kafka-connect.sidecar.container" -}}
 {{- $hc := .Values.healthcheck -}}
 - name: connect-health
-  image: {{ include "kafka-connect.sidecar.image" . }}
+  image: {{ include "kafka-connect.sidecar.image" . | quote }}
   imagePullPolicy: {{ $hc.image.pullPolicy }}
   command: ["connect-health", "serve"]
   ports:
@@ -260,7 +259,8 @@ and the namespace, from the downward API.
       value: {{ include "kafka-connect.reconcileLeaseName" . | quote }}
     - name: CONNECT_HEALTH_RECONCILE_LEASE_DURATION
       value: {{ include "kafka-connect.scalar" .Values.connectorsReconcile.leaseDurationSeconds | quote }}
-    {{- include "kafka-connect.sidecar.requestsEnv" . | nindent 4 }}
+    {{- /* No CONNECT_HEALTH_REQUESTS_CONFIGMAP: `serve` has no such setting, drift correction never runs an offsets
+    action (the apply Job alone does and records it); the Lease's namespace comes from POD_NAMESPACE below. */}}
     {{- end }}
     {{- if include "kafka-connect.sidecar.needsToken" . }}
     {{- range $name, $field := dict "POD_NAME" "metadata.name" "POD_NAMESPACE" "metadata.namespace" "POD_UID" "metadata.uid" }}

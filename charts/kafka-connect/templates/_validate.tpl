@@ -71,6 +71,11 @@ a volume, a heap that fits the memory limit. Included once, from templates/check
 {{- end }}
 {{- /* --- the worker pod as Kubernetes sees it --------------------------------------------------------------------- */}}
 {{- $deployment := include (print $.Template.BasePath "/deployment.yaml") . | fromYaml }}
+{{- /* A value the Deployment carries unquoted that YAML reads as syntax would leave nothing to check (a nil pointer
+deep in this template): the chart quotes every string it writes there, and this names the value if one slips by. */}}
+{{- with $deployment.Error }}
+{{- fail (printf "the worker Deployment does not parse as YAML (%s): a value written into it (a name, path or image) holds YAML syntax or a control character; fix that value" (. | replace "\n" " ")) }}
+{{- end }}
 {{- $pod := $deployment.spec.template.spec }}
 {{- $all := concat ($pod.initContainers | default list) $pod.containers }}
 {{- $names := dict }}

@@ -15,8 +15,6 @@ Probe handlers read ``Poller.view`` and never call Connect.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
-import json
 import logging
 import os
 import re
@@ -28,6 +26,7 @@ from typing import Any
 
 from . import declared as declared_mod
 from . import ladder, lifecycle, model, progress, statefile
+from .aliases import AliasCheck
 from .client import AnswerTooLarge, ConnectClient, ConnectError, Reply, SidecarError, Unreachable
 from .config import HealthSettings
 from .history import RestartHistory
@@ -127,7 +126,7 @@ class Poller:
         self._saved: object = None  # what the state file holds, to write it only when that changes
         if state_file:
             self._remember(statefile.read(state_file, settings.worker_id, mono=clock(), wall=time.time()))
-        self._alias_note: tuple[float, tuple[str, ...]] = (0.0, ())
+        self.aliases = AliasCheck(settings)  # --worker-id written another way than Connect's (aliases.py)
         self._overdue: tuple[View, float, View] | None = None
         self.poll_budget = 3 * client.settings.request_timeout  # a poll running longer is a worker not answering
         self._stop = threading.Event()
@@ -405,7 +404,7 @@ class Poller:
                                      started=snapshot is not None, error=error)
         life = self.life
         if snapshot is not None:
-            notes += self._worker_id_notes(snapshot, start)
+            notes += self.aliases.notes(snapshot, start)
             self._snapshot = snapshot
             self._transient = model.track_transient(self._transient, snapshot, now)
             self._poll_started = None  # the status calls are done: a slow metrics scrape is not Connect's REST
@@ -522,43 +521,6 @@ class Poller:
             return
         self._saved = key
 
-    def _worker_id_notes(self, snapshot: Snapshot, now: float) -> tuple[str, ...]:
-        """A readiness warning when no unit names this worker but one names it another way (localhost for
-        127.0.0.1, fd00::1:8083 for [fd00::1]:8083): every unit would look remote and liveness could never fail.
-        Looked for (in the whole cluster's listing) only while no unit names this worker, at most every minute."""
-        wid = self.settings.worker_id
-        if self.settings.scope != "worker" or not wid:
-            return ()
-        if any(c.worker_id == wid or any(t.worker_id == wid for t in c.tasks) for c in snapshot.connectors.values()):
-            self._alias_note = (now, ())
-            return ()
-        checked_at, notes = self._alias_note
-        if now - checked_at < 60.0 and checked_at > 0:
-            return notes
-        workers = {c.worker_id for c in snapshot.connectors.values()} | {
-            t.worker_id for c in snapshot.connectors.values() for t in c.tasks}
-        if snapshot.listing:
-            try:
-                listing = json.loads(snapshot.listing)
-                for entry in listing.values() if isinstance(listing, dict) else ():
-                    status = entry.get("status") if isinstance(entry, dict) else None
-                    units = [status.get("connector")] + list(status.get("tasks") or []) \
-                        if isinstance(status, dict) else []
-                    workers |= {u["worker_id"] for u in units if isinstance(u, dict)
-                                and isinstance(u.get("worker_id"), str)}
-            except (ValueError, TypeError, AttributeError):
-                pass
-        alias = next((w for w in sorted(workers) if w != wid and same_worker(w, wid)), None)
-        notes = ()
-        if alias is not None:
-            note = (f"no connector or task names this worker ({wid}) but Connect reports {alias}: the same worker "
-                    "written another way? --worker-id must be exactly what Connect reports "
-                    "(rest.advertised.host.name:port)")
-            log.warning("%s", note)
-            notes = (note,)
-        self._alias_note = (max(now, 1e-9), notes)
-        return notes
-
     def _restart_limits(self) -> dict[str, int]:
         """Declared restartAttempts, capped at one for failures a retry cannot fix (model.class_limits)."""
         declared = {n: d.restart_attempts for n, d in self._declared.items() if d.restart_attempts is not None}
@@ -631,37 +593,6 @@ def _health_detail(reply: Reply) -> str:
         if parts:
             return redact(": ".join(parts))[:300]
     return f"HTTP {reply.status}"
-
-
-LOOPBACK = {"localhost", "ip6-localhost", "localhost.localdomain"}
-
-
-def _host_port(worker_id: str) -> tuple[str, str]:
-    host, _, port = worker_id.strip().rpartition(":")
-    return host.strip("[]").lower(), port
-
-
-def same_worker(a: str, b: str) -> bool:
-    """Whether two worker ids name the same host and port written differently (brackets, loopback aliases,
-    an IPv4-mapped IPv6 address)."""
-    (ha, pa), (hb, pb) = _host_port(a), _host_port(b)
-    if pa != pb or not ha or not hb:
-        return False
-    if ha == hb:
-        return True
-
-    def ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-        try:
-            addr = ipaddress.ip_address(host)
-        except ValueError:
-            return None
-        mapped = getattr(addr, "ipv4_mapped", None)
-        return mapped if mapped is not None else addr
-
-    ia, ib = ip(ha), ip(hb)
-    loop_a = ha in LOOPBACK or (ia is not None and ia.is_loopback)
-    loop_b = hb in LOOPBACK or (ib is not None and ib.is_loopback)
-    return (loop_a and loop_b) or (ia is not None and ia == ib)
 
 
 def _reason_kinds(reasons: tuple[str, ...]) -> set[str]:

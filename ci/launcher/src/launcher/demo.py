@@ -5,6 +5,8 @@
     python -m launcher.demo break [--workdir DIR]   the sink's output directory disappears and its task fails
     python -m launcher.demo heal [--workdir DIR]    the directory comes back; the ladder (or a restart) revives it
     python -m launcher.demo stall [--workdir DIR]   a sink's output stops draining: stalled, restarted, recovered
+    python -m launcher.demo misconfig [--workdir DIR]  the sink gets a converter that cannot read its records: a
+                                                    failure that needs a person (class data), one restart, no 503
     python -m launcher.demo stop [--workdir DIR]    stop a demo running in another terminal (same as Ctrl-C there)
 
 `up` runs in the foreground: the launcher's Stack with its Sidecar (the venv's `connect-health serve`) added; the
@@ -31,7 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from . import demo_stall
+from . import demo_misconfig, demo_stall
 from .cli import report
 from .errors import MissingTool, PortInUse, StackError
 from .fetch import require_fetched
@@ -76,7 +78,7 @@ RELEASE = NAMESPACE = "demo"
 JOB = fullname(RELEASE)
 ALERT_FOR = "10s"
 RULE_VALUES = {f"metrics.prometheusRule.alerts.{a}.for": ALERT_FOR
-               for a in ("connectorFailed", "workerUnreachable", "restartRate", "taskStalled")}
+               for a in ("connectorFailed", "connectorNeedsAction", "workerUnreachable", "restartRate", "taskStalled")}
 
 
 def _seconds(values: Sequence[int]) -> str:
@@ -213,13 +215,17 @@ def _sidecar_status(url: str, timeout: float = 2.0) -> dict[str, Any] | None:
 
 
 def _rows(doc: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
-    """'connector' or 'connector task N' -> (state, verdict, reason), from the sidecar's /status JSON."""
+    """'connector' or 'connector task N' -> (state, verdict, reason), from the sidecar's /status JSON; a failure's
+    class and what to do follow the reason, as in `connect-health check`'s table."""
     out: dict[str, tuple[str, str, str]] = {}
     for c in doc.get("connectors", []):
         items = [(c["name"], c.get("connector") or {})]
         items += [(f"{c['name']} task {t.get('id')}", t) for t in c.get("tasks", [])]
         for key, item in items:
-            out[key] = (str(item.get("state")), str(item.get("verdict")), str(item.get("reason") or ""))
+            reason = str(item.get("reason") or "")
+            if item.get("class"):
+                reason += f" | class {item['class']}: {item.get('hint') or ''}"
+            out[key] = (str(item.get("state")), str(item.get("verdict")), reason)
     return out
 
 
@@ -429,6 +435,8 @@ Try, from another terminal:
                      {"(and the alert resolves)" if prom else ""}
   make demo-stall    a sink whose output stops draining stays RUNNING: connect-health calls it stalled after
                      {demo_stall.STALL_AFTER} s, restarts its task, and the row recovers once it drains again
+  make demo-misconfig  the sink gets a converter that cannot read its records: class data on the page with what to
+                     do, one restart only, /livez stays 200; `make demo-heal` re-applies the declared config
   make demo-stop     stop everything (or Ctrl-C here); nothing is left listening
   curl -i {s}/livez
   curl -s '{s}/status?format=json' | python3 -m json.tool
@@ -504,13 +512,15 @@ def cmd_heal(args: argparse.Namespace) -> int:
     d = state["demo"]
     connect, sidecar_url = d["connect_url"], d["sidecar_url"]
     out_dir = Path(d["output"]).parent
-    if out_dir.exists() and _task_state(connect, SINK)[0] == "RUNNING":
+    reapplied = demo_misconfig.restore(d)  # demo-misconfig's converter: the declared config again
+    if not reapplied and out_dir.exists() and _task_state(connect, SINK)[0] == "RUNNING":
         print(f"demo-heal: nothing to heal: {rel(out_dir)}/ exists and {SINK} is RUNNING")
         return 0
-    out_dir.mkdir(parents=True, exist_ok=True)
-    print(f"demo-heal: recreated {rel(out_dir)}/")
+    if not out_dir.exists():
+        out_dir.mkdir(parents=True)
+        print(f"demo-heal: recreated {rel(out_dir)}/")
     restarted = False
-    announced = False
+    announced = reapplied  # a new config restarts the task itself: no ladder attempt to announce
 
     def healed() -> bool:
         nonlocal restarted, announced
@@ -535,7 +545,7 @@ def cmd_heal(args: argparse.Namespace) -> int:
         return False
 
     wait_until(healed, 60, f"{SINK} to run again", interval=0.5)
-    print(f"demo-heal: {SINK} task 0 is RUNNING again, {time.monotonic() - t0:.1f}s after the directory came back")
+    print(f"demo-heal: {SINK} task 0 is RUNNING again, {time.monotonic() - t0:.1f}s after the fix")
     wait_until(lambda: _all_ok(_sidecar_status(sidecar_url), (SINK,)), 15, "connect-health to see the sink running",
                interval=0.3)
     with contextlib.suppress(OSError):
@@ -550,6 +560,10 @@ def cmd_heal(args: argparse.Namespace) -> int:
 
 def cmd_stall(args: argparse.Namespace) -> int:
     return demo_stall.run(_running(Path(args.workdir).resolve())["demo"])
+
+
+def cmd_misconfig(args: argparse.Namespace) -> int:
+    return demo_misconfig.run(_running(Path(args.workdir).resolve())["demo"])
 
 
 # --------------------------------------------------------------------------------------------------- stop
@@ -588,6 +602,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, help_ in (("up", "run the demo in the foreground until Ctrl-C"),
                             ("break", "make the demo sink fail"), ("heal", "remove the cause of the failure"),
                             ("stall", "a sink whose output stops draining: stalled, restarted, recovered"),
+                            ("misconfig", "give the demo sink a converter that cannot read its records"),
                             ("stop", "stop a demo running in another terminal")):
             p = sub.add_parser(name, help=help_)
             p.add_argument("--workdir", default=os.environ.get("DEMO_WORKDIR") or str(DEFAULT_WORKDIR),
@@ -599,7 +614,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    help=f"port of {spec.what} (default {spec.default or 'any free one'}; env "
                                         f"{spec.env})")
         args = ap.parse_args(argv)
-        commands = {"up": cmd_up, "break": cmd_break, "heal": cmd_heal, "stall": cmd_stall, "stop": cmd_stop}
+        commands = {"up": cmd_up, "break": cmd_break, "heal": cmd_heal, "stall": cmd_stall,
+                    "misconfig": cmd_misconfig, "stop": cmd_stop}
         return commands[args.cmd](args)
     except (DemoError, StackError) as e:
         return report(PROG, e)

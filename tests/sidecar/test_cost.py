@@ -30,6 +30,9 @@ from .test_scale import cluster
 # started (no Connect here): the answers come from its first View.
 LAZY = r"""
 import io, json, sys
+from connect_health.entry import http_client_without_ssl
+http_client_without_ssl()  # as the connect-health command does first
+import connect_health.cli, connect_health.server
 from connect_health.app import build
 from connect_health.config import ConnectSettings, HealthSettings, ServeSettings
 
@@ -49,6 +52,7 @@ out = {}
 for path in ("/livez", "/readyz", "/startupz", "/ping", "/metrics"):
     out[path] = get(path)[0]
 out["loaded_before_a_page"] = sorted(m for m in web if m in sys.modules)
+out["held_back"] = sorted(m for m in ("ssl", "hashlib", "hmac", "tempfile", "urllib.request") if m in sys.modules)
 status, body = get("/status", "text/html")
 out["page"] = [status, body[:15].decode()]
 out["loaded_after_a_page"] = sorted(m for m in web if m in sys.modules)
@@ -68,6 +72,9 @@ def test_flask_is_imported_only_when_a_page_is_asked_for_and_requests_never() ->
     assert out["page"] == ["200 OK", "<!doctype html>"]
     assert out["loaded_after_a_page"] == ["flask", "jinja2", "werkzeug"]
     assert out["never"] == []  # http.client instead of requests (transport.py), metrics.py writes the text format
+    # and until a page is asked for, nothing that loads OpenSSL (ssl, hashlib, hmac: 5.9 MB) or tempfile (shutil,
+    # bz2, lzma) for a sidecar on plain HTTP (entry.py)
+    assert out["held_back"] == []
 
 
 # serve --kubernetes-events --reconcile --reconcile-lease in a fresh interpreter, in a "pod" whose API server is the
@@ -76,6 +83,8 @@ def test_flask_is_imported_only_when_a_page_is_asked_for_and_requests_never() ->
 # name the real mount, /var/run/secrets/...: the script points them at the test's folder).
 KUBE = r"""
 import json, os, sys
+from connect_health.entry import http_client_without_ssl
+http_client_without_ssl()  # as the connect-health command does first: TLS through transport._TLSConnection
 from connect_health import events, reconcile
 from connect_health.app import build
 from connect_health.config import ConnectSettings, HealthSettings, ServeSettings
@@ -89,6 +98,7 @@ sidecar = build(ServeSettings(connect=ConnectSettings(url="http://127.0.0.1:9", 
 assert sidecar.reconciler is not None and sidecar.reconciler.elector is not None
 elector = sidecar.reconciler.elector
 elector.eligible = lambda: True
+assert "ssl" not in sys.modules  # imported at the first call over TLS
 elector.step()  # GET the Lease (none yet), then create it (POST)
 emit = sidecar.reconciler.emit
 emit("Normal", "ConnectorReconciled", "restored file-source")

@@ -10,7 +10,6 @@ Cost per pod (issue 22): the probes and /metrics are answered without Flask; Fla
 
 from __future__ import annotations
 
-import hmac
 import json
 import threading
 import time
@@ -303,6 +302,10 @@ class ProbeAnswers:
         self.heavy_limit = heavy_limit
         self._lane = threading.BoundedSemaphore(heavy_limit)
         self._expected = f"Bearer {pages_token}".encode() if pages_token else None
+        if pages_token:  # hmac loads OpenSSL's libcrypto (1.6 MB of RSS): only for a sidecar that compares tokens
+            import hmac
+
+            self._same = hmac.compare_digest
         self._cache: tuple[View, dict[str, tuple[str, bytes]]] | None = None
 
     def answers(self, view: View) -> dict[str, tuple[str, bytes]]:
@@ -333,7 +336,7 @@ class ProbeAnswers:
                 return [body] if method == "GET" else []
         if self._expected is not None:
             given = str(environ.get("HTTP_AUTHORIZATION", "")).encode("utf-8", "replace")
-            if not hmac.compare_digest(given, self._expected):
+            if not self._same(given, self._expected):
                 return _plain(start_response, "401 UNAUTHORIZED", b"this page needs Authorization: Bearer <token>\n",
                               [("WWW-Authenticate", "Bearer")])
         key = self.cache.key(environ) if self.cache is not None else None

@@ -35,17 +35,18 @@ lends the configs of the connectors with tasks here (:func:`sources`); docs/heal
 
 from __future__ import annotations
 
+import http.client
 import math
 import re
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from .config import HealthSettings
 from .model import is_local
 from .snapshot import Snapshot
+from .transport import Transport
 
 Key = tuple[str, int]  # (connector, task id), as model.Key
 
@@ -204,11 +205,16 @@ def scrape_lines(url: str, timeout: float, limit: int = LIMIT) -> list[str]:
     """GET the exporter's text, reading at most ``limit`` bytes within ``timeout`` seconds in all: the lines of the
     series read here. Raises ScrapeError (one line) when it cannot."""
     deadline = time.monotonic() + timeout
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     lines: list[str] = []
     read = 0
     try:
-        with opener.open(url, timeout=timeout) as answer:
+        parts = urlsplit(url)
+        answer = Transport(url, timeout=timeout).send(
+            "GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), None,
+            {"Accept": "text/plain", "User-Agent": "connect-health"})
+        try:
+            if answer.status != 200:
+                raise ScrapeError(f"worker metrics at {url} answered {answer.status}")
             while True:
                 raw = answer.readline(1024 * 1024)
                 if not raw:
@@ -220,11 +226,11 @@ def scrape_lines(url: str, timeout: float, limit: int = LIMIT) -> list[str]:
                     raise ScrapeError(f"worker metrics at {url}: not read within {timeout:g}s")
                 if raw.startswith(SCRAPED):
                     lines.append(raw.decode("utf-8", "replace"))
-    except urllib.error.HTTPError as exc:
-        raise ScrapeError(f"worker metrics at {url} answered {exc.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise ScrapeError(f"worker metrics at {url} not read: {str(reason).splitlines()[0][:200]}") from None
+        finally:
+            answer.close()
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise ScrapeError(f"worker metrics at {url} not read: {reason}") from None
     return lines
 
 

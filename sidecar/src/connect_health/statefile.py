@@ -14,10 +14,10 @@ another pod's) is ignored with one warning: the sidecar starts with no memory, n
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,11 +136,21 @@ def read(path: str, worker: str | None, *, mono: float, wall: float) -> Memory:
         return Memory()
 
 
+_COUNT = itertools.count()
+
+
 def write(path: str, doc: Mapping[str, Any]) -> None:
     """Replace ``path`` atomically (a temporary file in its folder, fsync, rename): a reader, or the next process
     after a kill mid-write, sees the old file or the new one, never half of one."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".state-", dir=folder)
+    # A name of our own rather than tempfile.mkstemp: tempfile brings shutil, bz2 and lzma (0.7 MB of RSS, issue 22).
+    # O_EXCL: a leftover of an earlier process with the same pid and count is removed and the write tried again.
+    tmp = os.path.join(folder, f".state-{os.getpid()}-{next(_COUNT)}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        os.unlink(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(doc, fh, separators=(",", ":"))

@@ -14,7 +14,7 @@ client already refused them), redirects (Connect answers none), compression (ans
 
 from __future__ import annotations
 
-import http.client
+import http.client  # the command imported it first, without ssl: entry.py
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -22,6 +22,21 @@ from .deadline import WATCHDOG
 
 if TYPE_CHECKING:
     import ssl
+
+
+class _TLSConnection(http.client.HTTPConnection):
+    """HTTPSConnection's part the sidecar uses: the socket wrapped in ``context`` for ``host``."""
+
+    default_port = 443
+
+    def __init__(self, host: str, port: int, *, timeout: float, context: ssl.SSLContext) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._context = context
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.host)
+
 
 class Answer:
     """One response: ``status``, ``header(name)``, ``read1(n)`` (b"" at the end), ``close()`` (it and its
@@ -40,6 +55,9 @@ class Answer:
 
     def read(self) -> bytes:
         return self._resp.read()
+
+    def readline(self, limit: int) -> bytes:
+        return self._resp.readline(limit)
 
     def incomplete(self) -> bool:
         """Whether the body ended before its Content-Length (the peer closed the connection early)."""
@@ -79,7 +97,7 @@ class Transport:
 
     def _new(self) -> http.client.HTTPConnection:
         if self.https:
-            return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self._ssl())
+            return _TLSConnection(self.host, self.port, timeout=self.timeout, context=self._ssl())
         return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
     def send(self, method: str, target: str, body: bytes | None, headers: dict[str, str]) -> Answer:

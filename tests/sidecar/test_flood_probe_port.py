@@ -31,6 +31,11 @@ def two_ports(fake: FakeConnect, tmp_path: Path) -> Iterator[tuple[Served, str]]
 
 def test_the_probe_port_serves_the_probes_and_nothing_else(two_ports: tuple[Served, str]) -> None:
     main, probes = two_ports
+    deadline = time.monotonic() + 20  # the probe process hears of a new verdict within probe_process.LOOK_EVERY
+    while requests.get(probes + "/startupz", timeout=10).status_code != 200:
+        assert time.monotonic() < deadline, "the probe port never saw the worker started"
+        time.sleep(0.1)
+    time.sleep(0.2)
     for path in ("/livez", "/readyz", "/startupz", "/health", "/ping"):
         on_probe_port = requests.get(probes + path, timeout=10)
         on_main = requests.get(main.base + path, timeout=10)

@@ -109,18 +109,19 @@ def serve(settings: config.ServeSettings) -> int:
     # sooner while they run (bench/FAULTS.md, heavy pages at 3,000 connectors).
     sys.setswitchinterval(0.001)
     sidecar = build(settings)
+    probes = None
+    if probe_sock is not None:  # forked before any thread starts (the server's, the poller's): probe_process.py
+        from .probe_process import ProbeProcess
+
+        rendered = sidecar.wsgi
+        probes = ProbeProcess(probe_sock, lambda: rendered.answers(sidecar.poller.view), total=probe_total,
+                              close_in_child=[sock])
+        probes.start()
     server = None
     if settings.server == "waitress":
         server = server_mod.create(sidecar.wsgi, sock, total, **WAITRESS)
     else:
         sock.close()  # the development server binds again itself
-    probes = None
-    if probe_sock is not None:
-        from .probe_listener import ProbeListener
-
-        rendered = sidecar.wsgi
-        probes = ProbeListener(probe_sock, lambda: rendered.answers(sidecar.poller.view), total=probe_total)
-        probes.start()
     sidecar.start()
     log.info("connect-health serving on %s:%d%s, watching %s as worker %s (scope %s)", settings.host,
              settings.port, f" (probes also on port {settings.probe_port})" if probes else "",

@@ -90,14 +90,27 @@ class ProbeListener:
         self._wake_r, self._wake_w = socket.socketpair()
         self._paused_until = 0.0
         self._listening = False
-        self._thread = threading.Thread(target=self._run, name="probe-listener", daemon=True)
+        self._thread = threading.Thread(target=self.run, name="probe-listener", daemon=True)
 
     def start(self) -> None:
+        """Listen and answer in a thread of this process."""
+        self.open()
+        self._thread.start()
+
+    def open(self) -> None:
+        """Listen; ``run`` then answers in the calling thread (probe_process.py runs it as a process's only one)."""
         self.sock.listen(self.backlog)
         self.sock.setblocking(False)
         self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._listen(True)
-        self._thread.start()
+
+    def watch(self, fileobj: socket.socket | int, ready: Callable[[], None]) -> None:
+        """Call ``ready`` in the loop whenever ``fileobj`` can be read (the answers' feed of probe_process.py)."""
+        self._sel.register(fileobj, selectors.EVENT_READ, ready)
+
+    def halt(self) -> None:
+        """End ``run`` from inside the loop (a ``watch`` callback)."""
+        self._stop.set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -121,7 +134,7 @@ class ProbeListener:
             self._sel.unregister(self.sock)
         self._listening = on
 
-    def _run(self) -> None:
+    def run(self) -> None:
         next_sweep = 0.0
         while not self._stop.is_set():
             for key, mask in self._sel.select(timeout=SWEEP_EVERY):
@@ -144,6 +157,8 @@ class ProbeListener:
             self._accept()
         elif key.data == "wake":
             self._wake_r.recv(64)
+        elif callable(key.data):
+            key.data()
         elif isinstance(key.data, _Conn):
             if mask & selectors.EVENT_READ:
                 self._read(key.data)

@@ -75,7 +75,8 @@ def cost_per_pod(res: dict[str, Any], scale: dict[str, Any] | None, limits: dict
     """Issue 22's targets table: each figure beside kafka-connect-healthcheck's and Connect's own `GET /` of the
     same run (measure.py's stack; scale.py's stand-in for 3,000 connectors)."""
     mem = res.get("memory", {}).get("after_load", {})
-    ours = res.get("memory", {}).get("at_rest", {}).get("waitress", {}).get("rss_mb")
+    rest = res.get("memory", {}).get("at_rest", {}).get("waitress", {})
+    ours = rest.get("rss_once_mb", rest.get("rss_mb"))
     theirs = mem.get("kchc", {}).get("rss_mb")
     loaded = mem.get("waitress", {}).get("rss_mb")
     page = res.get("memory", {}).get("after_a_page", {}).get("waitress", {}).get("rss_mb")
@@ -103,7 +104,8 @@ def cost_per_pod(res: dict[str, Any], scale: dict[str, Any] | None, limits: dict
 
     rows = [
         ("RSS at rest (serving probes and /metrics, 100 connectors) ≤ kafka-connect-healthcheck's, same run",
-         f"{fmt(ours, ' MB', 1)}{kchc_rss}; the sidecar also serving the benchmark's /status JSON reads and the "
+         f"{fmt(ours, ' MB', 1)}, each page once over the main and the probe process{kchc_rss}; "
+         "the sidecar also serving the benchmark's /status JSON reads and the "
          f"probe load {fmt(loaded, ' MB', 1)}, {fmt(page, ' MB', 1)} after a /status HTML page",
          None if ours is None or theirs is None else ours <= theirs),
         (f"/livez p99 ≤ {p99_limit:g} ms with {iso.get('readers', 24)} clients reading /metrics and /status (JSON, "

@@ -3,6 +3,7 @@ item 2). A real ``connect-health serve`` process with 256 open files, as in test
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -117,7 +118,7 @@ def test_a_bug_answering_one_probe_does_not_stop_the_probe_port(caplog: pytest.L
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    listener = ProbeListener(sock, answers, total=16)
+    listener = ProbeListener(sock, answers, logging.getLogger("connect_health.probe_listener"), total=16)
     listener.start()
     try:
         url = f"http://127.0.0.1:{sock.getsockname()[1]}/livez"

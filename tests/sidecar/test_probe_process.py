@@ -1,5 +1,5 @@
-"""The probe port in a process of its own (probe_process.py, issue 22): what the child answers, and its lifecycle
-beside the main process. The process tests run the real ``connect-health serve`` against the FakeConnect stand-in
+"""The probe port in a process of its own (probe_process.py, probe_child.py, issue 22): what it answers, and its
+lifecycle beside the main process. The process tests run the real ``connect-health serve`` against the FakeConnect stand-in
 (test_flood.py's start), and kill, stop and continue its processes."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from connect_health import probe_process
-from connect_health.probe_process import Feed, frame
+from connect_health import probe_child
+from connect_health.probe_child import Feed, frame
 
 from .fakeconnect import FakeClock, FakeConnect
 from .test_cli import free_port
@@ -40,7 +40,7 @@ def test_the_feed_takes_whole_frames_however_the_pipe_cuts_them() -> None:
 
 def test_a_frame_the_feeder_cannot_have_written_is_refused() -> None:
     with pytest.raises(ValueError):
-        Feed({}).take((probe_process.MAX_FRAME + 1).to_bytes(4, "big"))
+        Feed({}).take((probe_child.MAX_FRAME + 1).to_bytes(4, "big"))
     with pytest.raises(ValueError):
         Feed({}).take(frame([1, 2]))  # type: ignore[arg-type]
 
@@ -48,7 +48,7 @@ def test_a_frame_the_feeder_cannot_have_written_is_refused() -> None:
 def test_a_silent_main_process_turns_every_answer_503() -> None:
     clock = FakeClock()
     feed = Feed(ANSWERS, clock=clock)
-    clock.advance(probe_process.STALE_AFTER - 0.1)
+    clock.advance(probe_child.STALE_AFTER - 0.1)
     assert feed.current() == ANSWERS
     clock.advance(0.2)
     stale = feed.current()
@@ -136,8 +136,8 @@ def test_a_stopped_main_process_never_looks_alive_on_the_probe_port(sidecar: tup
     os.kill(pid, signal.SIGSTOP)
     try:
         t0 = time.monotonic()
-        stale = answered(probes + "/livez", probe_process.STALE_AFTER + 5, 503)
-        assert time.monotonic() - t0 > probe_process.STALE_AFTER - 1.5, "200 until then: one process would hang"
+        stale = answered(probes + "/livez", probe_child.STALE_AFTER + 5, 503)
+        assert time.monotonic() - t0 > probe_child.STALE_AFTER - 1.5, "200 until then: one process would hang"
         assert "has sent no verdict" in stale.json()["reasons"][0]
     finally:
         os.kill(pid, signal.SIGCONT)

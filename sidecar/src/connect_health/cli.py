@@ -110,12 +110,11 @@ def serve(settings: config.ServeSettings) -> int:
     sys.setswitchinterval(0.001)
     sidecar = build(settings)
     probes = None
-    if probe_sock is not None:  # forked before any thread starts (the server's, the poller's): probe_process.py
+    if probe_sock is not None:  # the probe port's own process (probe_process.py)
         from .probe_process import ProbeProcess
 
         rendered = sidecar.wsgi
-        probes = ProbeProcess(probe_sock, lambda: rendered.answers(sidecar.poller.view), total=probe_total,
-                              close_in_child=[sock])
+        probes = ProbeProcess(probe_sock, lambda: rendered.answers(sidecar.poller.view), total=probe_total)
         probes.start()
     server = None
     if settings.server == "waitress":

@@ -1,4 +1,5 @@
-"""``--probe-port``: a listener serving only the probes, in its own thread (issue 18, item 2).
+"""``--probe-port``: a listener serving only the probes (issue 18, item 2), run by the probe process (probe_child.py,
+issue 22), or in a thread of the main process when that one cannot run (probe_process.py).
 
 Its only answers are the bytes app.ProbeAnswers renders once per poll, so it needs no WSGI, no thread pool and no
 keep-alive: one epoll loop reads a request (at most MAX_REQUEST bytes, no body), writes the answer and closes. A
@@ -10,14 +11,11 @@ accepted at once and read at once, refusals counted in one line per interval.
 
 from __future__ import annotations
 
-import logging
 import selectors
 import socket
-import threading
 import time
-from collections.abc import Callable
 
-from .server import (
+from .admission import (
     HEARD,
     PER_ADDRESS,
     REQUEST_DEADLINE,
@@ -29,9 +27,15 @@ from .server import (
     make_way,
 )
 
-log = logging.getLogger("connect_health.probe_listener")
+TYPE_CHECKING = False  # no typing at run time: this module runs in the probe process too (admission.py)
+if TYPE_CHECKING:
+    import threading
+    from collections.abc import Callable
 
-Answers = Callable[[], dict[str, tuple[str, bytes]]]  # path -> (status line, JSON body), as ProbeAnswers renders
+    from .admission import Logger
+
+    Answers = Callable[[], dict[str, tuple[str, bytes]]]  # path -> (status line, JSON body), as ProbeAnswers renders
+
 MAX_REQUEST = 8192  # bytes of request line and headers; a probe sends about 150
 SWEEP_EVERY = 0.25  # seconds between two looks for connections past their deadline
 ONLY = b"this port serves only /livez /readyz /startupz /health /ping\n"
@@ -77,24 +81,27 @@ def answer(request: bytes, answers: Answers) -> bytes:
 class ProbeListener:
     """The probe port's loop on ``sock`` (bound, not listening), answering from ``answers``."""
 
-    def __init__(self, sock: socket.socket, answers: Answers, *, total: int, per_address: int = PER_ADDRESS,
-                 deadline: float = REQUEST_DEADLINE, backlog: int = 1024) -> None:
+    def __init__(self, sock: socket.socket, answers: Answers, logger: Logger, *, total: int,
+                 per_address: int = PER_ADDRESS, deadline: float = REQUEST_DEADLINE, backlog: int = 1024) -> None:
         self.sock = sock
         self.answers = answers
         self.deadline = deadline
         self.backlog = backlog
         self.admission: Admission[_Conn] = Admission(per_address, total)
-        self.tally = Tally(log, label="the probe port")
+        self.tally = Tally(logger, label="the probe port")
         self._sel = selectors.DefaultSelector()
-        self._stop = threading.Event()
+        self._halted = False  # set from another thread (stop) or from a watch callback (halt)
         self._wake_r, self._wake_w = socket.socketpair()
         self._paused_until = 0.0
         self._listening = False
-        self._thread = threading.Thread(target=self.run, name="probe-listener", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Listen and answer in a thread of this process."""
+        import threading  # here: the probe process runs the loop in its only thread and never imports threading
+
         self.open()
+        self._thread = threading.Thread(target=self.run, name="probe-listener", daemon=True)
         self._thread.start()
 
     def open(self) -> None:
@@ -110,15 +117,16 @@ class ProbeListener:
 
     def halt(self) -> None:
         """End ``run`` from inside the loop (a ``watch`` callback)."""
-        self._stop.set()
+        self._halted = True
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halted = True
         try:
             self._wake_w.send(b"x")
         except OSError:
             pass
-        self._thread.join(5)
+        if self._thread is not None:
+            self._thread.join(5)
         for key in list(self._sel.get_map().values()):
             if isinstance(key.data, _Conn):
                 key.data.sock.close()
@@ -136,7 +144,7 @@ class ProbeListener:
 
     def run(self) -> None:
         next_sweep = 0.0
-        while not self._stop.is_set():
+        while not self._halted:
             for key, mask in self._sel.select(timeout=SWEEP_EVERY):
                 try:
                     self._event(key, mask)

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+from connect_health import snapshot as snapshot_mod
 from connect_health.app import PageCache, Sidecar
 from connect_health.ladder import Rung, plan
 from connect_health.snapshot import AnswerParser, parse_answer
@@ -437,3 +439,48 @@ def test_the_page_cache_keeps_at_most_its_bytes(make_sidecar: Callable[..., Side
     assert cache._bytes() <= 2500 and len(cache._pages) == 2
     page, current = cache.lookup(("/status", "offset=9", ""), view)  # the newest are kept
     assert page is not None and current
+
+
+def _status(state: str, worker: str, tasks: list[tuple[str, str]]) -> dict[str, Any]:
+    return {"status": {"name": "x", "type": "sink", "connector": {"state": state, "worker_id": worker},
+                       "tasks": [{"id": i, "state": s, "worker_id": w, **({"trace": "boom"} if s == "FAILED" else {})}
+                                 for i, (s, w) in enumerate(tasks)]}}
+
+
+def test_an_answer_with_only_some_entries_changed_is_the_answer_parsed_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path that decodes only the changed entries of an answer naming the same connectors in the same order
+    (snapshot._changed_only): states flipping here and elsewhere, a state's count falling to zero, an entry turning
+    kept (a task moving here) and back, which take the whole loop; every Snapshot is parse_answer's, with its
+    listing the answer itself."""
+    other = "10.0.0.9:8083"
+    base = {f"c{i}": _status("RUNNING", other, [("RUNNING", other), ("RUNNING", other)]) for i in range(6)}
+    base["mine"] = _status("RUNNING", WORKER, [("RUNNING", WORKER)])
+    steps = [
+        {},  # the same answer
+        {"c2": _status("RUNNING", other, [("FAILED", other), ("RUNNING", other)])},  # elsewhere: counted only
+        {"mine": _status("RUNNING", WORKER, [("FAILED", WORKER)])},  # here: a kept view changes
+        {"c2": base["c2"], "mine": base["mine"]},  # FAILED tasks' count falls to zero
+        {"c3": _status("FAILED", other, [("RUNNING", other), ("RUNNING", other)])},
+        {"c3": base["c3"]},  # and FAILED connectors'
+        {"c4": _status("RUNNING", other, [("RUNNING", WORKER), ("RUNNING", other)])},  # c4 turns kept
+        {"c4": base["c4"]},  # and summarised again
+        {"c1": _status("PAUSED", other, [("PAUSED", other), ("PAUSED", other)])},
+    ]
+    fast: list[bool] = []
+    changed_only = snapshot_mod._changed_only
+
+    def counted(*args: Any) -> Any:
+        out = changed_only(*args)
+        fast.append(out is not None)
+        return out
+
+    monkeypatch.setattr(snapshot_mod, "_changed_only", counted)
+    parser = AnswerParser()
+    answer = dict(base)
+    for step in [{}, *steps]:
+        answer.update(step)
+        raw = json.dumps(answer).encode()
+        got = parser.parse(raw, worker_id=WORKER, keep=())
+        assert got == parse_answer(raw, worker_id=WORKER, keep=())
+        assert got.listing == raw
+    assert fast == [True, True, True, True, True, False, False, True], "each step keeping kept and summarised ones"

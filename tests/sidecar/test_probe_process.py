@@ -1,6 +1,6 @@
 """The probe port in a process of its own (probe_process.py, probe_child.py, issue 22): what it answers, and its
-lifecycle beside the main process. The process tests run the real ``connect-health serve`` against the FakeConnect stand-in
-(test_flood.py's start), and kill, stop and continue its processes."""
+lifecycle beside the main process. The process tests run the real ``connect-health serve`` against the FakeConnect
+stand-in (test_flood.py's start), and kill, stop and continue its processes."""
 
 from __future__ import annotations
 

@@ -248,6 +248,8 @@ def connector_classes(snapshot: Snapshot, settings: HealthSettings) -> dict[str,
     """The failure class of each connector with FAILED units on this worker (failures.connector_class)."""
     out: dict[str, str] = {}
     for conn in snapshot.connectors.values():
+        if conn.state != "FAILED" and all(t.state != "FAILED" for t in conn.tasks):
+            continue  # most connectors: nothing to classify
         units = [(conn.state, conn.worker_id, conn.trace)] + [(t.state, t.worker_id, t.trace) for t in conn.tasks]
         cls = failures.connector_class([failures.classify(trace).cls for state, wid, trace in units
                                         if state == "FAILED" and is_local(wid, settings)])

@@ -108,6 +108,7 @@ class Poller:
         self.health_endpoint = "unknown"
         self.life = lifecycle.Lifecycle()  # incarnation, startup window, timers, pod-restart memory (lifecycle.py)
         self._snapshot: Snapshot | None = None
+        self._limits: tuple[Snapshot | None, object, dict[str, int]] | None = None  # _restart_limits' last
         self._parser = AnswerParser()  # the last answer's Snapshot, for an answer that did not change
         self._configs: dict[str, dict[str, str]] = {}  # the declared connectors' configs, as last fetched
         self._configs_at: float | None = None
@@ -522,12 +523,17 @@ class Poller:
         self._saved = key
 
     def _restart_limits(self) -> dict[str, int]:
-        """Declared restartAttempts, capped at one for failures a retry cannot fix (model.class_limits)."""
+        """Declared restartAttempts, capped at one for failures a retry cannot fix (model.class_limits); worked out
+        once per snapshot and declarations (a poll asks three times)."""
+        key = (self._snapshot, self._declared)
+        if self._limits is not None and self._limits[0] is key[0] and self._limits[1] is key[1]:
+            return self._limits[2]
         declared = {n: d.restart_attempts for n, d in self._declared.items() if d.restart_attempts is not None}
         snapshot = self._snapshot
-        if snapshot is None:
-            return declared
-        return model.class_limits(declared, model.connector_classes(snapshot, self.settings), self.settings)
+        limits = declared if snapshot is None else model.class_limits(
+            declared, model.connector_classes(snapshot, self.settings), self.settings)
+        self._limits = (snapshot, self._declared, limits)
+        return limits
 
     def restart_failing(self) -> list[tuple[str, str]]:
         """One rung of restarts now: every connector failing on this worker in the last snapshot gets one restart

@@ -242,8 +242,9 @@ class AnswerParser:
     def __init__(self) -> None:
         self._last: tuple[str | None, frozenset[str], Snapshot] | None = None
         # the last answer's entries: name -> (its bytes, connector state, task states, kept view or None)
-        self._entries: dict[str, tuple[bytes, str, tuple[str, ...], ConnectorView | None]] = {}
+        self._entries: dict[str, Entry] = {}
         self._entries_for: tuple[str | None, frozenset[str]] | None = None
+        self._last_by_entry: Snapshot | None = None  # the Snapshot those entries made
 
     def parse(self, raw: bytes, *, worker_id: str | None = None, keep: Collection[str] = ()) -> Snapshot:
         kept = frozenset(keep)
@@ -259,23 +260,26 @@ class AnswerParser:
 
     def _by_entry(self, raw: bytes, worker_id: str, kept: frozenset[str]) -> Snapshot | None:
         seen = self._entries if self._entries_for == (worker_id, kept) else {}
-        entries: dict[str, tuple[bytes, str, tuple[str, ...], ConnectorView | None]] = {}
+        entries: dict[str, Entry] = {}
         conn_counts: dict[str, int] = {}
         task_counts: dict[str, int] = {}
         connectors: dict[str, ConnectorView] = {}
         summarised = 0
         try:
-            for name, slice_ in _ENTRIES.decode(raw).items():
+            decoded = _ENTRIES.decode(raw)
+            last = self._last_by_entry
+            if seen and last is not None and list(decoded) == list(seen):
+                changed = _changed_only(raw, decoded, seen, last, worker_id, kept)
+                if changed is not None:
+                    self._entries, self._last_by_entry = changed[0], changed[1]
+                    return changed[1]
+            for name, slice_ in decoded.items():
                 data = bytes(slice_)
                 hit = seen.get(name)
                 if hit is None or hit[0] != data:
-                    e = _ENTRY.decode(slice_)
-                    if e.info:
+                    hit = _entry(name, slice_, data, worker_id, kept)
+                    if hit is None:
                         return None  # an answer with configs: parse_answer keeps a listing of its statuses only
-                    one = _scoped(iter([(name, e.status.connector, e.status.tasks, e.status.type or "unknown",
-                                         None)]), 0, worker_id, kept, None, False)
-                    hit = (data, _unit_state(e.status.connector.state),
-                           tuple(_unit_state(t.state) for t in e.status.tasks), one.connectors.get(name))
                 entries[name] = hit
                 conn_counts[hit[1]] = conn_counts.get(hit[1], 0) + 1
                 for state in hit[2]:
@@ -287,8 +291,59 @@ class AnswerParser:
         except (msgspec.DecodeError, _Odd):
             return None
         self._entries, self._entries_for = entries, (worker_id, kept)
-        return Snapshot(connectors=connectors, skipped=0, summarised=summarised, cluster_connectors=conn_counts,
-                        cluster_tasks=task_counts, listing=raw, with_configs=False)
+        self._last_by_entry = Snapshot(connectors=connectors, skipped=0, summarised=summarised,
+                                       cluster_connectors=conn_counts, cluster_tasks=task_counts, listing=raw,
+                                       with_configs=False)
+        return self._last_by_entry
+
+
+Entry = tuple[bytes, str, tuple[str, ...], "ConnectorView | None"]  # an entry's bytes, states and kept view
+
+
+def _entry(name: str, slice_: msgspec.Raw, data: bytes, worker_id: str, kept: frozenset[str]) -> Entry | None:
+    """One connector's entry decoded; None for an entry with configs (AnswerParser leaves those to parse_answer)."""
+    e = _ENTRY.decode(slice_)
+    if e.info:
+        return None
+    one = _scoped(iter([(name, e.status.connector, e.status.tasks, e.status.type or "unknown", None)]), 0,
+                  worker_id, kept, None, False)
+    return (data, _unit_state(e.status.connector.state), tuple(_unit_state(t.state) for t in e.status.tasks),
+            one.connectors.get(name))
+
+
+def _changed_only(raw: bytes, decoded: dict[str, msgspec.Raw], seen: dict[str, Entry], last: Snapshot,
+                  worker_id: str, kept: frozenset[str]) -> tuple[dict[str, Entry], Snapshot] | None:
+    """The answer's Snapshot from the last one, when the answer names the same connectors in the same order: only
+    the entries whose bytes changed are decoded, and the counts moved by what they changed (a poll at 3,000
+    connectors with one task changed: 1 ms here against 5 ms counting every entry again). None when an entry turns
+    kept or summarised (its place among the kept connectors is the answer's order: the whole loop keeps it)."""
+    entries: dict[str, Entry] | None = None
+    conn_counts, task_counts = dict(last.cluster_connectors), dict(last.cluster_tasks)
+    connectors = last.connectors
+    for name, slice_ in decoded.items():
+        data = bytes(slice_)
+        old = seen[name]
+        if old[0] == data:
+            continue
+        new = _entry(name, slice_, data, worker_id, kept)
+        if new is None or (new[3] is None) != (old[3] is None):
+            return None
+        if entries is None:
+            entries, connectors = dict(seen), dict(connectors)
+        entries[name] = new
+        if new[3] is not None:
+            connectors[name] = new[3]
+        for counts, before, after in ((conn_counts, (old[1],), (new[1],)), (task_counts, old[2], new[2])):
+            for state in before:
+                counts[state] -= 1
+            for state in after:
+                counts[state] = counts.get(state, 0) + 1
+    if entries is None:
+        return seen, dataclasses.replace(last, listing=raw)
+    return entries, Snapshot(connectors=connectors, skipped=0, summarised=last.summarised,
+                             cluster_connectors={k: n for k, n in conn_counts.items() if n},
+                             cluster_tasks={k: n for k, n in task_counts.items() if n}, listing=raw,
+                             with_configs=False)
 
 
 # --- scoping -------------------------------------------------------------------------------------------------

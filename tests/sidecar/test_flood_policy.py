@@ -1,4 +1,4 @@
-"""The server guard's policy alone (connect_health.server): which held connections make room for a new one, and how
+"""The server guard's policy alone (connect_health.admission): which held connections make room for a new one, and how
 refusals are logged. Pure, by tables; test_flood.py proves the whole against a real ``serve`` process."""
 
 from __future__ import annotations
@@ -6,17 +6,8 @@ from __future__ import annotations
 import logging
 
 import pytest
-from connect_health.server import (
-    FD_RESERVE,
-    HEARD,
-    MAX_CONNECTIONS,
-    SERVED,
-    UNHEARD,
-    Admission,
-    Tally,
-    address_of,
-    total_bound,
-)
+from connect_health.admission import HEARD, SERVED, UNHEARD, Admission, Tally, address_of
+from connect_health.server import FD_RESERVE, MAX_CONNECTIONS, total_bound
 
 # Each case: bounds, held connections as (address, name) oldest first, the names being served (not evictable),
 # the new connection's address, and the names closed to admit it (None: refused).

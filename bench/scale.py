@@ -145,12 +145,13 @@ def after_poll(cluster: scale_connect.Cluster) -> None:
     time.sleep(0.25)
 
 
-def clients(mode: str, port: int, **kwargs: Any) -> subprocess.Popen[str]:
-    """bench/readers.py in its own process."""
+def clients(mode: str, port: int, niceness: int | None = None, **kwargs: Any) -> subprocess.Popen[str]:
+    """bench/readers.py in its own process; the readers at NICE_READERS unless ``niceness`` says otherwise."""
     cmd = [sys.executable, str(BENCH / "readers.py"), mode, "--port", str(port)]
     for k, v in kwargs.items():
         cmd += [f"--{k}", str(v)]
-    niceness = NICE_READERS if mode == "read" else 0
+    if niceness is None:
+        niceness = NICE_READERS if mode == "read" else 0
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
                             preexec_fn=(lambda: os.nice(niceness)) if niceness else None)
 
@@ -178,12 +179,18 @@ def isolation(port: int, probe_port: int) -> dict[str, Any]:
         for key, p, count in (("probe_port", probe_port, 1000), ("main_port", port, 500)):
             one[f"{key}_with_readers"] = result(clients("probe", p, count=count, seconds=8), 120)
         reads.append(result(readers, 300))
+        if NICE_READERS:  # the same readers at the sidecar's priority, for the probe port: shown beside
+            readers = clients("read", port, niceness=0, clients=READERS, seconds=14)
+            time.sleep(3)
+            one["probe_port_with_readers_nice0"] = result(clients("probe", probe_port, count=1000, seconds=8), 120)
+            result(readers, 300)
         out["rounds"].append(one)
-    for key in ("probe_port_alone", "main_port_alone", "probe_port_with_readers", "main_port_with_readers"):
+    for key in ("probe_port_alone", "main_port_alone", "probe_port_with_readers", "main_port_with_readers",
+                "probe_port_with_readers_nice0"):
         runs = [r[key] for r in out["rounds"] if "p99_ms" in r.get(key, {})]
-        out[key] = {m: round(statistics.median(r[m] for r in runs), 2) for m in ("p50_ms", "p99_ms", "max_ms")} \
-            if runs else {"error": "no round measured"}
-        out[key]["probes"] = sum(r.get("probes", 0) for r in runs)
+        if runs:
+            out[key] = {m: round(statistics.median(r[m] for r in runs), 2) for m in ("p50_ms", "p99_ms", "max_ms")}
+            out[key]["probes"] = sum(r.get("probes", 0) for r in runs)
     answers: dict[str, int] = {}
     for rd in reads:
         for k, v in rd.get("answers", {}).items():
@@ -400,6 +407,11 @@ def markdown(res: dict[str, Any]) -> str:
             ratio = round(w["p99_ms"] / a["p99_ms"], 1) if a.get("p99_ms") and w.get("p99_ms") else None
             lines.append(f"| {label} | {a.get('p50_ms')} / {a.get('p99_ms')} ms | {w.get('p50_ms')} / "
                          f"{w.get('p99_ms')} ms ({w.get('max_ms')}) | {ratio}x |")
+        a, w = iso.get("probe_port_alone", {}), iso.get("probe_port_with_readers_nice0", {})
+        if w.get("p99_ms") and a.get("p99_ms"):
+            lines.append(f"| probe port, the readers at nice 0 (the sidecar's) | {a.get('p50_ms')} / "
+                         f"{a.get('p99_ms')} ms | {w.get('p50_ms')} / {w.get('p99_ms')} ms ({w.get('max_ms')}) | "
+                         f"{round(w['p99_ms'] / a['p99_ms'], 1)}x |")
         rd = iso.get("read", {})
         lines += ["", f"The readers: {rd.get('requests', 0):,} pages in {rd.get('seconds')} s "
                   f"({rd.get('per_second')}/s); answers {rd.get('answers')}.", ""]

@@ -142,3 +142,21 @@ def test_a_stopped_main_process_never_looks_alive_on_the_probe_port(sidecar: tup
     finally:
         os.kill(pid, signal.SIGCONT)
     answered(probes + "/livez", 5, 200)
+
+
+def nice_of(pid: int, tid: int) -> int:
+    fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[16])  # the 19th field of stat; the name and its parentheses are cut off above
+
+
+def test_the_pages_threads_yield_to_the_poller_and_the_probe_process(sidecar: tuple[int, Served, str]) -> None:
+    """server.yield_to_probes: the threads that build and send the pages run 5 nicer than the poller's and the
+    probe process (so that, when a core is short, a probe and a poll go first)."""
+    pid, main, probes = sidecar
+    answered(probes + "/livez", 20, 200)
+    nices = sorted(nice_of(pid, int(t.name)) for t in Path(f"/proc/{pid}/task").iterdir())
+    (child,) = children(pid)
+    assert nice_of(child, child) == 0
+    assert nices.count(0) >= 2, nices  # the poller and the feeder of the probe process at least
+    assert nices.count(5) >= 9, nices  # waitress's loop (the main thread) and its 8 workers
+    assert set(nices) == {0, 5}, nices

@@ -116,12 +116,13 @@ def serve(settings: config.ServeSettings) -> int:
         rendered = sidecar.wsgi
         probes = ProbeProcess(probe_sock, lambda: rendered.answers(sidecar.poller.view), total=probe_total)
         probes.start()
+    sidecar.start()  # the poller's threads first: they keep this thread's priority, the pages' threads do not
+    server_mod.yield_to_probes()
     server = None
     if settings.server == "waitress":
         server = server_mod.create(sidecar.wsgi, sock, total, **WAITRESS)
     else:
         sock.close()  # the development server binds again itself
-    sidecar.start()
     log.info("connect-health serving on %s:%d%s, watching %s as worker %s (scope %s)", settings.host,
              settings.port, f" (probes also on port {settings.probe_port})" if probes else "",
              settings.connect.safe_url, settings.health.worker_id or "-", settings.health.scope)

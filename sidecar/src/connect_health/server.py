@@ -29,8 +29,10 @@ waitress subclasses only feed it.
 from __future__ import annotations
 
 import logging
+import os
 import resource
 import socket
+import threading
 import time
 from typing import Any
 
@@ -71,6 +73,24 @@ def raise_open_files() -> tuple[int, int]:
     except (ValueError, OSError):
         return soft, soft
     return soft, hard
+
+
+PAGES_NICE = 5  # the main port's threads' niceness above the poller's and the probe process's
+
+
+def yield_to_probes() -> int:
+    """Lower the calling thread's priority by PAGES_NICE, and so that of the threads it starts from now on (Linux
+    keeps niceness per thread): ``serve`` calls it after starting the poller and the probe process, before waitress
+    starts the threads that build and send /metrics and /status. When both want a core, the probe process and the
+    poller get it first (bench/scale.py: /livez p99 under 24 page readers). Within the sidecar container's cgroup
+    nothing else competes; the niceness of other containers' processes is not compared with it. Returns the new
+    niceness (unchanged where the system refuses)."""
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + PAGES_NICE))
+    except OSError:
+        pass
+    return os.getpriority(os.PRIO_PROCESS, tid)
 
 
 def total_bound(open_files: int) -> int:

@@ -208,9 +208,10 @@ def import_footprint() -> dict[str, float]:
     """RSS of a bare interpreter, and of one that only imports what `connect-health serve` runs (the floor)."""
     probe = "import re; print(re.search(r'VmRSS:\\s+(\\d+)', open('/proc/self/status').read()).group(1))"
     out = {}
-    for key, imports in (("python_bare", ""),
-                         ("imports_only", "import connect_health.cli, connect_health.app, connect_health.poller, "
-                                          "waitress; ")):
+    serve = "import connect_health.cli, connect_health.app, connect_health.poller, waitress; "
+    for key, imports in (("python_bare", ""), ("imports_only", serve),  # as a library would: OpenSSL included
+                         ("imports_as_command", "from connect_health.entry import http_client_without_ssl; "
+                                                "http_client_without_ssl(); " + serve)):
         r = subprocess.run([str(VENV_BIN / "python"), "-c", imports + probe], capture_output=True, text=True,
                            timeout=60, env=launcher.sidecar_env())
         with contextlib.suppress(ValueError):

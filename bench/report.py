@@ -291,7 +291,11 @@ def markdown(report: dict[str, Any], scale: dict[str, Any] | None = None) -> str
         f"MB = MiB. Floor measured in the same run: a bare Python {fmt(floor.get('python_bare'), ' MB', 1)}, a "
         "Python that only imports what `serve` runs to answer probes and /metrics (waitress, msgspec, the standard "
         f"library's http.client; Flask and Jinja only once a /status page is asked for) "
-        f"{fmt(floor.get('imports_only'), ' MB', 1)}.",
+        f"{fmt(floor.get('imports_only'), ' MB', 1)} when imported as a library (OpenSSL included), "
+        + (f"{fmt(floor['imports_as_command'], ' MB', 1)} as the `connect-health` command imports them (entry.py: "
+           "no OpenSSL until a call needs TLS)." if "imports_as_command" in floor else
+           "less as the `connect-health` command imports them (entry.py: no OpenSSL until a call needs TLS; not "
+           "measured in this run)."),
         "",
         "## REST calls to Connect",
         "",
